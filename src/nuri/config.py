@@ -1,0 +1,214 @@
+"""nuri.yaml → typed settings. The one place that reads the environment.
+
+`${VAR}` and `${VAR:-default}` in the YAML are substituted from the environment before
+validation, so secrets stay out of the file. An invalid file raises `ConfigError` whose message
+names the field and why, and `nuri serve` stops with it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nuri.catalog import Deployment, Hosting
+
+DEFAULT_DEPLOYMENT_ID = "local-gemma"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which field and why."""
+
+
+class ServerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    max_body_bytes: int = Field(4 * 1024 * 1024, gt=0, description="larger request bodies get 413")
+    allow_open_non_loopback: bool = Field(False, description="serve without keys on a non-loopback address")
+
+
+class PrivacySettings(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    n2sf_markings: dict[str, str] = Field(default_factory=dict, description="extra marking → grade C/S/O")
+    surrogates: bool = Field(False, description="format-preserving surrogates instead of <TYPE_n>")
+    irreversible_types: list[str] = Field(
+        default_factory=lambda: ["KR_RRN", "KR_FRN"],
+        description="entity types masked as <TYPE_REDACTED> and never restored (PIPA Art. 24-2)",
+    )
+    guard_hold_chars: int = Field(
+        96, ge=16, le=4096, description="streaming reply guard: most characters held back as a tail"
+    )
+
+
+class PolicySettings(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    packs: list[str] = Field(default_factory=lambda: ["kr-pipa"])
+    files: list[str] = Field(default_factory=list, description="extra policy YAML files")
+    enabled: bool = True
+    home_jurisdiction: str = Field(
+        "KR", pattern=r"^[A-Z]{2}$", description="the country packs call domestic ($home in rules)"
+    )
+    params: dict[str, list[str] | str] = Field(
+        default_factory=dict, description="values for $name references in packs (e.g. approved_model_versions)"
+    )
+    disabled_rules: list[str] = Field(default_factory=list, description="rule ids switched off by the operator")
+
+
+class RoutingSettings(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    strategy: str = "priority"
+    retries: int = Field(2, ge=0, description="extra attempts after the first, across the eligible set")
+    backoff_seconds: float = Field(0.05, ge=0)
+    breaker_failures: int = Field(5, ge=1)
+    breaker_reset_seconds: float = Field(30.0, gt=0)
+    ewma_alpha: float = Field(0.3, gt=0, le=1, description="weight of the newest latency sample")
+    expected_completion_tokens: int = Field(256, ge=0, description="output tokens the cost strategy assumes")
+    tier_strategies: dict[str, str] = Field(
+        default_factory=dict, description="latency tier → strategy, e.g. {interactive: latency}"
+    )
+
+
+class LedgerSettings(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    enabled: bool = True
+    database_url: str | None = Field(None, description="default: SQLite file in the data directory")
+    redis_url: str | None = None
+    db_schema: str | None = Field(None, description="PostgreSQL schema (created if missing); default: search_path")
+    redis_prefix: str = Field("nuri:", description="prefix of every Redis key the ledger writes")
+    counters: str = Field(
+        "auto",
+        pattern=r"^(auto|memory|database|redis)$",
+        description="where rate and budget counters live; auto: redis if redis_url, memory on SQLite, else database",
+    )
+    durability: str = Field(
+        "fsync",
+        pattern=r"^(fsync|process)$",
+        description="SQLite: fsync every audit commit, or survive a process crash only (no fsync per commit)",
+    )
+    budget_period: str = Field("month", pattern=r"^(day|month|total)$")
+    budget_warning_ratio: float = Field(0.8, gt=0, le=1, description="spend share that sets the warning flag")
+    checkpoint_every: int = Field(1000, ge=1, description="records between signed checkpoints")
+    checkpoint_seconds: float = Field(60.0, gt=0, description="longest time between signed checkpoints")
+    retention_days: int | None = Field(None, ge=1, description="`nuri audit prune` drops older records")
+    batch_max: int = Field(512, ge=1, description="most audit records in one group commit")
+
+
+class NuriConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    deployments: list[Deployment] = Field(default_factory=list)
+    aliases: dict[str, list[str]] = Field(default_factory=dict)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+
+    @model_validator(mode="after")
+    def _defaults_and_references(self) -> NuriConfig:
+        if not self.deployments:
+            self.deployments = [default_embedded_deployment()]
+        ids = [d.id for d in self.deployments]
+        duplicates = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicates:
+            raise ValueError(f"deployment ids must be unique; repeated: {', '.join(duplicates)}")
+        if "default" not in self.aliases:
+            self.aliases["default"] = [ids[0]]
+        for alias, targets in self.aliases.items():
+            if alias in ids:
+                raise ValueError(f"alias {alias!r} has the same name as a deployment")
+            missing = [t for t in targets if t not in ids]
+            if missing or not targets:
+                raise ValueError(f"alias {alias!r} names unknown deployments: {missing or 'none given'}")
+        return self
+
+    def deployment(self, deployment_id: str) -> Deployment:
+        for d in self.deployments:
+            if d.id == deployment_id:
+                return d
+        raise KeyError(deployment_id)
+
+
+def default_embedded_deployment() -> Deployment:
+    return Deployment(
+        id=DEFAULT_DEPLOYMENT_ID,
+        provider="llamacpp",
+        model="gemma-3-270m",
+        jurisdiction=os.environ.get("NURI_HOME_JURISDICTION", "KR"),
+        hosting=Hosting.ON_PREM,
+        license="Gemma Terms of Use",
+        commercial_use=True,
+        context_window=8192,
+        procurement={"vendor": "Google (open weights)", "country_of_vendor": "US"},
+    )
+
+
+def substitute_env(text: str, env: dict[str, str] | None = None) -> str:
+    """Replace ${VAR} / ${VAR:-default}; an unset variable without a default is an error."""
+    env = os.environ if env is None else env
+
+    def repl(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"environment variable {name} is referenced in the config but not set")
+
+    return _ENV_REF.sub(repl, text)
+
+
+def _describe(error: ValidationError, raw: dict[str, Any]) -> str:
+    lines = []
+    for item in error.errors():
+        loc = list(item["loc"])
+        parts: list[str] = []
+        node: Any = raw
+        for key in loc:
+            if isinstance(key, int) and isinstance(node, list) and key < len(node):
+                node = node[key]
+                ident = node.get("id") if isinstance(node, dict) else None
+                parts.append(f"[{key}]" + (f"(id={ident})" if ident else ""))
+            else:
+                node = node.get(key) if isinstance(node, dict) else None
+                parts.append(f".{key}" if parts else str(key))
+        where = "".join(parts) or "(top level)"
+        lines.append(f"{where}: {item['msg']}")
+    return "invalid config: " + "; ".join(lines)
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> NuriConfig:
+    """Read and validate a config file; no file means the embedded model alone."""
+    if path is None:
+        return NuriConfig()
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        raw = yaml.safe_load(substitute_env(text, env)) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid config: {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"invalid config: {path} must hold a mapping at the top level")
+    try:
+        return NuriConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, raw)) from exc
+
+
+def data_dir(explicit: str | Path | None = None) -> Path:
+    """--data-dir, else NURI_DATA_DIR, else .nuri/ in the working directory."""
+    chosen = explicit or os.environ.get("NURI_DATA_DIR") or ".nuri"
+    path = Path(chosen).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def admin_key() -> str | None:
+    return os.environ.get("NURI_ADMIN_KEY") or None
+
+
+def env(name: str, default: str | None = None) -> str | None:
+    """Read a NURI_* setting; kept here so the environment is read in one place."""
+    return os.environ.get(name, default)

@@ -1,0 +1,97 @@
+"""What every detector shares: the hit record, context look-ups and small validators.
+
+Detectors work on normalised text and return `Hit`s (no value copied); the scanner maps spans to
+the original text and builds `Entity`s. Hangul syllables are word characters for Python's `\\b`,
+so digit patterns use `(?<!\\d)…(?!\\d)` lookarounds instead (REFERENCE §1).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from typing import NamedTuple
+
+from nuri.privacy.types import Evidence, PipaCategory
+
+# Digit-group separator: hyphen, en dash, dot, space (at most one, optionally spaced around).
+SEP = r"(?:\s?[-‐‑–.]\s?|\s)?"
+
+
+class Hit(NamedTuple):
+    type: str
+    start: int
+    end: int
+    score: float
+    evidence: Evidence
+
+
+CATEGORY: dict[str, PipaCategory] = {
+    "KR_RRN": PipaCategory.UNIQUE_ID,
+    "KR_FRN": PipaCategory.UNIQUE_ID,
+    "KR_PASSPORT": PipaCategory.UNIQUE_ID,
+    "KR_DRIVER_LICENSE": PipaCategory.UNIQUE_ID,
+    "PASSPORT": PipaCategory.UNIQUE_ID,
+    "US_SSN": PipaCategory.UNIQUE_ID,
+    "CARD": PipaCategory.FINANCIAL,
+    "BANK_ACCOUNT": PipaCategory.FINANCIAL,
+    "SECRET": PipaCategory.SECRET,
+}
+"""PIPA Art. 24 / Decree Art. 19 unique identifiers, Credit Information Act financial data, secrets.
+Everything else (incl. business and corporate numbers, which identify a sole trader) is PERSONAL."""
+
+
+def category(entity_type: str) -> PipaCategory:
+    return CATEGORY.get(entity_type, PipaCategory.PERSONAL)
+
+
+def keywords(words: list[str] | tuple[str, ...], ascii_words: bool = False) -> re.Pattern[str]:
+    """One compiled alternation, longest first; ASCII words get letter lookarounds."""
+    alts = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    if ascii_words:
+        return re.compile(rf"(?<![A-Za-z])(?:{alts})(?![A-Za-z])", re.IGNORECASE)
+    return re.compile(f"(?:{alts})", re.IGNORECASE)
+
+
+def before(text: str, start: int, pattern: re.Pattern[str], window: int = 24) -> bool:
+    """Does `pattern` occur in the `window` characters before `start`?"""
+    return pattern.search(text, max(0, start - window), start) is not None
+
+
+def after(text: str, end: int, pattern: re.Pattern[str], window: int = 12) -> bool:
+    return pattern.search(text, end, min(len(text), end + window)) is not None
+
+
+def near(text: str, start: int, end: int, pattern: re.Pattern[str], window: int = 24) -> bool:
+    return before(text, start, pattern, window) or after(text, end, pattern, window // 2)
+
+
+def digits(s: str) -> str:
+    return "".join(c for c in s if c.isdigit())
+
+
+def valid_date(year: int, month: int, day: int) -> bool:
+    try:
+        _dt.date(year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def luhn(number: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+# Words that say a number is an order, invoice, product or tracking code rather than personal data.
+NEGATIVE_CONTEXT = keywords([
+    "주문번호", "주문 번호", "주문", "송장", "운송장", "결제번호", "거래번호", "승인번호", "접수번호", "예약번호",
+    "상품코드", "상품번호", "품번", "모델명", "모델번호", "제품번호", "일련번호", "시리얼", "관리번호", "문서번호",
+    "invoice", "order", "tracking", "sku", "serial", "part no", "model no", "ticket", "reference", "ref.",
+])

@@ -1,0 +1,53 @@
+"""Dates of birth: a real calendar date right after a birth label (생년월일, 출생, DOB, born …).
+A date without such a label is an ordinary date and is not reported."""
+
+from __future__ import annotations
+
+import re
+
+from nuri.privacy.detectors.base import Hit, valid_date
+from nuri.privacy.types import Evidence
+
+_MONTHS = {m: i + 1 for i, m in enumerate(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
+_MON = r"(?P<mon>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+_DATE = (
+    r"(?P<y>(?:19|20)\d{2})\s?(?:[-./]|년)\s?(?P<m>\d{1,2})\s?(?:[-./]|월)\s?(?P<d>\d{1,2})(?:\s?일)?"
+    r"|(?P<yy>\d{2})(?P<mm>0[1-9]|1[0-2])(?P<dd>0[1-9]|[12]\d|3[01])(?!\d)"
+    r"|(?P<m2>\d{1,2})[/.-](?P<d2>\d{1,2})[/.-](?P<y2>(?:19|20)\d{2})"
+    rf"|{_MON}\s(?P<d3>\d{{1,2}}),?\s(?P<y3>(?:19|20)\d{{2}})"
+    r"|(?P<d4>\d{1,2})\s(?P<mon4>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?\s(?P<y4>(?:19|20)\d{2})"
+)
+_LABEL = (
+    r"생년월일|생일|출생일|출생|생년|태어난\s?날|태어남|"
+    r"(?<![A-Za-z])(?:date of birth|birth\s?date|birthday|d\.?o\.?b\.?|born(?: on)?)(?![A-Za-z])"
+)
+_DOB = re.compile(rf"(?:{_LABEL})\s*(?:은|는|이|:|：|-|=)?\s*(?:[^\d\n]{{0,8}}?)(?<!\d)(?P<date>{_DATE})(?!\d)", re.IGNORECASE)
+
+
+def _ymd(m: re.Match[str]) -> tuple[int, int, int] | None:
+    g = m.groupdict()
+    if g["y"]:
+        return int(g["y"]), int(g["m"]), int(g["d"])
+    if g["yy"]:
+        yy = int(g["yy"])
+        return (2000 + yy if yy <= 30 else 1900 + yy), int(g["mm"]), int(g["dd"])
+    if g["y2"]:
+        return int(g["y2"]), int(g["m2"]), int(g["d2"])
+    if g["y3"]:
+        return int(g["y3"]), _MONTHS[g["mon"][:3].lower()], int(g["d3"])
+    if g["y4"]:
+        return int(g["y4"]), _MONTHS[g["mon4"][:3].lower()], int(g["d4"])
+    return None
+
+
+def detect(text: str) -> list[Hit]:
+    hits: list[Hit] = []
+    for m in _DOB.finditer(text):
+        ymd = _ymd(m)
+        if ymd is None:
+            continue
+        if not valid_date(*ymd) and not (m.group("y2") and valid_date(ymd[0], ymd[2], ymd[1])):
+            continue  # D/M/Y is tried when M/D/Y is not a date
+        hits.append(Hit("DATE_OF_BIRTH", m.start("date"), m.end("date"), 0.9, Evidence.CONTEXT))
+    return hits

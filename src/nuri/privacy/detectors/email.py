@@ -1,0 +1,17 @@
+"""E-mail addresses (RFC 5322 in the common dot-atom form), also glued to Hangul."""
+
+from __future__ import annotations
+
+import re
+
+from nuri.privacy.detectors.base import Hit
+from nuri.privacy.types import Evidence
+
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9][A-Za-z0-9._%+\-]{0,63}@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![A-Za-z0-9\-])"
+)
+
+
+def detect(text: str) -> list[Hit]:
+    return [Hit("EMAIL", m.start(), m.end(), 0.95, Evidence.PATTERN) for m in _EMAIL.finditer(text)]

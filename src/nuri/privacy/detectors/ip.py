@@ -1,0 +1,35 @@
+"""IP addresses: IPv4 with octet ranges, IPv6 validated by `ipaddress`. Version numbers
+(v1.2.3.4, "version 1.2.3.4") are not addresses."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from nuri.privacy.detectors.base import Hit, before, keywords
+from nuri.privacy.types import Evidence
+
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_V4 = re.compile(rf"(?<![\d.])(?:{_OCTET}\.){{3}}{_OCTET}(?![\d]|\.\d)")
+_V6 = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])")
+_VERSION = keywords(["version", "ver", "v", "release", "build"], ascii_words=True)
+_VERSION_KO = keywords(["버전"])
+_IP_WORD = re.compile(r"(?<![A-Za-z])ip(?![A-Za-z])|아이피|서버|server|host", re.IGNORECASE)
+
+
+def detect(text: str) -> list[Hit]:
+    hits: list[Hit] = []
+    for m in _V4.finditer(text):
+        versionish = before(text, m.start(), _VERSION, 9) or before(text, m.start(), _VERSION_KO, 6)
+        if versionish and not before(text, m.start(), _IP_WORD, 12):
+            continue
+        hits.append(Hit("IP_ADDRESS", m.start(), m.end(), 0.85, Evidence.PATTERN))
+    if "::" in text or text.count(":") >= 7:
+        for m in _V6.finditer(text):
+            try:
+                ipaddress.IPv6Address(m.group(0))
+            except ValueError:
+                continue
+            if m.group(0).count(":") >= 2 and len(m.group(0)) >= 3:
+                hits.append(Hit("IP_ADDRESS", m.start(), m.end(), 0.85, Evidence.PATTERN))
+    return hits

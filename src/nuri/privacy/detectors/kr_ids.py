@@ -1,0 +1,147 @@
+"""Korean identifiers: RRN, FRN, corporate and business numbers, passport, driver licence.
+
+Rules and check digits: REFERENCE §1 (행정안전부 주민등록번호 체계; 국세청 사업자등록번호; 법인등록번호
+규칙). RRNs and FRNs issued or changed since 2020-10-05 have random last six digits, so a valid
+birth date plus gender digit is the evidence and a valid check digit only raises the score.
+"""
+
+from __future__ import annotations
+
+import re
+
+from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, SEP, Hit, before, keywords, near, valid_date
+from nuri.privacy.types import Evidence
+
+_DASH = r"\s?[-‐‑–]?\s?"
+# YYMMDD-GNNNNNN; also the 6-7 shape of corporate registration numbers.
+_SIX_SEVEN = re.compile(rf"(?<![\d-])(\d{{6}})({_DASH})(\d{{7}})(?![\d])")
+_BRN = re.compile(r"(?<![\d-])(\d{3})(\s?[-‐‑–]\s?|)(\d{2})\2(\d{5})(?![\d])")
+_PASSPORT_KR = re.compile(r"(?<![A-Za-z0-9])([MSROD])(\d{8}|\d{3}[A-Z]\d{4})(?![A-Za-z0-9])")
+_REGION_NAMES = "서울|부산|경기|강원|충북|충남|전북|전남|경북|경남|제주|대구|인천|광주|대전|울산"
+_LICENSE = re.compile(
+    rf"(?<![\d-])(?:(1[1-9]|2[0-6]|28)|({_REGION_NAMES})\s?)({SEP})(\d{{2}})({SEP})(\d{{6}})({SEP})(\d{{2}})(?![\d])"
+)
+
+_RRN_CTX = keywords(["주민등록번호", "주민번호", "주민등록", "생년월일", "resident registration", "rrn", "주민"])
+_FRN_CTX = keywords(["외국인등록번호", "외국인등록", "외국인 등록", "alien registration", "foreigner registration"])
+_CRN_CTX = keywords(["법인등록번호", "법인번호", "법인 등록", "corporate registration", "법인"])
+_BRN_CTX = keywords(["사업자등록번호", "사업자번호", "사업자 등록", "사업자", "business registration", "brn"])
+_PASSPORT_CTX = keywords(["여권", "passport", "旅券"])
+_LICENSE_CTX = keywords(["운전면허", "면허번호", "면허증", "driver", "driving licen", "licence", "license"])
+
+_RRN_W = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
+
+
+def _weighted(d: str) -> int:
+    return sum(int(c) * w for c, w in zip(d[:12], _RRN_W, strict=False))
+
+
+def rrn_checksum(d: str) -> bool:
+    return (11 - _weighted(d) % 11) % 10 == int(d[12])
+
+
+def frn_checksum(d: str) -> bool:
+    return (13 - _weighted(d) % 11) % 10 == int(d[12])
+
+
+def crn_checksum(d: str) -> bool:
+    s = sum(int(c) * (1 if i % 2 == 0 else 2) for i, c in enumerate(d[:12]))
+    return (10 - s % 10) % 10 == int(d[12])
+
+
+def brn_checksum(d: str) -> bool:
+    w = (1, 3, 7, 1, 3, 7, 1, 3)
+    s = sum(int(c) * k for c, k in zip(d[:8], w, strict=True))
+    s += int(d[8]) * 5 + (int(d[8]) * 5) // 10
+    return (10 - s % 10) % 10 == int(d[9])
+
+
+_CENTURY = {"9": 1800, "0": 1800, "1": 1900, "2": 1900, "5": 1900, "6": 1900,
+            "3": 2000, "4": 2000, "7": 2000, "8": 2000}
+
+
+def birth_date_ok(d: str) -> bool:
+    """YYMMDD plus gender digit G form a real calendar date (century from G)."""
+    century = _CENTURY.get(d[6])
+    if century is None:
+        return False
+    return valid_date(century + int(d[:2]), int(d[2:4]), int(d[4:6]))
+
+
+def _six_seven(text: str) -> list[Hit]:
+    hits: list[Hit] = []
+    for m in _SIX_SEVEN.finditer(text):
+        d = m.group(1) + m.group(3)
+        dashed = bool(m.group(2).strip())
+        s, e = m.start(), m.end()
+        negative = before(text, s, NEGATIVE_CONTEXT, 16)
+        if near(text, s, e, _CRN_CTX, 20):
+            hits.append(Hit("KR_CRN", s, e, 0.95 if crn_checksum(d) else 0.6, Evidence.CONTEXT))
+            continue
+        if not birth_date_ok(d):
+            if crn_checksum(d) and dashed and not negative:
+                hits.append(Hit("KR_CRN", s, e, 0.8, Evidence.CHECKSUM))
+            continue
+        foreign = d[6] in "5678"
+        kind = "KR_FRN" if foreign else "KR_RRN"
+        check = frn_checksum(d) if foreign else rrn_checksum(d)
+        ctx = near(text, s, e, _FRN_CTX if foreign else _RRN_CTX, 24) or (
+            foreign and near(text, s, e, _RRN_CTX, 24))
+        if negative and not ctx and not (check and dashed):
+            continue
+        if not ctx and not check and crn_checksum(d):
+            # Shape shared with corporate numbers; without context prefer the rarer, stricter match.
+            hits.append(Hit("KR_CRN" if not dashed else kind, s, e, 0.55, Evidence.PATTERN))
+            continue
+        score = 0.7 if dashed else 0.55
+        evidence = Evidence.PATTERN
+        if check:
+            score, evidence = score + 0.25, Evidence.CHECKSUM
+        if ctx:
+            score, evidence = score + 0.2, Evidence.CONTEXT
+        hits.append(Hit(kind, s, e, min(score, 0.99), evidence))
+    return hits
+
+
+def _brn(text: str) -> list[Hit]:
+    hits: list[Hit] = []
+    for m in _BRN.finditer(text):
+        d = m.group(1) + m.group(3) + m.group(4)
+        if not brn_checksum(d):
+            continue
+        dashed = bool(m.group(2))
+        ctx = near(text, m.start(), m.end(), _BRN_CTX, 20)
+        if ctx:
+            hits.append(Hit("KR_BRN", m.start(), m.end(), 0.95, Evidence.CONTEXT))
+        elif dashed and not before(text, m.start(), NEGATIVE_CONTEXT, 16):
+            hits.append(Hit("KR_BRN", m.start(), m.end(), 0.8, Evidence.CHECKSUM))
+    return hits
+
+
+def _passport(text: str) -> list[Hit]:
+    hits: list[Hit] = []
+    for m in _PASSPORT_KR.finditer(text):
+        ctx = near(text, m.start(), m.end(), _PASSPORT_CTX, 24)
+        new_format = not m.group(2).isdigit()
+        if ctx:
+            hits.append(Hit("KR_PASSPORT", m.start(), m.end(), 0.95, Evidence.CONTEXT))
+        elif new_format and not before(text, m.start(), NEGATIVE_CONTEXT, 16):
+            hits.append(Hit("KR_PASSPORT", m.start(), m.end(), 0.6, Evidence.PATTERN))
+    return hits
+
+
+def _license(text: str) -> list[Hit]:
+    hits: list[Hit] = []
+    for m in _LICENSE.finditer(text):
+        seps = [m.group(3), m.group(5), m.group(7)]
+        dashed = sum(1 for x in seps if x.strip()) >= 2
+        ctx = near(text, m.start(), m.end(), _LICENSE_CTX, 24)
+        if ctx:
+            hits.append(Hit("KR_DRIVER_LICENSE", m.start(), m.end(), 0.95, Evidence.CONTEXT))
+        elif (dashed or m.group(2)) and not before(text, m.start(), NEGATIVE_CONTEXT, 16):
+            hits.append(Hit("KR_DRIVER_LICENSE", m.start(), m.end(), 0.7, Evidence.PATTERN))
+    return hits
+
+
+def detect(text: str) -> list[Hit]:
+    return _six_seven(text) + _brn(text) + _passport(text) + _license(text)

@@ -1,0 +1,67 @@
+"""Phone numbers: Korean numbering plan by regex, international numbers via `phonenumbers`.
+
+Korean rules (REFERENCE §1): mobile 010 (legacy 011/016–019), Seoul 02, area codes 031–033,
+041–044, 051–055, 061–064, VoIP 070; `+82` drops the leading 0. Numbers written with `+` and a
+country code are validated with Google's libphonenumber metadata (the `phonenumbers` package).
+"""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, Hit, before, keywords, near
+from nuri.privacy.types import Evidence
+
+_S = r"(?:\s?[-‐‑–.)]\s?|\s)?"
+_KR = re.compile(
+    r"(?<![\d+])(?:(?:\+|00)82[-.\s]?(?:\(0\))?\s?|0)"
+    r"(1[016789]|2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70)"
+    rf"{_S}(\d{{3,4}}){_S}(\d{{4}})(?!\d)"
+)
+_PAREN_KR = re.compile(r"(?<!\d)\(0(2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70)\)\s?(\d{3,4})[-.\s]?(\d{4})(?!\d)")
+_INTL = re.compile(r"(?<![\w+])\+(?!82)[1-9][\d\s().\-]{6,20}\d(?!\d)")
+_US = re.compile(r"(?<![\d\w])(?:\(\d{3}\)\s?|\d{3}[-.])\d{3}[-.]\d{4}(?!\d)")
+_CTX = keywords(["전화", "연락처", "휴대폰", "핸드폰", "휴대전화", "tel", "phone", "mobile", "cell", "call", "fax", "팩스"])
+
+
+def _intl(text: str, m: re.Match[str], region: str | None) -> Hit | None:
+    try:
+        num = phonenumbers.parse(m.group(0), region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(num):
+        return None
+    return Hit("PHONE", m.start(), m.end(), 0.85, Evidence.CHECKSUM)
+
+
+def detect(text: str) -> list[Hit]:
+    hits: list[Hit] = []
+    for m in _KR.finditer(text):
+        mobile = m.group(1).startswith("1")
+        if mobile and m.group(1) == "10" and len(m.group(2)) != 4:
+            continue
+        compact = m.group(0).replace(" ", "")
+        grouped = any(c in compact for c in "-.–)") or " " in m.group(0)
+        if not grouped and before(text, m.start(), NEGATIVE_CONTEXT, 16):
+            continue
+        score = 0.9 if mobile else 0.8
+        if not grouped:
+            score -= 0.1
+        ctx = near(text, m.start(), m.end(), _CTX, 16)
+        hits.append(Hit("PHONE", m.start(), m.end(), min(score + (0.08 if ctx else 0), 0.98),
+                        Evidence.CONTEXT if ctx else Evidence.PATTERN))
+    for m in _PAREN_KR.finditer(text):
+        hits.append(Hit("PHONE", m.start(), m.end(), 0.85, Evidence.PATTERN))
+    if "+" in text:
+        for m in _INTL.finditer(text):
+            hit = _intl(text, m, None)
+            if hit:
+                hits.append(hit)
+    for m in _US.finditer(text):
+        if near(text, m.start(), m.end(), _CTX, 20):
+            hit = _intl(text, m, "US")
+            if hit:
+                hits.append(Hit("PHONE", hit.start, hit.end, 0.8, Evidence.CONTEXT))
+    return hits

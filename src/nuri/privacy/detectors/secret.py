@@ -1,0 +1,58 @@
+"""Secrets: API keys and tokens with a known shape, JWTs, PEM private keys, passwords in URLs
+and after a password label. Shapes follow the issuers' published key formats (OpenAI, Anthropic,
+AWS, GitHub, Slack, Google, Stripe)."""
+
+from __future__ import annotations
+
+import re
+
+from nuri.privacy.detectors.base import Hit
+from nuri.privacy.types import Evidence
+
+_KEYS = re.compile(
+    r"(?<![A-Za-z0-9_\-])(?:"
+    r"sk-ant-[A-Za-z0-9_\-]{20,}"
+    r"|sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"
+    r"|(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}"
+    r"|gh[pousr]_[A-Za-z0-9]{30,}"
+    r"|github_pat_[A-Za-z0-9_]{22,}"
+    r"|glpat-[A-Za-z0-9_\-]{20,}"
+    r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
+    r"|AIza[0-9A-Za-z_\-]{35}"
+    r"|(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{16,}"
+    r"|hf_[A-Za-z0-9]{30,}"
+    r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
+    r")(?![A-Za-z0-9_\-])"
+)
+_PEM = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]{16,}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+)
+_URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@]{1,64}:([^\s@/]{1,128})@")
+_LABELLED = re.compile(
+    r"(?:(?<![A-Za-z_])(?:password|passwd|pwd|pass|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|token)"
+    r"|비밀번호|패스워드|암호)\s*[\"']?\s*([:=]|is|는|은)\s*[\"']?([^\s\"',;가-힣]{6,128})",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"(?<![A-Za-z])Bearer\s+([A-Za-z0-9._~+/\-]{20,}=*)")
+TRIGGER = re.compile(
+    r"sk-|sk_|rk_|pk_|AKIA|ASIA|AGPA|AIDA|AROA|gh[pousr]_|github_pat|glpat|xox|AIza|hf_|eyJ|PRIVATE KEY|://"
+    r"|pass|pwd|secret|key|token|Bearer|비밀번호|패스워드|암호",
+    re.IGNORECASE,
+)
+
+
+def detect(text: str) -> list[Hit]:
+    if not TRIGGER.search(text):
+        return []
+    hits = [Hit("SECRET", m.start(), m.end(), 0.97, Evidence.PATTERN) for m in _KEYS.finditer(text)]
+    hits += [Hit("SECRET", m.start(), m.end(), 0.99, Evidence.PATTERN) for m in _PEM.finditer(text)]
+    hits += [Hit("SECRET", m.start(1), m.end(1), 0.9, Evidence.PATTERN) for m in _URL_PASSWORD.finditer(text)]
+    hits += [Hit("SECRET", m.start(1), m.end(1), 0.9, Evidence.PATTERN) for m in _BEARER.finditer(text)]
+    for m in _LABELLED.finditer(text):
+        value = m.group(2)
+        if m.group(1) not in ":=" and (value.isalpha() or not any(c.isascii() for c in value)):
+            continue  # "password is required", "비밀번호는 변경되었습니다"
+        if value.lower() in {"required", "none", "null", "******", "hidden"} or set(value) <= {"*", "x", "X"}:
+            continue
+        hits.append(Hit("SECRET", m.start(2), m.end(2), 0.8, Evidence.CONTEXT))
+    return hits

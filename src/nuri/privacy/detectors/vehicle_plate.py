@@ -1,0 +1,26 @@
+"""Korean vehicle plates: `\\d{2,3}[가-힣]\\d{4}` (3-digit prefix since 2019), optional region
+prefix (서울12가3456). Only the Hangul letters used on plates count, and a unit after the last
+digits (원, 년, 명 …) means a quantity, not a plate."""
+
+from __future__ import annotations
+
+import re
+
+from nuri.privacy.detectors.base import Hit, keywords, near
+from nuri.privacy.types import Evidence
+
+_REGIONS = "서울|부산|대구|인천|광주|대전|울산|세종|경기|강원|충북|충남|전북|전남|경북|경남|제주"
+_LETTERS = "가나다라마거너더러머버서어저고노도로모보소오조구누두루무부수우주아바사자배하허호육해공국합"
+_PLATE = re.compile(
+    rf"(?<![\d])(?:(?:{_REGIONS})\s?)?(\d{{2,3}})\s?([{_LETTERS}])\s?(\d{{4}})(?![\d,.원만천억년월일명개주회번분초시])"
+)
+_CTX = keywords(["차량", "번호판", "차번호", "차 번호", "주차", "자동차", "차주", "plate", "vehicle", "car"])
+
+
+def detect(text: str) -> list[Hit]:
+    hits: list[Hit] = []
+    for m in _PLATE.finditer(text):
+        ctx = near(text, m.start(), m.end(), _CTX, 20)
+        hits.append(Hit("VEHICLE_PLATE", m.start(), m.end(), 0.92 if ctx else 0.8,
+                        Evidence.CONTEXT if ctx else Evidence.PATTERN))
+    return hits

@@ -1,0 +1,386 @@
+"""Reversible pseudonymisation of one conversation: value → typed placeholder → value.
+
+Within one `Pseudonymizer` the same value always gets the same placeholder (`<PERSON_1>`,
+`<PHONE_2>`), so a model can still reason about "the same customer" without seeing who it is;
+replies are mapped back with `restore_text` / `restore_reply` (or `StreamRestorer` for streams).
+With `surrogates` on, values are replaced by fake but well-formed values of the same shape
+(`010-0000-0001`, `user1@example.com`), chosen so they do not collide with real values in the
+conversation and so they can be found again in the reply.
+
+Unique identifiers (`irreversible_types`, by default RRN and FRN: PIPA Art. 24-2 forbids
+processing RRNs without a statute) become `<KR_RRN_REDACTED>` and are never restored.
+
+The mapping is personal data (PIPA Art. 2: pseudonymised data is still personal data). It lives in
+this object's memory only: `repr` shows counts, pickling is refused, and nothing is logged.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, Protocol
+
+from nuri.privacy import fields as _fields
+from nuri.privacy.idgen import brn_check, crn_check, frn_check, luhn_check, rrn_check
+from nuri.privacy.types import Entity
+
+PLACEHOLDER_RE = re.compile(r"<([A-Z][A-Z0-9_]*?)_(\d+)>")
+REDACTED_RE = re.compile(r"<([A-Z][A-Z0-9_]*)_REDACTED>")
+_ANY_MARKER_RE = re.compile(r"<[A-Z][A-Z0-9_]*_(?:\d+|REDACTED)>")
+_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
+_DIGIT_TYPES = {
+    "KR_RRN", "KR_FRN", "KR_BRN", "KR_CRN", "KR_DRIVER_LICENSE", "PHONE", "CARD", "BANK_ACCOUNT",
+    "US_SSN",
+}
+_SEPARATORS_RE = re.compile(r"[\s\-.()/]+")
+_SWEEP_MIN_CHARS = 3
+
+
+class SupportsScan(Protocol):
+    def scan(self, text: str) -> list[Entity]: ...
+
+
+def value_key(entity_type: str, value: str) -> str:
+    """How two spellings of one value compare: NFKC, no zero-width, and for number-like types
+    no separators (`010-1234-5678` and `01012345678` are one phone number)."""
+    v = unicodedata.normalize("NFKC", value).translate(_ZERO_WIDTH).strip()
+    if entity_type in _DIGIT_TYPES:
+        v = _SEPARATORS_RE.sub("", v)
+    elif entity_type in ("EMAIL", "IP_ADDRESS"):
+        v = v.lower()
+    else:
+        v = re.sub(r"\s+", " ", v)
+    return v
+
+
+def marker_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of placeholders and redaction markers already in a text (never masked again)."""
+    return [m.span() for m in _ANY_MARKER_RE.finditer(text)]
+
+
+def redacted(entity_type: str) -> str:
+    return f"<{entity_type}_REDACTED>"
+
+
+class Pseudonymizer:
+    """One per conversation or request; holds the value ↔ placeholder mapping in memory only."""
+
+    __slots__ = ("_by_key", "_counters", "_irreversible", "_keys_re", "_originals", "_reserved",
+                 "_surrogates", "_types_of", "_version")
+
+    def __init__(
+        self,
+        settings: Any = None,
+        *,
+        surrogates: bool | None = None,
+        irreversible_types: Iterable[str] | None = None,
+    ) -> None:
+        """`settings` is a `PrivacySettings` (or None for defaults); keyword arguments override it."""
+        if surrogates is None:
+            surrogates = bool(getattr(settings, "surrogates", False))
+        if irreversible_types is None:
+            irreversible_types = getattr(settings, "irreversible_types", None)
+            if irreversible_types is None:
+                irreversible_types = ("KR_RRN", "KR_FRN")
+        self._surrogates = surrogates
+        self._irreversible = frozenset(irreversible_types)
+        self._by_key: dict[tuple[str, str], str] = {}     # (type, value key) → token
+        self._originals: dict[str, str] = {}              # token → original value
+        self._types_of: dict[str, str] = {}               # token → entity type
+        self._counters: dict[str, int] = {}
+        self._reserved: set[str] = set()                  # placeholder-shaped strings seen in input
+        self._keys_re: re.Pattern[str] | None = None
+        self._version = 0
+
+    # -- what may be shown -------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return f"Pseudonymizer(mapped={len(self._originals)}, surrogates={self._surrogates})"
+
+    __str__ = __repr__
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Pseudonymizer mapping is personal data and is never serialised")
+
+    def __copy__(self) -> Pseudonymizer:
+        raise TypeError("a Pseudonymizer mapping is not copied")
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Pseudonymizer:
+        raise TypeError("a Pseudonymizer mapping is not copied")
+
+    @property
+    def surrogates(self) -> bool:
+        return self._surrogates
+
+    @property
+    def irreversible_types(self) -> frozenset[str]:
+        return self._irreversible
+
+    @property
+    def placeholders(self) -> dict[str, str]:
+        """token → entity type (no values): safe to log or count."""
+        return dict(self._types_of)
+
+    @property
+    def mapping(self) -> Mapping[str, str]:
+        """token → original value, read-only; for restoration inside the request only."""
+        return MappingProxyType(self._originals)
+
+    @property
+    def sent_values(self) -> set[str]:
+        """The original values behind the tokens: the reply guard treats them as sent."""
+        return set(self._originals.values())
+
+    @property
+    def version(self) -> int:
+        """Grows whenever a token is added, so stream restorers know to refresh their tables."""
+        return self._version
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self._types_of.values():
+            out[t] = out.get(t, 0) + 1
+        return out
+
+    def __len__(self) -> int:
+        return len(self._originals)
+
+    # -- masking ----------------------------------------------------------------------------
+    def token_for(self, entity_type: str, value: str) -> str:
+        """The placeholder (or surrogate, or redaction marker) for a value; allocates if new."""
+        if entity_type in self._irreversible:
+            return redacted(entity_type)
+        if value in self._originals:         # already a token of ours (idempotence)
+            return value
+        key = (entity_type, value_key(entity_type, value))
+        token = self._by_key.get(key)
+        if token is not None:
+            return token
+        n = self._counters.get(entity_type, 0)
+        while True:
+            n += 1
+            token = self._surrogate(entity_type, value, n) if self._surrogates else f"<{entity_type}_{n}>"
+            if token not in self._originals and token not in self._reserved and not self._is_original(token):
+                break
+        self._counters[entity_type] = n
+        self._by_key[key] = token
+        self._originals[token] = value
+        self._types_of[token] = entity_type
+        self._keys_re = None
+        self._version += 1
+        return token
+
+    def _is_original(self, token: str) -> bool:
+        return any(v == token for v in self._originals.values())
+
+    def reserve(self, text: str) -> None:
+        """Remember placeholder-shaped strings the client wrote itself, so none is ever allocated
+        (restoring a reply must not turn the client's own literal `<PERSON_1>` into a value)."""
+        for m in PLACEHOLDER_RE.finditer(text):
+            if m.group(0) not in self._originals:
+                self._reserved.add(m.group(0))
+
+    def mask_text(self, text: str, entities: Iterable[Entity], types: set[str] | None = None) -> str:
+        """Replace the given entities (offsets into `text`) by their tokens.
+
+        Entities overlapping an existing placeholder or marker are skipped, so masking an already
+        masked text changes nothing. Known values that the scanner did not flag again are masked
+        too (a name detected once is masked everywhere in the conversation)."""
+        self.reserve(text)
+        spans = self._plan(text, entities, types)
+        if not spans:
+            return text
+        out: list[str] = []
+        pos = 0
+        for start, end, etype in spans:
+            out.append(text[pos:start])
+            out.append(self.token_for(etype, text[start:end]))
+            pos = end
+        out.append(text[pos:])
+        return "".join(out)
+
+    def _plan(
+        self, text: str, entities: Iterable[Entity], types: set[str] | None
+    ) -> list[tuple[int, int, str]]:
+        blocked = marker_spans(text)
+        cands: list[tuple[int, int, str]] = []
+        for e in entities:
+            if types is not None and e.type not in types:
+                continue
+            if not (0 <= e.start < e.end <= len(text)):
+                continue
+            if any(e.start < b1 and b0 < e.end for b0, b1 in blocked):
+                continue
+            cands.append((e.start, e.end, e.type))
+        cands.extend(self._sweep(text, types, blocked))
+        cands.sort(key=lambda c: (c[0], -(c[1] - c[0])))
+        chosen: list[tuple[int, int, str]] = []
+        last_end = -1
+        for c in cands:
+            if c[0] >= last_end:
+                chosen.append(c)
+                last_end = c[1]
+        return chosen
+
+    def _sweep(
+        self, text: str, types: set[str] | None, blocked: list[tuple[int, int]]
+    ) -> list[tuple[int, int, str]]:
+        if not self._originals:
+            return []
+        found: list[tuple[int, int, str]] = []
+        for token, value in self._originals.items():
+            etype = self._types_of[token]
+            if len(value) < _SWEEP_MIN_CHARS or (types is not None and etype not in types):
+                continue
+            start = text.find(value)
+            while start >= 0:
+                end = start + len(value)
+                if not any(start < b1 and b0 < end for b0, b1 in blocked):
+                    found.append((start, end, etype))
+                start = text.find(value, end)
+        return found
+
+    def mask_request(
+        self,
+        body: dict[str, Any],
+        endpoint: str,
+        scanner: SupportsScan,
+        types: set[str] | None = None,
+    ) -> dict[str, Any]:
+        """A new request body with every text field (fields.request_texts) masked.
+
+        Two passes: every field is scanned and its values registered first, then every field is
+        rewritten, so a value detected in a later message is also masked where it appeared
+        earlier without being detected."""
+        texts = list(_fields.request_texts(body, endpoint))
+        found: dict[str, list[Entity]] = {}
+        for _path, text in texts:
+            if text in found:
+                continue
+            self.reserve(text)
+            ents = scanner.scan(text)
+            found[text] = ents
+            blocked = marker_spans(text)
+            for e in ents:
+                if types is not None and e.type not in types:
+                    continue
+                if any(e.start < b1 and b0 < e.end for b0, b1 in blocked):
+                    continue
+                if 0 <= e.start < e.end <= len(text):
+                    self.token_for(e.type, text[e.start:e.end])
+        return _fields.rewrite(body, texts, lambda t: self.mask_text(t, found.get(t, ()), types))
+
+    # -- restoring --------------------------------------------------------------------------
+    def _pattern(self) -> re.Pattern[str] | None:
+        if not self._originals:
+            return None
+        if self._keys_re is None:
+            keys = sorted(self._originals, key=len, reverse=True)
+            self._keys_re = re.compile("|".join(re.escape(k) for k in keys))
+        return self._keys_re
+
+    def restore_text(self, text: str, *, json_escape: bool = False) -> str:
+        """Tokens back to values; unknown placeholders and redaction markers stay as they are.
+        `json_escape` for text inside a JSON string (tool-call arguments)."""
+        pat = self._pattern()
+        if pat is None or not text:
+            return text
+        originals = self._originals
+        if json_escape:
+            return pat.sub(lambda m: json.dumps(originals[m.group(0)], ensure_ascii=False)[1:-1], text)
+        return pat.sub(lambda m: originals[m.group(0)], text)
+
+    def restore_reply(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A new non-streamed reply with message content, legacy text and tool-call arguments
+        restored."""
+        texts = list(_fields.reply_texts(body))
+        args = [(p, t) for p, t in texts if p[-1] == "arguments"]
+        plain = [(p, t) for p, t in texts if p[-1] != "arguments"]
+        out = _fields.rewrite(body, plain, self.restore_text)
+        if args:
+            out = _fields.rewrite(out, args, lambda t: self.restore_text(t, json_escape=True))
+        return out
+
+    # -- surrogates -------------------------------------------------------------------------
+    def _surrogate(self, etype: str, value: str, n: int) -> str:
+        return make_surrogate(etype, value, n)
+
+
+# Fake names for PERSON surrogates: real-looking shape, chosen from syllables rarely used in names.
+_FAKE_SURNAMES = "한서윤채표탁봉범"
+_FAKE_GIVEN = ("가온", "나래", "다솜", "라온", "마루", "보람", "새결", "아라", "여울", "초롱", "하랑", "한결")
+_FAKE_LATIN = ("Alex", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Robin")
+
+
+def _fill_digits(value: str, fill: str) -> str:
+    """Put `fill`'s digits into `value`'s digit positions, keeping every other character."""
+    it = iter(fill)
+    return "".join(next(it) if ch.isdigit() else ch for ch in value)
+
+
+def _num_fill(total: int, keep: str, n: int, check: Any = None) -> str:
+    rest = total - len(keep) - (1 if check else 0)
+    body = keep + str(n).zfill(rest)[-rest:] if rest > 0 else keep[:total]
+    if check:
+        body += str(check(body))
+    return body
+
+
+def make_surrogate(etype: str, value: str, n: int) -> str:
+    """A fake value of the same shape as `value`, unique per `n` within a type."""
+    v = unicodedata.normalize("NFKC", value).translate(_ZERO_WIDTH)
+    digits = "".join(c for c in v if c.isdigit())
+    nd = len(digits)
+    if etype == "EMAIL":
+        return f"user{n}@example.com"
+    if etype == "IP_ADDRESS":
+        if ":" in v:
+            return f"2001:db8::{n:x}"
+        nets = ("192.0.2", "198.51.100", "203.0.113")   # RFC 5737 documentation ranges
+        return f"{nets[(n - 1) // 254 % 3]}.{(n - 1) % 254 + 1}"
+    if etype == "PERSON":
+        if re.search(r"[가-힣]", v):
+            k = n - 1
+            return _FAKE_SURNAMES[k // len(_FAKE_GIVEN) % len(_FAKE_SURNAMES)] + _FAKE_GIVEN[k % len(_FAKE_GIVEN)] + (
+                str(k // (len(_FAKE_GIVEN) * len(_FAKE_SURNAMES))) if k >= len(_FAKE_GIVEN) * len(_FAKE_SURNAMES) else "")
+        return f"{_FAKE_LATIN[(n - 1) % len(_FAKE_LATIN)]} Doe{'' if n <= len(_FAKE_LATIN) else n}"
+    if etype == "ADDRESS":
+        if re.search(r"[가-힣]", v):
+            return f"서울특별시 가상구 누리로 {n}"
+        return f"{n} Example Street, Exampletown"
+    if etype == "VEHICLE_PLATE":
+        return f"00가{n:04d}"
+    if etype == "DATE_OF_BIRTH":
+        d = _dt.date(1900, 1, 1) + _dt.timedelta(days=n - 1)
+        if "년" in v:
+            return f"{d.year}년 {d.month}월 {d.day}일"
+        sep = "." if "." in v else "/" if "/" in v else "-"
+        return f"{d.year}{sep}{d.month:02d}{sep}{d.day:02d}"
+    if etype == "SECRET":
+        m = re.match(r"[A-Za-z]{2,6}[-_]", v)
+        prefix = m.group(0) if m else ""
+        core = f"NURIFAKE{n:06d}"
+        pad = max(0, len(v) - len(prefix) - len(core))
+        return prefix + core + "X" * pad
+    if nd >= 6 and etype in ("KR_RRN", "KR_FRN") and nd == 13:
+        g = digits[6]
+        check = rrn_check if etype == "KR_RRN" else frn_check
+        return _fill_digits(v, _num_fill(13, "000101" + g, n, check))
+    if etype == "KR_BRN" and nd == 10:
+        return _fill_digits(v, _num_fill(10, "", n, brn_check))
+    if etype == "KR_CRN" and nd == 13:
+        return _fill_digits(v, _num_fill(13, "", n, crn_check))
+    if etype == "CARD" and nd >= 13:
+        return _fill_digits(v, _num_fill(nd, "4000", n, luhn_check))
+    if etype == "PHONE" and nd >= 7:
+        keep = digits[:3] if digits.startswith("0") else digits[:2]
+        return _fill_digits(v, _num_fill(nd, keep, n))
+    if etype == "KR_DRIVER_LICENSE" and nd >= 10:
+        return _fill_digits(v, _num_fill(nd, digits[:2], n))
+    if nd >= max(4, len(str(n))):
+        # passports, accounts, SSNs…: keep letters and separators, number the digits
+        return _fill_digits(v, str(n).zfill(nd))
+    return f"<{etype}_{n}>"

@@ -1,0 +1,61 @@
+"""Shared types of the personal-data engine.
+
+An `Entity` holds its value only while a request is in flight; anything that leaves the
+request (audit, logs, metrics, explain) uses `Classification.summary()`, which holds types,
+counts and keyed hashes, never values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class PipaCategory(StrEnum):
+    UNIQUE_ID = "unique_identification"   # PIPA Art. 24: RRN, FRN, passport, driver licence
+    SENSITIVE = "sensitive"               # PIPA Art. 23 topics (health, beliefs, …)
+    PERSONAL = "personal"                 # other personal information
+    FINANCIAL = "credit_financial"        # card, bank account (Credit Information Act)
+    SECRET = "secret"                     # API keys, tokens, passwords
+
+
+class Evidence(StrEnum):
+    CHECKSUM = "checksum"     # a check digit validated
+    CONTEXT = "context"       # a nearby keyword (주민등록번호, 계좌, 님 …)
+    PATTERN = "pattern"       # the shape alone
+    MODEL = "model"           # morphological analysis / dictionary
+
+
+@dataclass(slots=True)
+class Entity:
+    type: str                 # KR_RRN, PHONE, PERSON, … (see privacy/README in docs/architecture.md)
+    start: int                # character offsets in the original text
+    end: int
+    text: str                 # the value: in memory, inside the request only
+    score: float
+    evidence: Evidence
+    category: PipaCategory
+
+
+@dataclass(slots=True)
+class Classification:
+    """What a whole request carries; the input of policy."""
+
+    entities: list[Entity] = field(default_factory=list)
+    categories: set[PipaCategory] = field(default_factory=set)
+    sensitive_topics: set[str] = field(default_factory=set)     # health, beliefs, union, criminal, …
+    n2sf_grade: str = "O"                                       # C | S | O
+    markings: list[str] = field(default_factory=list)           # the markings found (e.g. "대외비")
+    languages: dict[str, float] = field(default_factory=dict)   # hangul, latin, han, kana → share
+    domains: set[str] = field(default_factory=set)              # AI Basic Act high-impact tags
+    chars: int = 0
+
+    @property
+    def entity_types(self) -> set[str]:
+        return {e.type for e in self.entities}
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for e in self.entities:
+            out[e.type] = out.get(e.type, 0) + 1
+        return out

@@ -1,0 +1,289 @@
+"""The embedded sovereign model: a GGUF run in-process by llama.cpp (llama-cpp-python).
+
+One model is loaded per deployment and shared by every request. llama.cpp's context is not
+safe for concurrent use, so generations take turns behind a lock, each on a worker thread so
+the event loop keeps serving other requests. Tokens are handed to the loop as they are produced,
+and a cancelled request (client gone) stops generation at the next token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from nuri.errors import InvalidRequest, UpstreamError
+from nuri.providers.base import Body, Provider
+
+# Request fields llama-cpp-python understands; anything else a client sends is dropped here
+# rather than failing the call (it stays in the audit trail's view of the request).
+_CHAT_ARGS = {
+    "temperature", "top_p", "top_k", "min_p", "stop", "seed", "max_tokens", "presence_penalty",
+    "frequency_penalty", "repeat_penalty", "logit_bias", "response_format", "tools", "tool_choice",
+    "logprobs", "top_logprobs",
+}
+_COMPLETION_ARGS = _CHAT_ARGS - {"response_format", "tools", "tool_choice", "top_logprobs"} | {"suffix", "echo"}
+_END = object()
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
+    return "" if content is None else str(content)
+
+
+def fold_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages as a two-role template (user/assistant) can take them.
+
+    Gemma's template has no system or tool turns and llama-cpp-python drops them silently; as in
+    Gemma's own template, instructions are prepended to the first user turn, and tool results
+    become user turns, so nothing the client sent is lost.
+    """
+    preamble: list[str] = []
+    out: list[dict[str, Any]] = []
+    for msg in messages:
+        role, text = msg.get("role"), _text_of(msg.get("content"))
+        if role in ("system", "developer"):
+            preamble.append(text)
+            continue
+        if role in ("tool", "function"):
+            role, text = "user", f"Tool result ({msg.get('name') or msg.get('tool_call_id') or 'tool'}):\n{text}"
+        if role == "assistant" and msg.get("tool_calls"):
+            calls = [f"{(c.get('function') or {}).get('name')}({(c.get('function') or {}).get('arguments')})"
+                     for c in msg["tool_calls"] if isinstance(c, dict)]
+            text = (text + "\n" if text else "") + "Tool calls: " + "; ".join(calls)
+        if role == "user" and preamble and not any(m["role"] == "user" for m in out):
+            text = "\n\n".join([*preamble, text])
+            preamble = []
+        out.append({"role": role, "content": text})
+    if preamble:
+        out.insert(0, {"role": "user", "content": "\n\n".join(preamble)})
+    return out
+
+
+def _resolve_model_path(deployment: Any) -> Path:
+    if deployment.model_path:
+        path = Path(deployment.model_path).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"model_path {path} of deployment {deployment.id} does not exist")
+        return path
+    from nuri.models import embedded_model_path
+
+    return embedded_model_path()
+
+
+class LlamaCppProvider(Provider):
+    def __init__(self, deployment: Any) -> None:
+        super().__init__(deployment)
+        self._llama: Any = None
+        self._embedder: Any = None
+        self._lock = threading.Lock()
+        self._embed_lock = threading.Lock()
+        self._load_lock = asyncio.Lock()
+        self._chat_format = str(deployment.options.get("chat_format", "gemma"))
+        self._threads = int(deployment.options.get("n_threads", os.cpu_count() or 2))
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _load(self, embedding: bool = False) -> Any:
+        from llama_cpp import Llama
+
+        return Llama(
+            model_path=str(_resolve_model_path(self.deployment)),
+            n_ctx=int(self.deployment.options.get("n_ctx", min(self.deployment.context_window, 8192))),
+            n_threads=self._threads,
+            n_batch=int(self.deployment.options.get("n_batch", 512)),
+            chat_format=self._chat_format,
+            embedding=embedding,
+            verbose=False,
+        )
+
+    async def start(self) -> None:
+        async with self._load_lock:
+            if self._llama is None:
+                self._llama = await asyncio.to_thread(self._load)
+
+    async def ready(self) -> bool:
+        return self._llama is not None
+
+    async def close(self) -> None:
+        for model in (self._llama, self._embedder):
+            if model is not None:
+                with contextlib.suppress(Exception):
+                    model.close()
+        self._llama = self._embedder = None
+
+    # -- helpers ----------------------------------------------------------------------------
+    @staticmethod
+    def _args(body: Body, allowed: set[str]) -> dict[str, Any]:
+        args = {k: v for k, v in body.items() if k in allowed and v is not None}
+        if body.get("max_completion_tokens") is not None:
+            args["max_tokens"] = body["max_completion_tokens"]
+        args.setdefault("max_tokens", 256)
+        return args
+
+    def _count(self, text: str) -> int:
+        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
+
+    def _chat_prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
+        from llama_cpp import llama_chat_format
+
+        formatter: Callable[..., Any] | None = getattr(llama_chat_format, f"format_{self._chat_format}", None)
+        if formatter is not None:
+            with contextlib.suppress(Exception):
+                return self._count(formatter(messages=messages).prompt)
+        return self._count("\n".join(str(m.get("content") or "") for m in messages))
+
+    async def _run_locked(self, fn: Callable[[], Any]) -> Any:
+        await self.start()
+
+        def locked() -> Any:
+            with self._lock:
+                return fn()
+
+        try:
+            return await asyncio.to_thread(locked)
+        except (ValueError, RuntimeError) as exc:
+            raise UpstreamError(f"embedded model {self.deployment.id} failed: {exc}", status=500) from exc
+
+    async def _stream_locked(self, make_iter: Callable[[], Iterator[Body]]) -> AsyncIterator[Body]:
+        """Run a llama.cpp token iterator on a worker thread, relaying items as they come."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def produce() -> None:
+            try:
+                with self._lock:
+                    iterator = make_iter()
+                    try:
+                        for item in iterator:
+                            if cancelled.is_set():
+                                break
+                            loop.call_soon_threadsafe(queue.put_nowait, item)
+                    finally:
+                        close = getattr(iterator, "close", None)
+                        if close is not None:
+                            close()
+            except BaseException as exc:  # relayed to the consumer
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, _END)
+
+        worker = loop.run_in_executor(None, produce)
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise UpstreamError(f"embedded model {self.deployment.id} failed: {item}", status=500)
+                yield item
+        finally:
+            cancelled.set()
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(worker)
+
+    # -- chat -------------------------------------------------------------------------------
+    def _messages(self, body: Body) -> list[dict[str, Any]]:
+        messages = body.get("messages") or []
+        return fold_messages(messages) if self._chat_format == "gemma" else messages
+
+    async def chat(self, body: Body) -> Body:
+        messages = self._messages(body)
+        args = self._args(body, _CHAT_ARGS)
+        n = int(body.get("n") or 1)
+
+        def run() -> Body:
+            first: Body | None = None
+            for i in range(n):
+                out = self._llama.create_chat_completion(messages=messages, stream=False, **args)
+                if first is None:
+                    first = out
+                else:
+                    choice = dict(out["choices"][0], index=i)
+                    first["choices"].append(choice)
+                    first["usage"]["completion_tokens"] += out["usage"]["completion_tokens"]
+                    first["usage"]["total_tokens"] += out["usage"]["completion_tokens"]
+            assert first is not None
+            return first
+
+        result = await self._run_locked(run)
+        result["model"] = self.deployment.id
+        return result
+
+    async def stream_chat(self, body: Body) -> AsyncIterator[Body]:
+        if int(body.get("n") or 1) != 1:
+            raise InvalidRequest("the embedded model streams one choice at a time (n must be 1)", param="n")
+        messages = self._messages(body)
+        args = self._args(body, _CHAT_ARGS)
+        completion_tokens = 0
+        async for chunk in self._stream_locked(
+            lambda: self._llama.create_chat_completion(messages=messages, stream=True, **args)
+        ):
+            chunk["model"] = self.deployment.id
+            for choice in chunk.get("choices", []):
+                if (choice.get("delta") or {}).get("content"):
+                    completion_tokens += 1
+            yield chunk
+        prompt_tokens = await self._run_locked(lambda: self._chat_prompt_tokens(messages))
+        yield {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": self.deployment.id, "choices": [],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }
+
+    # -- legacy completions -----------------------------------------------------------------
+    async def complete(self, body: Body) -> Body:
+        prompt = body.get("prompt", "")
+        if isinstance(prompt, list):
+            if len(prompt) != 1 or not isinstance(prompt[0], str):
+                raise InvalidRequest("the embedded model takes one text prompt", param="prompt")
+            prompt = prompt[0]
+        args = self._args(body, _COMPLETION_ARGS)
+        result = await self._run_locked(lambda: self._llama.create_completion(prompt=prompt, stream=False, **args))
+        result["model"] = self.deployment.id
+        return result
+
+    async def stream_complete(self, body: Body) -> AsyncIterator[Body]:
+        prompt = body.get("prompt", "")
+        if isinstance(prompt, list):
+            prompt = prompt[0] if prompt and isinstance(prompt[0], str) else ""
+        args = self._args(body, _COMPLETION_ARGS)
+        completion_tokens = 0
+        async for chunk in self._stream_locked(
+            lambda: self._llama.create_completion(prompt=prompt, stream=True, **args)
+        ):
+            chunk["model"] = self.deployment.id
+            completion_tokens += sum(1 for c in chunk.get("choices", []) if c.get("text"))
+            yield chunk
+        prompt_tokens = await self._run_locked(lambda: self._count(prompt) + 1)
+        yield {
+            "id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
+            "model": self.deployment.id, "choices": [],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }
+
+    # -- embeddings -------------------------------------------------------------------------
+    async def embed(self, body: Body) -> Body:
+        inputs = body.get("input")
+        if self._embedder is None:
+            async with self._load_lock:
+                if self._embedder is None:
+                    self._embedder = await asyncio.to_thread(self._load, True)
+
+        def run() -> Body:
+            with self._embed_lock:
+                return self._embedder.create_embedding(input=inputs)
+
+        result = await asyncio.to_thread(run)
+        result["model"] = self.deployment.id
+        return result

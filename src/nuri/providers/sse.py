@@ -1,0 +1,44 @@
+"""Server-sent events: parse an upstream's stream and write ours.
+
+Parsing works on raw byte chunks as they arrive, so a reply is never buffered whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+DONE = b"data: [DONE]\n\n"
+
+
+def encode_event(payload: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+async def iter_sse_data(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """Yield the `data:` field of each event (multi-line data joined by newlines)."""
+    buffer = b""
+    data_lines: list[bytes] = []
+    async for chunk in chunks:
+        buffer += chunk
+        while True:
+            nl = buffer.find(b"\n")
+            if nl < 0:
+                break
+            line, buffer = buffer[:nl], buffer[nl + 1 :]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                if data_lines:
+                    yield b"\n".join(data_lines)
+                    data_lines = []
+                continue
+            if line.startswith(b":"):
+                continue  # comment / keep-alive
+            if line.startswith(b"data:"):
+                value = line[5:]
+                data_lines.append(value[1:] if value.startswith(b" ") else value)
+    if data_lines:
+        yield b"\n".join(data_lines)

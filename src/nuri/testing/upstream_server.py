@@ -1,0 +1,340 @@
+"""A small OpenAI-compatible HTTP server for tests and benchmarks, able to fail on purpose.
+
+It is a real server on 127.0.0.1 (aiohttp), so the gateway talks to it over real sockets. It
+records every byte it receives, which lets residency tests assert on what an upstream actually
+got rather than on what the gateway says it sent.
+
+Behaviour is scripted over HTTP so a test in another process can steer it:
+  POST /_nuri/config   {"reply": "...", "echo": bool, "answers": {substring: reply},
+                        "latency_ms": n, "chunk_chars": n, "chunk_delay_ms": n, "model_name": ...}
+  POST /_nuri/script   [{"fault": "status", "status": 500}, {"fault": "ok"}, ...]  consumed in order
+  GET  /_nuri/requests every recorded request; DELETE /_nuri/requests clears them
+Faults: ok | status (status, body) | slow (delay_ms) | drop (after_chunks: close mid-stream) |
+        malformed (invalid SSE / JSON) | hang (never answers)
+
+Run alone: python -m nuri.testing.upstream_server --port 9000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class UpstreamState:
+    reply: str = "안녕하세요. Nuri test upstream reply."
+    echo: bool = False
+    answers: dict[str, str] = field(default_factory=dict)
+    latency_ms: float = 0.0
+    chunk_chars: int = 8
+    chunk_delay_ms: float = 0.0
+    model_name: str | None = None
+    tool_call: dict[str, Any] | None = None
+    script: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    record: bool = True
+
+    def next_fault(self) -> dict[str, Any]:
+        return self.script.pop(0) if self.script else {"fault": "ok"}
+
+
+def _count_tokens(text: str) -> int:
+    return max(1, len(text) // 4) if text else 0
+
+
+def _prompt_text(body: dict[str, Any]) -> str:
+    if "messages" in body:
+        parts = []
+        for m in body.get("messages") or []:
+            c = m.get("content") if isinstance(m, dict) else None
+            if isinstance(c, str):
+                parts.append(c)
+            elif isinstance(c, list):
+                parts.extend(p.get("text", "") for p in c if isinstance(p, dict))
+        return "\n".join(parts)
+    prompt = body.get("prompt")
+    return prompt if isinstance(prompt, str) else json.dumps(prompt, ensure_ascii=False)
+
+
+def _last_user(body: dict[str, Any]) -> str:
+    for m in reversed(body.get("messages") or []):
+        if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str):
+            return m["content"]
+    return _prompt_text(body)
+
+
+class UpstreamServer:
+    """The server's handlers and state; `serve_in_thread` runs it for in-process tests."""
+
+    def __init__(self, state: UpstreamState | None = None) -> None:
+        self.state = state or UpstreamState()
+        self.app = web.Application(client_max_size=64 * 1024 * 1024)
+        r = self.app.router
+        r.add_post("/v1/chat/completions", self.chat)
+        r.add_post("/v1/completions", self.completions)
+        r.add_post("/v1/embeddings", self.embeddings)
+        r.add_get("/v1/models", self.models)
+        r.add_post("/_nuri/config", self.configure)
+        r.add_post("/_nuri/script", self.set_script)
+        r.add_get("/_nuri/requests", self.list_requests)
+        r.add_delete("/_nuri/requests", self.clear_requests)
+
+    # -- control --------------------------------------------------------------------------
+    async def configure(self, request: web.Request) -> web.Response:
+        data = await request.json()
+        for key, value in data.items():
+            if not hasattr(self.state, key) or key in {"requests", "script"}:
+                return web.json_response({"error": f"unknown setting {key}"}, status=400)
+            setattr(self.state, key, value)
+        return web.json_response({"ok": True})
+
+    async def set_script(self, request: web.Request) -> web.Response:
+        self.state.script = list(await request.json())
+        return web.json_response({"ok": True, "script": len(self.state.script)})
+
+    async def list_requests(self, request: web.Request) -> web.Response:
+        return web.json_response(self.state.requests)
+
+    async def clear_requests(self, request: web.Request) -> web.Response:
+        self.state.requests.clear()
+        return web.json_response({"ok": True})
+
+    # -- OpenAI surface ---------------------------------------------------------------------
+    async def models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "test-model", "object": "model"}]})
+
+    async def _receive(self, request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+        raw = await request.read()
+        if self.state.record:
+            self.state.requests.append(
+                {
+                    "path": request.path,
+                    "headers": {k: v for k, v in request.headers.items() if k.lower() != "authorization"},
+                    "authorization": request.headers.get("Authorization"),
+                    "body": raw.decode("utf-8", errors="replace"),
+                    "time": time.time(),
+                }
+            )
+        fault = self.state.next_fault()
+        return json.loads(raw or b"{}"), fault
+
+    def _reply_for(self, body: dict[str, Any]) -> str:
+        prompt = _prompt_text(body)
+        for needle, answer in self.state.answers.items():
+            if needle in prompt:
+                return answer
+        return _last_user(body) if self.state.echo else self.state.reply
+
+    async def _apply_fault(self, fault: dict[str, Any]) -> web.Response | None:
+        kind = fault.get("fault", "ok")
+        if self.state.latency_ms:
+            await asyncio.sleep(self.state.latency_ms / 1000)
+        if kind == "status":
+            status = int(fault.get("status", 500))
+            body = fault.get("body") or {"error": {"message": f"injected {status}", "type": "server_error"}}
+            headers = {"Retry-After": "0"} if status == 429 else None
+            return web.json_response(body, status=status, headers=headers)
+        if kind == "slow":
+            await asyncio.sleep(float(fault.get("delay_ms", 1000)) / 1000)
+        if kind == "hang":
+            await asyncio.sleep(3600)
+        return None
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        body, fault = await self._receive(request)
+        failed = await self._apply_fault(fault)
+        if failed is not None:
+            return failed
+        text = self._reply_for(body)
+        model = self.state.model_name or body.get("model", "test-model")
+        prompt_tokens = _count_tokens(_prompt_text(body))
+        completion_tokens = _count_tokens(text)
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
+        created = int(time.time())
+        if fault.get("fault") == "malformed" and not body.get("stream"):
+            return web.Response(text="{not json", content_type="application/json")
+        if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": text}
+            finish = "stop"
+            if self.state.tool_call and body.get("tools"):
+                message = {"role": "assistant", "content": None, "tool_calls": [self.state.tool_call]}
+                finish = "tool_calls"
+            n = int(body.get("n") or 1)
+            return web.json_response({
+                "id": "chatcmpl-test", "object": "chat.completion", "created": created, "model": model,
+                "choices": [{"index": i, "message": message, "finish_reason": finish} for i in range(n)],
+                "usage": usage,
+            })
+        return await self._stream(request, body, fault, text, model, created, usage, chat=True)
+
+    async def completions(self, request: web.Request) -> web.StreamResponse:
+        body, fault = await self._receive(request)
+        failed = await self._apply_fault(fault)
+        if failed is not None:
+            return failed
+        text = self._reply_for(body)
+        model = self.state.model_name or body.get("model", "test-model")
+        prompt_tokens = _count_tokens(_prompt_text(body))
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": _count_tokens(text),
+                 "total_tokens": prompt_tokens + _count_tokens(text)}
+        created = int(time.time())
+        if not body.get("stream"):
+            return web.json_response({
+                "id": "cmpl-test", "object": "text_completion", "created": created, "model": model,
+                "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}],
+                "usage": usage,
+            })
+        return await self._stream(request, body, fault, text, model, created, usage, chat=False)
+
+    async def embeddings(self, request: web.Request) -> web.Response:
+        body, fault = await self._receive(request)
+        failed = await self._apply_fault(fault)
+        if failed is not None:
+            return failed
+        inputs = body.get("input")
+        items = inputs if isinstance(inputs, list) else [inputs]
+        data = []
+        for i, item in enumerate(items):
+            seed = sum(ord(c) for c in str(item))
+            data.append({"object": "embedding", "index": i,
+                         "embedding": [((seed * (k + 1)) % 97) / 97.0 for k in range(8)]})
+        tokens = sum(_count_tokens(str(x)) for x in items)
+        return web.json_response({"object": "list", "data": data, "model": body.get("model"),
+                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+    async def _stream(self, request: web.Request, body: dict[str, Any], fault: dict[str, Any], text: str,
+                      model: str, created: int, usage: dict[str, int], *, chat: bool) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        obj = "chat.completion.chunk" if chat else "text_completion"
+        size = max(1, int(self.state.chunk_chars))
+        pieces = [text[i:i + size] for i in range(0, len(text), size)] or [""]
+        drop_after = int(fault.get("after_chunks", 1)) if fault.get("fault") == "drop" else None
+
+        async def send(payload: dict[str, Any]) -> None:
+            await resp.write(b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n")
+
+        if chat:
+            await send({"id": "chatcmpl-test", "object": obj, "created": created, "model": model,
+                        "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                     "finish_reason": None}]})
+        for i, piece in enumerate(pieces):
+            if drop_after is not None and i >= drop_after:
+                transport = request.transport
+                if transport is not None:
+                    transport.close()
+                return resp
+            if fault.get("fault") == "malformed" and i == 1:
+                await resp.write(b"data: {this is not json\n\n")
+                continue
+            choice = ({"index": 0, "delta": {"content": piece}, "finish_reason": None} if chat
+                      else {"index": 0, "text": piece, "finish_reason": None, "logprobs": None})
+            await send({"id": "chatcmpl-test", "object": obj, "created": created, "model": model,
+                        "choices": [choice]})
+            if self.state.chunk_delay_ms:
+                await asyncio.sleep(self.state.chunk_delay_ms / 1000)
+        final = ({"index": 0, "delta": {}, "finish_reason": "stop"} if chat
+                 else {"index": 0, "text": "", "finish_reason": "stop", "logprobs": None})
+        await send({"id": "chatcmpl-test", "object": obj, "created": created, "model": model, "choices": [final]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await send({"id": "chatcmpl-test", "object": obj, "created": created, "model": model,
+                        "choices": [], "usage": usage})
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RunningUpstream:
+    """An UpstreamServer serving on 127.0.0.1 in a background thread (for in-process tests)."""
+
+    def __init__(self, state: UpstreamState | None = None, port: int | None = None) -> None:
+        self.server = UpstreamServer(state)
+        self.port = port or free_port()
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._started = threading.Event()
+
+    @property
+    def state(self) -> UpstreamState:
+        return self.server.state
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._runner = web.AppRunner(self.server.app, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        self._loop.run_until_complete(site.start())
+        self._started.set()
+        self._loop.run_forever()
+
+    def start(self) -> RunningUpstream:
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("upstream test server did not start")
+        return self
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            fut = asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop)
+            with contextlib.suppress(Exception):
+                fut.result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    def received_bodies(self) -> list[str]:
+        return [r["body"] for r in list(self.state.requests)]
+
+    def __enter__(self) -> RunningUpstream:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--no-record", action="store_true", help="keep no request log (benchmarks)")
+    parser.add_argument("--reply", default=None)
+    args = parser.parse_args()
+    state = UpstreamState(latency_ms=args.latency_ms, record=not args.no_record)
+    if args.reply is not None:
+        state.reply = args.reply
+    port = args.port or free_port()
+    server = UpstreamServer(state)
+    print(f"listening on http://{args.host}:{port}", flush=True)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    web.run_app(server.app, host=args.host, port=port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()
