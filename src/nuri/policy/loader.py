@@ -114,10 +114,14 @@ def load_rules(settings: PolicySettings) -> list[LoadedRule]:
             if rule.id not in settings.disabled_rules:
                 loaded.append(LoadedRule(rule=rule, pack=pack.pack, order=len(loaded)))
     known = set(seen)
+    final = {lr.rule.id for lr in loaded if lr.rule.final}
     for lr in loaded:
         unknown = [r for r in lr.rule.overrides if r not in known]
         if unknown:
             raise PolicyError(f"pack {lr.pack!r}: rule {lr.rule.id!r} field overrides: unknown rule id(s) {unknown}")
+        locked = [r for r in lr.rule.overrides if r in final]
+        if locked:
+            raise PolicyError(f"pack {lr.pack!r}: rule {lr.rule.id!r} field overrides: rule(s) {locked} are final")
     unknown_disabled = [r for r in settings.disabled_rules if r not in known]
     if unknown_disabled:
         raise PolicyError(f"policy settings: field disabled_rules: unknown rule id(s) {unknown_disabled}")

@@ -163,7 +163,8 @@ class Pseudonymizer:
         while True:
             n += 1
             token = self._surrogate(entity_type, value, n) if self._surrogates else f"<{entity_type}_{n}>"
-            if token not in self._originals and token not in self._reserved and not self._is_original(token):
+            if (token not in self._originals and token not in self._reserved and token != value
+                    and not self._is_original(token)):
                 break
         self._counters[entity_type] = n
         self._by_key[key] = token
@@ -176,12 +177,17 @@ class Pseudonymizer:
     def _is_original(self, token: str) -> bool:
         return any(v == token for v in self._originals.values())
 
-    def reserve(self, text: str) -> None:
-        """Remember placeholder-shaped strings the client wrote itself, so none is ever allocated
-        (restoring a reply must not turn the client's own literal `<PERSON_1>` into a value)."""
+    def reserve(self, text: str, values: Iterable[str] = ()) -> None:
+        """Remember placeholder-shaped strings the client wrote itself and the values about to be
+        masked, so no token is ever allocated equal to either (restoring a reply must not turn
+        the client's own literal `<PERSON_1>` into a value, and a surrogate must not shadow a real
+        value)."""
         for m in PLACEHOLDER_RE.finditer(text):
             if m.group(0) not in self._originals:
                 self._reserved.add(m.group(0))
+        for v in values:
+            if v not in self._originals:
+                self._reserved.add(v)
 
     def mask_text(self, text: str, entities: Iterable[Entity], types: set[str] | None = None) -> str:
         """Replace the given entities (offsets into `text`) by their tokens.
@@ -189,8 +195,8 @@ class Pseudonymizer:
         Entities overlapping an existing placeholder or marker are skipped, so masking an already
         masked text changes nothing. Known values that the scanner did not flag again are masked
         too (a name detected once is masked everywhere in the conversation)."""
-        self.reserve(text)
         spans = self._plan(text, entities, types)
+        self.reserve(text, (text[s:e] for s, e, _t in spans))
         if not spans:
             return text
         out: list[str] = []
@@ -257,10 +263,10 @@ class Pseudonymizer:
         earlier without being detected."""
         texts = list(_fields.request_texts(body, endpoint))
         found: dict[str, list[Entity]] = {}
+        todo: list[tuple[str, str]] = []
         for _path, text in texts:
             if text in found:
                 continue
-            self.reserve(text)
             ents = scanner.scan(text)
             found[text] = ents
             blocked = marker_spans(text)
@@ -270,7 +276,10 @@ class Pseudonymizer:
                 if any(e.start < b1 and b0 < e.end for b0, b1 in blocked):
                     continue
                 if 0 <= e.start < e.end <= len(text):
-                    self.token_for(e.type, text[e.start:e.end])
+                    todo.append((e.type, text[e.start:e.end]))
+            self.reserve(text, (v for _t, v in todo))
+        for etype, value in todo:
+            self.token_for(etype, value)
         return _fields.rewrite(body, texts, lambda t: self.mask_text(t, found.get(t, ()), types))
 
     # -- restoring --------------------------------------------------------------------------

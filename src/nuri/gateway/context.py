@@ -1,0 +1,51 @@
+"""Per-request facts gathered along the pipeline, for headers, metrics and the audit record."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from nuri.principal import ANONYMOUS, Principal
+
+
+@dataclass(slots=True)
+class RequestContext:
+    endpoint: str
+    request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex[:24])
+    started: float = field(default_factory=time.perf_counter)
+    principal: Principal = ANONYMOUS
+    requested: str | None = None
+    classification: Any = None
+    decision: Any = None
+    step: Any = None                       # the RouteStep that served the request
+    attempts: list[Any] = field(default_factory=list)
+    admission: Any = None
+    usage: dict[str, int] = field(default_factory=dict)
+    first_token_at: float | None = None
+    stream: bool = False
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def ttft_ms(self) -> float | None:
+        return None if self.first_token_at is None else (self.first_token_at - self.started) * 1000
+
+    def headers(self) -> dict[str, str]:
+        """x-nuri-* headers: which deployment served, where, under which action and rules."""
+        out = {"x-nuri-request-id": self.request_id}
+        if self.step is not None:
+            dep = self.step.deployment
+            out["x-nuri-deployment"] = dep.id
+            out["x-nuri-jurisdiction"] = dep.jurisdiction
+            out["x-nuri-action"] = "pseudonymize" if self.step.mask_types else "allow"
+        elif self.decision is not None:
+            out["x-nuri-action"] = self.decision.action
+        if self.decision is not None:
+            out["x-nuri-policy"] = ",".join(self.decision.rule_ids) or "none"
+            if self.decision.label:
+                out["x-nuri-ai-generated"] = "true"
+        if self.admission is not None and getattr(self.admission, "budget_warning", False):
+            out["x-nuri-budget-warning"] = "true"
+        return out

@@ -1,0 +1,81 @@
+"""Everything a running gateway holds: catalog, providers, scanner, policy, routing, ledger.
+
+Built once at start-up from the config. Optional parts (policy, ledger) can be switched off in
+the config; the handler then skips their steps, which is also how the benchmarks measure what
+each part costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nuri.catalog import Catalog
+from nuri.config import NuriConfig
+from nuri.providers import create_provider
+from nuri.providers.base import Provider
+
+log = logging.getLogger("nuri.gateway")
+
+
+@dataclass
+class Gateway:
+    config: NuriConfig
+    data_dir: Path
+    catalog: Catalog
+    providers: dict[str, Provider]
+    scanner: Any = None
+    engine: Any = None
+    router: Any = None
+    health: Any = None
+    ledger: Any = None
+    open_access: bool = True
+    warmup: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, config: NuriConfig, data_dir: Path) -> Gateway:
+        from nuri.policy.engine import PolicyEngine
+        from nuri.privacy.scanner import Scanner
+        from nuri.routing.health import HealthBook
+        from nuri.routing.router import Router
+
+        catalog = Catalog(config.deployments, config.aliases)
+        providers = {d.id: create_provider(d) for d in config.deployments}
+        health = HealthBook(config.routing)
+        engine = PolicyEngine.load(config.policy, config.deployments) if config.policy.enabled else None
+        return cls(
+            config=config, data_dir=data_dir, catalog=catalog, providers=providers,
+            scanner=Scanner(config.privacy), engine=engine, router=Router(config.routing, health), health=health,
+        )
+
+    async def start(self) -> None:
+        if self.config.ledger.enabled:
+            from nuri.ledger import Ledger
+
+            self.ledger = await Ledger.open(self.config.ledger, self.data_dir)
+            self.open_access = self.ledger.open_mode
+        # Load models and open pools in the background: /readyz says when they are ready.
+        for provider in self.providers.values():
+            self.warmup.append(asyncio.create_task(self._start_provider(provider)))
+
+    async def _start_provider(self, provider: Provider) -> None:
+        try:
+            await provider.start()
+        except Exception:
+            log.exception("deployment %s failed to start", provider.deployment.id)
+
+    async def ready(self) -> dict[str, bool]:
+        return {dep_id: await p.ready() for dep_id, p in self.providers.items()}
+
+    async def stop(self) -> None:
+        for task in self.warmup:
+            task.cancel()
+        for provider in self.providers.values():
+            with contextlib.suppress(Exception):
+                await provider.close()
+        if self.ledger is not None:
+            await self.ledger.close()

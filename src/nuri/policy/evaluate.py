@@ -1,0 +1,119 @@
+"""classify → decide → route: the one sequence the gateway handler and `nuri explain` share.
+
+Because the live request and explain call the same function, they agree by construction.
+It fails closed: any exception while classifying or deciding becomes InternalError (500) and
+nothing is forwarded; it never returns an "allow" it did not compute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from nuri.catalog import Deployment
+from nuri.errors import InternalError, ModelNotFound, NuriError
+from nuri.policy.decision import Decision
+from nuri.principal import Principal
+from nuri.privacy.types import Classification
+from nuri.routing.router import RouteStep, Router
+
+if TYPE_CHECKING:
+    from nuri.config import NuriConfig
+    from nuri.policy.engine import PolicyEngine
+
+
+@dataclass(slots=True)
+class Evaluation:
+    classification: Classification
+    decision: Decision
+    steps: list[RouteStep]
+    strategy: str
+    error: NuriError | None = None     # why no route exists (403 policy, 503 health, 400 strategy)
+
+
+def resolve_candidates(config: NuriConfig, requested: str | None) -> list[Deployment]:
+    """A deployment id → [it]; an alias → its deployments in alias order; else 404."""
+    name = requested or "default"
+    by_id = {d.id: d for d in config.deployments}
+    if name in by_id:
+        return [by_id[name]]
+    if name in config.aliases:
+        return [by_id[i] for i in config.aliases[name] if i in by_id]
+    known = sorted([*by_id, *config.aliases])
+    raise ModelNotFound(f"model {name!r} does not exist; available: {', '.join(known)}", param="model")
+
+
+def estimate_tokens(classification: Classification) -> int:
+    """A rough prompt size for the cost strategy (Korean runs near 2-3 characters a token)."""
+    return max(1, classification.chars // 3)
+
+
+def evaluate(
+    body: dict[str, Any],
+    endpoint: str,
+    principal: Principal,
+    requested: str | None,
+    *,
+    scanner: Any,
+    engine: PolicyEngine,
+    router: Router,
+    config: NuriConfig,
+    latency_tier: str | None = None,
+    strategy: str | None = None,
+    candidates: list[Deployment] | None = None,
+) -> Evaluation:
+    """Classify, decide and plan; a missing route is returned in `.error`, not raised."""
+    requested = requested or "default"
+    if candidates is None:
+        candidates = resolve_candidates(config, requested)
+    tier = latency_tier or principal.latency_tier
+    try:
+        from nuri.privacy.classify import classify_request
+
+        classification = classify_request(body, endpoint, scanner)
+    except NuriError:
+        raise
+    except Exception as exc:
+        raise InternalError(
+            f"classification failed ({type(exc).__name__}); the request was not forwarded",
+            code="classification_failed",
+        ) from exc
+    try:
+        decision = engine.decide(classification, principal, requested, candidates, tier, endpoint=endpoint)
+    except Exception as exc:
+        raise InternalError(
+            f"policy evaluation failed ({type(exc).__name__}); the request was not forwarded",
+            code="policy_failed",
+        ) from exc
+    chosen = strategy or router.strategy_for(tier)
+    deployments = {d.id: d for d in candidates}
+    try:
+        steps = router.plan(decision, deployments, estimate_tokens(classification), chosen)
+    except NuriError as exc:
+        return Evaluation(classification, decision, [], chosen, exc)
+    return Evaluation(classification, decision, steps, chosen)
+
+
+def evaluate_request(
+    body: dict[str, Any],
+    endpoint: str,
+    principal: Principal,
+    requested: str | None,
+    *,
+    scanner: Any,
+    engine: PolicyEngine,
+    router: Router,
+    config: NuriConfig,
+    latency_tier: str | None = None,
+    strategy: str | None = None,
+    candidates: list[Deployment] | None = None,
+) -> tuple[Classification, Decision, list[RouteStep]]:
+    """The gateway's call: raises PermissionDenied (403), ServiceUnavailable (503) or
+    InternalError (500); on success every step is eligible and carries its mask types."""
+    result = evaluate(
+        body, endpoint, principal, requested, scanner=scanner, engine=engine, router=router,
+        config=config, latency_tier=latency_tier, strategy=strategy, candidates=candidates,
+    )
+    if result.error is not None:
+        raise result.error
+    return result.classification, result.decision, result.steps

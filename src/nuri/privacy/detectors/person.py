@@ -1,0 +1,210 @@
+"""Person names: Korean names by surname + given-name shape + context, English names by title.
+
+A Korean name is a surname (one syllable, or two: 남궁, 황보, 제갈 …) and a one- or two-syllable
+given name. Alone that shape matches thousands of ordinary words (이번, 정부, 신문 …), so a
+candidate counts only with evidence around it:
+
+* a title or honorific after it (님, 씨, 과장, 고객, 환자, 선생님, 대통령 …) — strong;
+* a label before it (성명, 이름, 고객, 환자, 담당자, 예금주 …) — strong;
+* a case particle after a three-syllable candidate whose given-name syllables are common in names
+  and which is not a listed common word — weaker.
+
+Morphological analysis (kiwipiepy) costs about 13 ms per KB of Korean here, forty times the
+scanner's whole budget, for a small gain in recall on news text; it is therefore off by default
+and available as ``PrivacySettings.person_model = "kiwi"`` to confirm the weaker candidates.
+
+Policy on historical figures: well-known historical persons (세종대왕, 이순신, 유관순 …) are not
+personal data of living people and are common in encyclopedic and school text, so a name on
+`HISTORICAL` is not reported unless a modern personal title follows it (김구 고객님, 이순신 씨).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from nuri.privacy.detectors.base import Hit
+from nuri.privacy.types import Evidence
+
+SURNAMES_1 = (
+    "김이박최정강조윤장임한오서신권황안송전홍유고문양손배백허남심노하곽성차주우구민류나진지엄채원천방공현"
+    "함변염여추도소석선설마길연위표명기반라왕금옥육인맹제모탁국어은편용예경봉사부가복태목형피두감음빈동온"
+    "호범좌팽승간상시갈단견당화창옹순빙묵근매요탄종대궉란판후초계량림로룡"
+)
+SURNAMES_2 = ("남궁", "황보", "제갈", "선우", "독고", "사공", "서문", "동방", "어금", "망절", "소봉", "장곡")
+# Syllables frequent in Korean given names (Statistics Korea name statistics, common usage).
+GIVEN = frozenset(
+    "민서준지현우수영진하은도윤연재예성호유정주원희혜채다소아나시승태인경동상용석철훈혁규환기광대선미숙자순옥"
+    "란화애향남길범빈율린별솔결온찬한건강겸웅욱종중창근균명문병보봉부삼섭세송식신안양엽오완요운의익일전제조"
+    "직천청초충치택표필학해헌형효후휘흥가고관교국권금단덕두락래량려련렬록룡륜름리림만모묵백복분비사산설손"
+    "슬심야월위음임작장처춘탁평허홍황흠힘열빛샘슬봄늘결새람롬"
+)
+TITLES = (
+    "님", "씨", "군", "양", "여사", "과장", "대리", "부장", "차장", "팀장", "사장", "회장", "대표", "이사", "실장",
+    "본부장", "상무", "전무", "주임", "사원", "인턴", "교수", "박사", "선생님", "선생", "강사", "고객", "고객님",
+    "환자", "환자분", "의원", "장관", "차관", "대통령", "총리", "지사", "군수", "구청장", "감독", "선수", "코치",
+    "기자", "작가", "배우", "가수", "변호사", "의사", "간호사", "원장", "소장", "총장", "위원장", "검사", "판사",
+    "목사", "신부", "스님", "선배", "후배", "씨는", "씨가", "님께", "님이", "님은", "님의", "사무관", "주무관",
+    "서기관", "계장", "국장", "처장", "청장", "수석", "책임", "선임", "연구원", "매니저", "프로", "셰프", "원사",
+    "중사", "하사", "소위", "중위", "대위", "소령", "중령", "대령", "병장", "상병", "일병", "이병", "학생", "어머니",
+    "아버지", "할머니", "할아버지",
+)
+LABELS = (
+    "성명", "이름", "고객명", "환자명", "담당자", "담당", "신청인", "보호자", "예금주", "수신인", "받는 분", "받는분",
+    "작성자", "피해자", "피의자", "피고인", "원고", "피고", "대표자", "계약자", "임차인", "임대인", "근로자", "지원자",
+    "수취인", "발신인", "세대주", "고객", "환자", "성함", "from", "to", "name", "cc",
+)
+PARTICLES = (
+    "은", "는", "이", "가", "을", "를", "에게", "한테", "의", "와", "과", "께서", "께", "도", "랑", "이랑", "이가",
+    "이는", "이를", "이의", "이한테", "에게서", "처럼", "보다", "만", "까지", "부터", "이나", "이고", "이다", "이에요",
+    "입니다", "였다", "이었다", "라는", "이라는", "로서", "으로서",
+)
+# Common words with a surname shape; never names on particle evidence alone.
+STOP = frozenset(
+    "이번 이날 이후 이상 이하 이전 이미 이런 이것 이곳 이제 이들 이유 이용 이해 이름 이야기 이동 이사 이익 이후에 "
+    "정부 정도 정말 정리 정보 정책 정치 정상 정신 정확 정해 정한 정원 정의 정식 정지 최근 최고 최대 최초 최소 최종 최선 "
+    "신규 신문 신청 신고 신분 신용 신호 신경 신인 신작 신제품 전국 전체 전에 전혀 전화 전문 전략 전달 전쟁 전통 전반 전기 "
+    "조사 조건 조금 조치 조정 조직 조심 조합 한국 한편 한번 한때 한창 한국인 한마디 강조 강화 강의 강력 강한 안전 안내 "
+    "안에 안정 오늘 오전 오후 오히려 오랜 오래 유지 유명 유일 유리 유형 장관 장소 장면 장기 장점 장애 문제 문화 문의 "
+    "방송 방법 방식 방향 방문 고객 고민 고려 고용 고등 주민 주요 주장 주의 주변 주택 주식 주인 공개 공식 공간 공연 "
+    "공부 공사 국내 국민 국가 국제 임시 임금 지난 지금 지역 지원 지방 지적 지시 진행 진짜 진심 진단 연기 연구 연결 "
+    "연말 연합 연속 명확 명의 기자 기업 기간 기존 기록 기대 기준 기술 기본 선수 선택 선거 선물 선정 감독 감사 "
+    "마지막 마음 마련 우리 우선 우승 배우 배려 하지만 하나 하루 하고 노래 노력 노동 도시 도움 도입 소식 소리 소비 "
+    "소개 시장 시간 시작 시민 시대 시설 성공 성장 성격 성적 차량 차이 구조 구매 구성 원래 원인 원작 경우 경기 경제 "
+    "경찰 경험 경영 동안 동시 동의 동생 대한 대해 대상 대표 대부분 대신 남자 남편 여자 여성 여러 반대 반면 부분 "
+    "부모 부족 사람 사실 사용 사업 사회 사건 석방 설명 설치 용기 은행 인간 인기 인정 인해 제공 제품 제대로 제작 "
+    "모두 모든 모습 모양 상황 상태 상대 상품 서울 서비스 송금 손님 수준 수사 수도 수상 표현 현재 현장 현실 홍보 황당 "
+    "양국 왕자 왕비 금지 금액 육아 예상 예정 예약 국회 권리 권한 피해 평가 범죄 간단 단계 나라 나중 남북 허가 "
+    "추가 추천 추진 탁월 편집 편안 화면 화제 함께 천천히 방안 변화 변경 염려 곽 심사 심각 심리 백신 백만 채널 "
+    "채용 엄마 진짜로 민주 민간 민원 반영 길이 오빠 언니 누나 형님 아들 딸 가족 우리가 정말로 이러한 이와 여기 "
+    "이것은 이곳은 영화 연출 연기력 배우들 주연 조연 명작 최악 최고의 감동 재미 재밌 내용 "
+    "전문가 신인상 강남 강북 조선 고려 신라 백제 한양 정부는 대통령 전화번호 주소지 이메일 계좌 카드 "
+    "하정 우리는 이렇게 이어 이때 이건 이게 정작 최신 전부 전혀 조만간 한참 한다 하면 하는 하게 하며 "
+    "유튜브 방탄 성우 노원 구로 강서 강동 서초 송파 동작 관악 마포 용산 성북 도봉 은평 종로 중구 금천 양천 "
+    "진주 안양 안산 고양 용인 성남 부천 화성 남양주 시흥 김포 광명 하남 오산 이천 안성 의왕 양평 여주 "
+    "동해 남해 서해 황해 제주 울산 부산 대구 인천 광주 대전 세종 경주 포항 구미 전주 목포 여수 순천 원주 춘천 "
+    "강릉 속초 충주 청주 천안 공주 아산 서산 논산 당진 김해 양산 창원 진해 통영 거제 사천 밀양 "
+    .split()
+)
+HISTORICAL = frozenset(
+    "세종대왕 세종 이순신 장영실 김구 안중근 유관순 윤봉길 이봉창 정약용 이황 이이 신사임당 김유신 을지문덕 강감찬 "
+    "광개토대왕 단군 주몽 온조 박혁거세 왕건 이성계 정몽주 정도전 황희 허준 김정호 김홍도 신윤복 정조 영조 "
+    "태조 태종 세조 연산군 광해군 흥선대원군 명성황후 고종 순종 김옥균 전봉준 홍범도 김좌진 안창호 이육사 "
+    "윤동주 한용운 김소월 원효 의상 최치원 장보고 계백 김춘추 선덕여왕 대조영 서희 최무선 문익점 이방원 정철 "
+    "송시열 박지원 박제가 유성룡 류성룡 권율 곽재우 논개 김대건 최제우 방정환 이중섭 나운규 이승훈 서재필 "
+    .split()
+)
+_PERSONAL_TITLES = frozenset(("님", "씨", "고객", "고객님", "환자", "환자분", "씨는", "씨가", "님께", "님이", "님은", "님의"))
+
+
+def _alt(words: tuple[str, ...] | list[str]) -> str:
+    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+
+
+_SUR = f"(?:{_alt(SURNAMES_2)}|[{SURNAMES_1}])"
+_NAME = rf"{_SUR}[가-힣]{{1,2}}"
+_TITLE_RE = re.compile(
+    rf"(?<![가-힣])(?P<name>{_NAME})(?P<gap>\s?)"
+    rf"(?:(?P<title>{_alt([t for t in TITLES if t not in ('군', '양')])})"
+    r"|(?P<title_b>군|양)(?=[은는이가을의과와]?(?![가-힣])))"
+)
+_SURNAME_SSI = re.compile(rf"(?<![가-힣])(?P<sur>{_SUR})\s?(?:모\s?)?(?:\(\d{{1,3}}\)\s?)?씨(?![가-힣]{{2}})")
+_LABEL_RE = re.compile(
+    rf"(?:(?<![가-힣])(?:{_alt([w for w in LABELS if not w.isascii()])})|(?<![A-Za-z])(?:name|from|to|cc))"
+    rf"\s?[:：]?\s?(?P<name>{_NAME})(?![가-힣])|"
+    rf"(?:(?<![가-힣])(?:{_alt([w for w in LABELS if not w.isascii()])}))\s?[:：]?\s?(?P<name3>{_NAME})"
+    rf"(?={_alt(PARTICLES)}(?![가-힣]))"
+)
+_PARTICLE_RE = re.compile(rf"(?<![가-힣])(?P<name>{_NAME})(?P<p>{_alt(PARTICLES)})(?![가-힣])")
+_BARE_RE = re.compile(rf"(?<![가-힣])(?P<name>{_NAME})(?=[\s,.!?)…~]|$)")
+_EN_TITLE = re.compile(
+    r"(?<![A-Za-z])(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mister)\.?\s"
+    r"(?P<name>[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:\s[A-Z][a-z]+(?:-[a-z]+)?){0,2})"
+)
+_EN_LABEL = re.compile(
+    r"(?:(?<![A-Za-z])(?:[Nn]ame|[Pp]atient|[Cc]ustomer|[Ee]mployee|[Aa]pplicant|[Cc]ontact|[Aa]ccount holder)"
+    r"\s?[:：]\s?|(?<![A-Za-z])(?:[Mm]y name is|I am|I'm|Dear)\s)"
+    r"(?P<name>[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:\s[A-Z][a-z]+(?:-[a-z]+)?){1,2})"
+)
+_ROMANIZED = re.compile(
+    r"(?<![A-Za-z])(?:Kim|Lee|Park|Choi|Jung|Jeong|Kang|Cho|Jo|Yoon|Yun|Jang|Lim|Han|Oh|Seo|Shin|Kwon|Hwang|Ahn|Song|"
+    r"Jeon|Hong|Yoo|Ko|Moon|Yang|Son|Bae|Baek|Heo|Nam|Sim|Noh|Ha|Kwak|Sung|Cha|Joo|Woo|Koo|Min|Ryu|Na|Jin|Ji|Um|Chae|"
+    r"Won|Chun|Bang|Gong|Hyun|Ham|Byun|Yeom|Yeo|Choo|Do|So|Seok|Sun)\s[A-Z][a-z]{1,5}-?[a-z]{1,5}(?![A-Za-z])"
+)
+_PARTICLE_SET = frozenset(PARTICLES)
+
+
+def _given_ok(name: str) -> bool:
+    given = name[2:] if name[:2] in SURNAMES_2 else name[1:]
+    return bool(given) and all(c in GIVEN for c in given)
+
+
+def _split_particle(name: str) -> str:
+    """Trim a trailing particle the lazy name shape swallowed (김민수가 → 김민수)."""
+    if len(name) == 4 and name[-1] in "이가은는을를의와과도":
+        return name[:-1]
+    return name
+
+
+class PersonDetector:
+    """Rules by default; `use_kiwi` confirms particle-only candidates with kiwipiepy (slow)."""
+
+    def __init__(self, use_kiwi: bool = False) -> None:
+        self.use_kiwi = use_kiwi
+        self._kiwi: Any = None
+
+    def _kiwi_says_name(self, text: str, start: int, end: int) -> bool:
+        if self._kiwi is None:
+            from kiwipiepy import Kiwi
+
+            self._kiwi = Kiwi()
+        lo, hi = max(0, start - 12), min(len(text), end + 12)
+        for tok in self._kiwi.tokenize(text[lo:hi]):
+            s = lo + tok.start
+            if tok.tag == "NNP" and s <= start and s + tok.len >= end - 1:
+                return True
+        return False
+
+    def detect(self, text: str) -> list[Hit]:
+        hits: list[Hit] = []
+        for m in _TITLE_RE.finditer(text):
+            name, title = m.group("name"), m.group("title") or m.group("title_b")
+            if name in STOP or (name in HISTORICAL and title not in _PERSONAL_TITLES):
+                continue
+            score = 0.9 if _given_ok(name) else 0.7
+            hits.append(Hit("PERSON", m.start("name"), m.end("name"), score, Evidence.CONTEXT))
+        for m in _LABEL_RE.finditer(text):
+            g = "name" if m.group("name") else "name3"
+            name = _split_particle(m.group(g))
+            if name in STOP or name in HISTORICAL:
+                continue
+            hits.append(Hit("PERSON", m.start(g), m.start(g) + len(name), 0.9, Evidence.CONTEXT))
+        for m in _SURNAME_SSI.finditer(text):
+            hits.append(Hit("PERSON", m.start("sur"), m.end("sur"), 0.6, Evidence.CONTEXT))
+        for m in _PARTICLE_RE.finditer(text):
+            name = m.group("name")
+            if len(name) != 3 or name in STOP or name in HISTORICAL or not _given_ok(name):
+                continue
+            if self.use_kiwi:
+                if not self._kiwi_says_name(text, m.start(), m.end("name")):
+                    continue
+                hits.append(Hit("PERSON", m.start(), m.end("name"), 0.75, Evidence.MODEL))
+            else:
+                hits.append(Hit("PERSON", m.start(), m.end("name"), 0.55, Evidence.PATTERN))
+        for m in _EN_TITLE.finditer(text):
+            hits.append(Hit("PERSON", m.start("name"), m.end("name"), 0.85, Evidence.CONTEXT))
+        for m in _EN_LABEL.finditer(text):
+            hits.append(Hit("PERSON", m.start("name"), m.end("name"), 0.8, Evidence.CONTEXT))
+        for m in _ROMANIZED.finditer(text):
+            hits.append(Hit("PERSON", m.start(), m.end(), 0.7, Evidence.PATTERN))
+        return hits
+
+
+@lru_cache(maxsize=2)
+def detector(use_kiwi: bool = False) -> PersonDetector:
+    return PersonDetector(use_kiwi)
+
+
+def detect(text: str) -> list[Hit]:
+    return detector(False).detect(text)

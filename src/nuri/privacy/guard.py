@@ -1,0 +1,257 @@
+"""Reply guard: personal data in a reply that the client never sent is masked before it leaves.
+
+A model may invent or recall a phone number, a resident registration number or a name that was
+not in the request (training-data leakage, hallucinated contacts, another tenant's data behind a
+shared upstream). Such values are replaced by `<TYPE_REDACTED>`; values the client itself sent
+(including those restored from placeholders) pass.
+
+Streaming: `feed` holds back only a bounded tail of the pending text that could still grow into
+an entity — the last two words, extended back over a trailing run of digits and separators —
+at most `hold_chars` characters, plus any entity to be masked that still touches the end. The
+scanner sees that tail together with up to `context_chars` already-emitted characters, so context
+words before a value (주민등록번호, 연락처) still count.
+
+Compose per text channel: upstream delta → `StreamRestorer` → `ReplyGuard` → client, which is
+what `ReplyFilter` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from nuri.privacy import fields as _fields
+from nuri.privacy.pseudonymizer import Pseudonymizer, SupportsScan, marker_spans, redacted, value_key
+from nuri.privacy.restorer import StreamRestorer
+from nuri.privacy.types import Entity
+
+_NUMERIC_RUN = frozenset(
+    "0123456789０１２３４５６７８９\u200b\u200c\u200d\u2060\ufeff-.()+/:_ \t\u00a0\u3000－．"
+)
+DEFAULT_HOLD_CHARS = 96
+DEFAULT_CONTEXT_CHARS = 128
+
+
+class ReplyGuard:
+    """Masks entities whose values were not sent; one instance per text channel when streaming."""
+
+    __slots__ = ("_abs", "_context_chars", "_ctx", "_hold_chars", "_last_mask_end", "_masked",
+                 "_pending", "_scanner", "_sent_exact", "_sent_keys", "_types", "_words")
+
+    def __init__(
+        self,
+        scanner: SupportsScan,
+        sent_values: Iterable[str] = (),
+        types: set[str] | None = None,
+        *,
+        hold_chars: int = DEFAULT_HOLD_CHARS,
+        context_chars: int = DEFAULT_CONTEXT_CHARS,
+        words: int = 2,
+    ) -> None:
+        self._scanner = scanner
+        self._types = types
+        self._sent_exact: set[str] = set()
+        self._sent_keys: set[str] = set()
+        self.add_sent(sent_values)
+        self._hold_chars = hold_chars
+        self._context_chars = context_chars
+        self._words = words
+        self._ctx = ""            # already-emitted upstream text (as received), for context
+        self._pending = ""        # received, not yet emitted
+        self._abs = 0             # stream offset of _pending[0]
+        self._last_mask_end = -1  # stream offset where the last masked entity ended
+        self._masked: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"ReplyGuard(held={len(self._pending)}, masked={sum(self._masked.values())})"
+
+    def add_sent(self, values: Iterable[str]) -> None:
+        for v in values:
+            if not v:
+                continue
+            self._sent_exact.add(v)
+            self._sent_keys.add(value_key("PHONE", v).lower())
+
+    @property
+    def held(self) -> int:
+        return len(self._pending)
+
+    @property
+    def hold_chars(self) -> int:
+        return self._hold_chars
+
+    @property
+    def masked_counts(self) -> dict[str, int]:
+        """Entity types masked so far and how often (no values): for audit and metrics."""
+        return dict(self._masked)
+
+    # -- decisions ---------------------------------------------------------------------------
+    def was_sent(self, value: str) -> bool:
+        if value in self._sent_exact:
+            return True
+        k = value_key("PHONE", value).lower()
+        if not k or k in self._sent_keys:
+            return True
+        return len(k) >= 4 and any(k in s for s in self._sent_keys)
+
+    def _to_mask(self, text: str) -> list[Entity]:
+        blocked = marker_spans(text)
+        out = []
+        for e in self._scanner.scan(text):
+            if self._types is not None and e.type not in self._types:
+                continue
+            if any(e.start < b1 and b0 < e.end for b0, b1 in blocked):
+                continue
+            if self.was_sent(text[e.start:e.end]):
+                continue
+            out.append(e)
+        return out
+
+    def check_text(self, text: str) -> str:
+        """Non-streamed text: every unsent entity replaced by `<TYPE_REDACTED>`."""
+        if not text:
+            return text
+        ents = self._to_mask(text)
+        if not ents:
+            return text
+        out: list[str] = []
+        pos = 0
+        for e in ents:
+            if e.start < pos:
+                continue
+            out.append(text[pos:e.start])
+            out.append(redacted(e.type))
+            self._masked[e.type] = self._masked.get(e.type, 0) + 1
+            pos = e.end
+        out.append(text[pos:])
+        return "".join(out)
+
+    # -- streaming ---------------------------------------------------------------------------
+    def _tail_start(self, p: str) -> int:
+        """Where the part of `p` that could still become (part of) an entity begins."""
+        n = len(p)
+        lo = max(0, n - self._hold_chars)
+        i = n
+        while i > lo and p[i - 1].isspace():
+            i -= 1
+        for w in range(self._words):
+            while i > lo and not p[i - 1].isspace():
+                i -= 1
+            if w + 1 < self._words:
+                while i > lo and p[i - 1].isspace():
+                    i -= 1
+        # extend over a run of digits and separators ("010 1234 5678", "9001０1-1…")
+        j = i
+        first_digit = i
+        while j > lo and p[j - 1] in _NUMERIC_RUN:
+            j -= 1
+            if p[j].isdigit():
+                first_digit = j
+        return first_digit
+
+    def feed(self, delta: str) -> str:
+        """Text safe to emit now: entities that were not sent are masked."""
+        if not delta:
+            return ""
+        return self._step(self._pending + delta, final=False)
+
+    def flush(self) -> str:
+        """Everything still held, masked, at end of stream."""
+        if not self._pending:
+            return ""
+        return self._step(self._pending, final=True)
+
+    def _step(self, p: str, *, final: bool) -> str:
+        cut = len(p) if final else self._tail_start(p)
+        ctx = self._ctx
+        off = len(ctx)
+        ents = [e for e in self._to_mask(ctx + p) if e.end > off]
+        if not final:
+            for e in ents:
+                s, t = e.start - off, e.end - off
+                if t >= len(p) or s < cut < t:
+                    cut = min(cut, max(s, 0))
+        out: list[str] = []
+        pos = 0
+        for e in ents:
+            s, t = e.start - off, e.end - off
+            if t > cut or s < pos and t <= pos:
+                continue
+            s = max(s, pos)
+            out.append(p[pos:s])
+            if self._abs + s > self._last_mask_end or e.start >= off:
+                out.append(redacted(e.type))
+                self._masked[e.type] = self._masked.get(e.type, 0) + 1
+            self._last_mask_end = self._abs + t
+            pos = t
+        out.append(p[pos:cut])
+        emitted = p[:cut]
+        self._ctx = (ctx + emitted)[-self._context_chars:]
+        self._pending = p[cut:]
+        self._abs += cut
+        return "".join(out)
+
+
+class ReplyFilter:
+    """Restorer then guard for one text channel of a reply (one per choice index × channel)."""
+
+    __slots__ = ("guard", "restorer")
+
+    def __init__(
+        self,
+        pseudonymizer: Pseudonymizer,
+        scanner: SupportsScan | None,
+        *,
+        types: set[str] | None = None,
+        sent_values: Iterable[str] = (),
+        json_escape: bool = False,
+        hold_chars: int = DEFAULT_HOLD_CHARS,
+    ) -> None:
+        self.restorer = StreamRestorer(pseudonymizer, json_escape=json_escape)
+        self.guard: ReplyGuard | None = None
+        if scanner is not None:
+            sent = set(sent_values) | pseudonymizer.sent_values
+            self.guard = ReplyGuard(scanner, sent, types, hold_chars=hold_chars)
+
+    def __repr__(self) -> str:
+        return f"ReplyFilter({self.restorer!r}, {self.guard!r})"
+
+    def feed(self, delta: str) -> str:
+        text = self.restorer.feed(delta)
+        return self.guard.feed(text) if self.guard is not None and text else text
+
+    def flush(self) -> str:
+        text = self.restorer.flush()
+        if self.guard is None:
+            return text
+        return self.guard.feed(text) + self.guard.flush()
+
+    def check_text(self, text: str) -> str:
+        """Non-streamed: restore then guard."""
+        restored = self.restorer._pseudo.restore_text(text, json_escape=self.restorer._json_escape)
+        return self.guard.check_text(restored) if self.guard is not None else restored
+
+
+def request_values(body: dict[str, Any], endpoint: str, scanner: SupportsScan) -> set[str]:
+    """Every entity value in a request: what the client sent, for `ReplyGuard(sent_values=…)`."""
+    out: set[str] = set()
+    for _path, text in _fields.request_texts(body, endpoint):
+        for e in scanner.scan(text):
+            out.add(text[e.start:e.end])
+    return out
+
+
+def filter_reply(
+    body: dict[str, Any],
+    pseudonymizer: Pseudonymizer,
+    scanner: SupportsScan | None,
+    *,
+    types: set[str] | None = None,
+    sent_values: Iterable[str] = (),
+) -> dict[str, Any]:
+    """A non-streamed reply, restored and guarded: a new dict, the input stays untouched."""
+    restored = pseudonymizer.restore_reply(body)
+    if scanner is None:
+        return restored
+    guard = ReplyGuard(scanner, set(sent_values) | pseudonymizer.sent_values, types)
+    return _fields.rewrite(restored, list(_fields.reply_texts(restored)), guard.check_text)

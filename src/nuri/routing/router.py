@@ -1,0 +1,103 @@
+"""Order the eligible deployments of a Decision into route steps.
+
+The router only ever reorders and filters the eligible verdicts: it cannot add a deployment,
+and each step carries the mask types its verdict demands. Strategies:
+
+* priority: alias order (the order of the candidates).
+* cost: catalog price × (estimated prompt tokens, expected completion tokens); ties keep
+  alias order. Prices are assumed to be in one currency.
+* latency: EWMA of observed time to first token (or latency); deployments never measured go
+  first, in alias order, so that every deployment gets measured (exploration).
+* weighted: random order drawn by Deployment.weight (weight 0 goes last); the RNG is
+  injectable for tests.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from nuri.catalog import Deployment
+from nuri.config import RoutingSettings
+from nuri.errors import InternalError, InvalidRequest, PermissionDenied, ServiceUnavailable
+from nuri.policy.decision import Decision
+from nuri.routing.health import HealthBook
+
+STRATEGIES = ("priority", "cost", "latency", "weighted")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteStep:
+    deployment: Deployment
+    mask_types: frozenset[str] = frozenset()
+
+    @property
+    def masked(self) -> bool:
+        return bool(self.mask_types)
+
+
+class Router:
+    def __init__(self, settings: RoutingSettings, health: HealthBook, rng: random.Random | None = None) -> None:
+        if settings.strategy not in STRATEGIES:
+            raise ValueError(f"routing.strategy must be one of {', '.join(STRATEGIES)}; got {settings.strategy!r}")
+        for tier, name in settings.tier_strategies.items():
+            if name not in STRATEGIES:
+                raise ValueError(f"routing.tier_strategies.{tier} must be one of {', '.join(STRATEGIES)}")
+        self.settings = settings
+        self.health = health
+        self.rng = rng or random.Random()
+
+    def strategy_for(self, latency_tier: str | None) -> str:
+        if latency_tier and latency_tier in self.settings.tier_strategies:
+            return self.settings.tier_strategies[latency_tier]
+        return self.settings.strategy
+
+    def plan(
+        self,
+        decision: Decision,
+        deployments: dict[str, Deployment],
+        estimated_tokens: int,
+        strategy: str | None = None,
+    ) -> list[RouteStep]:
+        """Eligible, currently available steps in strategy order; raises when there are none."""
+        strategy = strategy or self.settings.strategy
+        if strategy not in STRATEGIES:
+            raise InvalidRequest(f"unknown routing strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+        eligible = decision.eligible
+        if not eligible:
+            raise PermissionDenied(
+                decision.block_message or "no deployment is allowed by policy",
+                headers={"x-nuri-action": "block", "x-nuri-policy": ",".join(decision.rule_ids)},
+            )
+        steps: list[RouteStep] = []
+        for verdict in eligible:
+            dep = deployments.get(verdict.deployment_id)
+            if dep is None:
+                raise InternalError(f"policy verdict names unknown deployment {verdict.deployment_id!r}")
+            steps.append(RouteStep(dep, verdict.mask_types))
+        healthy = [s for s in steps if self.health.available(s.deployment.id)]
+        if not healthy:
+            why = "; ".join(f"{s.deployment.id}: {self.health.describe(s.deployment.id)}" for s in steps)
+            raise ServiceUnavailable(
+                f"no healthy deployment among those policy allows for {decision.requested!r} ({why}); "
+                "the request was not sent elsewhere"
+            )
+        return self._order(healthy, estimated_tokens, strategy)
+
+    def _order(self, steps: list[RouteStep], tokens: int, strategy: str) -> list[RouteStep]:
+        if strategy == "priority" or len(steps) < 2:
+            return steps
+        if strategy == "cost":
+            out_tokens = self.settings.expected_completion_tokens
+            return sorted(steps, key=lambda s: s.deployment.price.cost(tokens, out_tokens))
+        if strategy == "latency":
+            def key(s: RouteStep) -> tuple[int, float]:
+                seen = self.health.latency(s.deployment.id)
+                return (0, 0.0) if seen is None else (1, seen)
+            return sorted(steps, key=key)
+        # weighted: Efraimidis–Spirakis keys u^(1/w) give an order drawn by weight.
+        def draw(s: RouteStep) -> float:
+            w = s.deployment.weight
+            return -math.inf if w <= 0 else math.log(self.rng.random() or 1e-300) / w
+        return sorted(steps, key=draw, reverse=True)
