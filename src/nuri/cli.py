@@ -69,8 +69,10 @@ def serve(
         console.print(f"[red]nuri: cannot start: {exc}[/red]")
         raise typer.Exit(2) from exc
     from nuri.ledger.logging import configure_logging
+    from nuri.ledger.tracing import configure as configure_tracing
 
-    configure_logging(log_level)
+    configure_logging(log_level.upper())
+    configure_tracing()
     gateway = application.state.gateway
     console.print(f"nuri {__version__}: serving {', '.join(gateway.catalog.names())} on http://{host}:{port}/v1")
     uvicorn_config = uvicorn.Config(application, host=host, port=port, log_level=log_level, access_log=False,

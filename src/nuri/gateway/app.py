@@ -75,9 +75,9 @@ async def metrics(request: Request) -> Response:
         require_admin(request)
     except NuriError as exc:
         return error_response(exc)
-    from nuri.ledger.metrics import render_latest
+    from nuri.ledger.metrics import render
 
-    body, content_type = render_latest()
+    body, content_type = render()
     return Response(body, media_type=content_type)
 
 

@@ -12,7 +12,7 @@ from nuri.errors import NuriError
 from nuri.gateway.context import RequestContext
 from nuri.gateway.responses import JSONResponse, error_response
 from nuri.gateway.wire import read_json_body, validate
-from nuri.policy.evaluate import evaluate_request
+from nuri.policy.evaluate import evaluate
 from nuri.policy.explain import explain_view
 
 
@@ -28,18 +28,12 @@ async def explain_endpoint(request: Request) -> Response:
         parsed = validate(body, endpoint)
         check_model_access(ctx, parsed.model)
         candidates = gw.catalog.resolve(parsed.model)
-        error = None
-        try:
-            classification, decision, steps = evaluate_request(
-                body, endpoint, ctx.principal, parsed.model,
-                scanner=gw.scanner, engine=gw.engine, router=gw.router, candidates=candidates,
-            )
-        except NuriError as exc:
-            # A refusal is an answer too: explain why, with the decision that led to it.
-            classification, decision, steps = getattr(exc, "explain", (None, None, None))
-            error = exc.message
-            if decision is None:
-                raise
+        result = evaluate(
+            body, endpoint, ctx.principal, parsed.model,
+            scanner=gw.scanner, engine=gw.engine, router=gw.router, config=gw.config, candidates=candidates,
+        )
+        error = result.error.message if result.error is not None else None
+        classification, decision, steps = result.classification, result.decision, result.steps
         view = explain_view(classification, decision, steps, list(gw.catalog.deployments.values()), error=error)
         return JSONResponse(view)
     except NuriError as exc:

@@ -25,7 +25,9 @@ from nuri.gateway.reply import ReplyPrivacy
 from nuri.gateway.responses import JSONResponse, error_event, error_response
 from nuri.gateway.state import Gateway
 from nuri.gateway.wire import read_json_body, validate
+from nuri.ledger import tracing
 from nuri.policy.evaluate import evaluate_request
+from nuri.policy.unrestricted import unrestricted_decision
 from nuri.privacy import fields
 from nuri.providers.sse import DONE, encode_event
 from nuri.routing.fallback import run_with_fallback
@@ -60,10 +62,14 @@ async def handle(request: Request, endpoint: str) -> Response:
         ctx.stream = bool(getattr(parsed, "stream", False))
         check_model_access(ctx, parsed.model)
         candidates = gw.catalog.resolve(parsed.model)
-        ctx.classification, ctx.decision, steps = evaluate_request(             # classify, decide, route
-            body, endpoint, ctx.principal, parsed.model,
-            scanner=gw.scanner, engine=gw.engine, router=gw.router, candidates=candidates,
-        )
+        if gw.engine is not None:                                                 # classify, decide, route
+            ctx.classification, ctx.decision, steps = evaluate_request(
+                body, endpoint, ctx.principal, parsed.model,
+                scanner=gw.scanner, engine=gw.engine, router=gw.router, config=gw.config, candidates=candidates,
+            )
+        else:
+            ctx.decision = unrestricted_decision(candidates, parsed.model)
+            steps = gw.router.plan(ctx.decision, {d.id: d for d in candidates}, 0)
         prompt_tokens = estimate_many(t for _, t in fields.request_texts(body, endpoint))
         if gw.ledger is not None:                                                # budgets, rate limits
             ctx.admission = await gw.ledger.admit(ctx.principal, prompt_tokens + _max_tokens(body))
@@ -98,7 +104,9 @@ async def _call(gw: Gateway, ctx: RequestContext, body: dict[str, Any], endpoint
                 privacy: ReplyPrivacy) -> dict[str, Any]:
     async def attempt(step: Any) -> dict[str, Any]:
         provider = gw.providers[step.deployment.id]
-        return await getattr(provider, _CALLS[endpoint])(_upstream_body(body, endpoint, privacy, step, False))
+        upstream_body = _upstream_body(body, endpoint, privacy, step, False)
+        with tracing.span("nuri.upstream", deployment=step.deployment.id, masked=bool(step.mask_types)):
+            return await getattr(provider, _CALLS[endpoint])(upstream_body)
 
     reply, ctx.step, ctx.attempts = await run_with_fallback(steps, attempt, gw.health, gw.config.routing)
     reply["model"] = ctx.step.deployment.id
@@ -113,16 +121,17 @@ async def _stream(gw: Gateway, ctx: RequestContext, body: dict[str, Any], endpoi
         provider = gw.providers[step.deployment.id]
         iterator = getattr(provider, _STREAMS[endpoint])(_upstream_body(body, endpoint, privacy, step, True))
         iterator = iterator.__aiter__()
-        try:
-            first = await iterator.__anext__()
-        except StopAsyncIteration as exc:
-            raise UpstreamError(f"deployment {step.deployment.id} sent an empty stream", retryable=True) from exc
+        with tracing.span("nuri.upstream.first_chunk", deployment=step.deployment.id, masked=bool(step.mask_types)):
+            try:
+                first = await iterator.__anext__()
+            except StopAsyncIteration as exc:
+                raise UpstreamError(f"deployment {step.deployment.id} sent an empty stream", retryable=True) from exc
         return first, iterator
 
     if endpoint not in _STREAMS:
         raise NuriError("streaming is not available on this endpoint", status=400)
     (first, iterator), ctx.step, ctx.attempts = await run_with_fallback(
-        steps, attempt, gw.health, gw.config.routing
+        steps, attempt, gw.health, gw.config.routing, stream=True
     )
     ctx.first_token_at = time.perf_counter()
     wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))

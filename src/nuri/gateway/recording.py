@@ -10,6 +10,7 @@ from typing import Any
 
 from nuri.errors import BudgetExceeded, NuriError, PermissionDenied, RateLimited
 from nuri.gateway.context import RequestContext
+from nuri.ledger import metrics
 from nuri.ledger.records import AuditRecord
 
 log = logging.getLogger("nuri.access")
@@ -77,7 +78,11 @@ async def record(gw: Any, ctx: RequestContext, *, status: int, error: NuriError 
     """Durably record the outcome (before the client sees the last byte) and count it."""
     rec = build_record(gw, ctx, status, error)
     if gw.ledger is not None:
-        await gw.ledger.finish(ctx.admission, rec)
+        await gw.ledger.finish(ctx.admission, rec)   # also counts the request in /metrics
+    else:
+        metrics.observe(rec)
+    for attempt in ctx.attempts:
+        metrics.set_circuit_state(attempt.deployment_id, gw.health.state(attempt.deployment_id))
     log.info("request", extra={"nuri": {"request_id": rec.request_id, "team": rec.team, "status": status,
                                         "deployment": rec.deployment, "action": rec.action,
                                         "latency_ms": round(rec.latency_ms, 3), "outcome": rec.outcome}})

@@ -38,25 +38,29 @@ class Gateway:
 
     @classmethod
     def build(cls, config: NuriConfig, data_dir: Path) -> Gateway:
-        from nuri.policy.engine import PolicyEngine
-        from nuri.privacy.scanner import Scanner
         from nuri.routing.health import HealthBook
         from nuri.routing.router import Router
 
         catalog = Catalog(config.deployments, config.aliases)
         providers = {d.id: create_provider(d) for d in config.deployments}
         health = HealthBook(config.routing)
-        engine = PolicyEngine.load(config.policy, config.deployments) if config.policy.enabled else None
+        scanner = engine = None
+        if config.policy.enabled:
+            from nuri.policy.engine import PolicyEngine
+            from nuri.privacy.scanner import Scanner
+
+            scanner = Scanner(config.privacy)
+            engine = PolicyEngine.load(config.policy, config.deployments)
         return cls(
             config=config, data_dir=data_dir, catalog=catalog, providers=providers,
-            scanner=Scanner(config.privacy), engine=engine, router=Router(config.routing, health), health=health,
+            scanner=scanner, engine=engine, router=Router(config.routing, health), health=health,
         )
 
     async def start(self) -> None:
         if self.config.ledger.enabled:
             from nuri.ledger import Ledger
 
-            self.ledger = await Ledger.open(self.config.ledger, self.data_dir)
+            self.ledger = await Ledger.open(self.config.ledger, self.data_dir, deployments=self.config.deployments)
             self.open_access = self.ledger.open_mode
         # Load models and open pools in the background: /readyz says when they are ready.
         for provider in self.providers.values():

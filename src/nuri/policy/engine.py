@@ -138,23 +138,28 @@ def _satisfies(constraint: Constraint, dep: Deployment) -> bool:
     return not (constraint.deployments is not None and dep.id not in constraint.deployments)
 
 
-@dataclass(slots=True)
 class _Compiled:
-    loaded: LoadedRule
-    when: _Conditions
-    unless: _Conditions | None
-    mask: frozenset[str] | None
+    """A rule ready for decide: conditions as frozensets, the fixed parts of its match prebuilt."""
 
-    @property
-    def rule(self) -> Rule:
-        return self.loaded.rule
+    __slots__ = ("action", "final", "id", "loaded", "mask", "match", "overrides", "require", "rule",
+                 "unless", "when")
+
+    def __init__(self, loaded: LoadedRule) -> None:
+        rule = loaded.rule
+        self.loaded, self.rule, self.id, self.action = loaded, rule, rule.id, rule.action
+        self.when = _Conditions.compile(rule.when)
+        self.unless = _Conditions.compile(rule.unless) if rule.unless else None
+        self.mask = frozenset(rule.mask) if rule.mask is not None else None
+        self.require = rule.require
+        self.overrides = frozenset(rule.overrides)
+        self.final = rule.final
+        self.match = RuleMatch(rule.id, loaded.pack, rule.citation, rule.action, rule.message)
 
     def meets(self, dep: Deployment) -> bool:
         """Whether the deployment meets any of the rule's constraints (untouched by the rule)."""
-        constraints = self.rule.require
-        if constraints is None:
+        if self.require is None:
             return False
-        return any(_satisfies(c, dep) for c in constraints)
+        return any(_satisfies(c, dep) for c in self.require)
 
     def mask_types(self, req: _Request) -> frozenset[str]:
         if self.mask is not None:
@@ -173,15 +178,8 @@ class _State:
     """One immutable compiled policy; reload swaps the whole object at once."""
 
     def __init__(self, rules: list[LoadedRule], deployments: Iterable[Deployment]) -> None:
-        self.rules = [
-            _Compiled(
-                loaded=lr,
-                when=_Conditions.compile(lr.rule.when),
-                unless=_Conditions.compile(lr.rule.unless) if lr.rule.unless else None,
-                mask=frozenset(lr.rule.mask) if lr.rule.mask is not None else None,
-            )
-            for lr in rules
-        ]
+        self.rules = [_Compiled(lr) for lr in rules]
+        self.any_overrides = any(c.overrides for c in self.rules)
         self.deployments: dict[str, Deployment] = {d.id: d for d in deployments}
         # meets[dep_id][rule index]: precomputed constraint satisfaction for known deployments.
         self.meets: dict[str, tuple[bool, ...]] = {
@@ -191,7 +189,11 @@ class _State:
     def meets_row(self, dep: Deployment) -> tuple[bool, ...]:
         if self.deployments.get(dep.id) is dep:
             return self.meets[dep.id]
-        return tuple(c.meets(dep) for c in self.rules)
+        # A deployment object the engine was not loaded with: compute, and remember it by
+        # identity (the same id with other attributes is recomputed, never trusted).
+        self.deployments[dep.id] = dep
+        row = self.meets[dep.id] = tuple(c.meets(dep) for c in self.rules)
+        return row
 
 
 class PolicyEngine:
@@ -234,11 +236,11 @@ class PolicyEngine:
         for index, compiled in enumerate(state.rules):
             if compiled.when.matches(req) and not (compiled.unless and compiled.unless.matches(req)):
                 hits.append((index, compiled))
-        switched_off = {
-            target for _, c in hits for target in c.rule.overrides
-        }
-        overridden = [c.rule.id for _, c in hits if c.rule.id in switched_off and not c.rule.final]
-        active = [(i, c) for i, c in hits if c.rule.id not in overridden]
+        overridden: list[str] = []
+        if state.any_overrides:
+            switched_off = {target for _, c in hits for target in c.overrides}
+            overridden = [c.id for _, c in hits if c.id in switched_off and not c.final]
+            hits = [(i, c) for i, c in hits if c.id not in overridden]
 
         matched: list[RuleMatch] = []
         block_all: _Compiled | None = None
@@ -246,21 +248,25 @@ class PolicyEngine:
         maskers: list[tuple[int, _Compiled, frozenset[str]]] = []
         label_text: str | None = None
         flag_reasons: list[str] = []
-        for index, c in active:
-            rule = c.rule
-            masks = c.mask_types(req) if rule.action == "pseudonymize" else frozenset()
-            matched.append(RuleMatch(rule.id, c.loaded.pack, rule.citation, rule.action, rule.message, masks))
-            if rule.action == "block":
-                if rule.require is None:
+        for index, c in hits:
+            action = c.action
+            if action == "pseudonymize":
+                masks = c.mask_types(req)
+                m = c.match
+                matched.append(RuleMatch(m.id, m.pack, m.citation, m.action, m.message, masks))
+                if masks:
+                    maskers.append((index, c, masks))
+                continue
+            matched.append(c.match)
+            if action == "block":
+                if c.require is None:
                     block_all = block_all or c
                 else:
                     blockers.append((index, c))
-            elif rule.action == "pseudonymize" and masks:
-                maskers.append((index, c, masks))
-            elif rule.action == "label" and label_text is None:
-                label_text = rule.message or "This content was generated by AI."
-            elif rule.action == "flag":
-                flag_reasons.append(f"{rule.id}: {rule.message}" if rule.message else rule.id)
+            elif action == "label" and label_text is None:
+                label_text = c.rule.message or "This content was generated by AI."
+            elif action == "flag":
+                flag_reasons.append(f"{c.id}: {c.rule.message}" if c.rule.message else c.id)
 
         verdicts = [_verdict(dep, state.meets_row(dep), block_all, blockers, maskers) for dep in candidates]
         eligible = [v for v in verdicts if v.eligible]

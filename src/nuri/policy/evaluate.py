@@ -7,12 +7,13 @@ nothing is forwarded; it never returns an "allow" it did not compute.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nuri.catalog import Deployment
 from nuri.errors import InternalError, ModelNotFound, NuriError
-from nuri.policy.decision import Decision
+from nuri.policy.decision import Decision, Verdict
 from nuri.principal import Principal
 from nuri.privacy.types import Classification
 from nuri.routing.router import RouteStep, Router
@@ -43,6 +44,13 @@ def resolve_candidates(config: NuriConfig, requested: str | None) -> list[Deploy
     raise ModelNotFound(f"model {name!r} does not exist; available: {', '.join(known)}", param="model")
 
 
+def policy_off(requested: str, candidates: list[Deployment]) -> Decision:
+    """The decision when the operator switched policy off (policy.enabled: false): no rules."""
+    verdicts = [Verdict(d.id, True, frozenset(), None, "policy disabled") for d in candidates]
+    return Decision(action="allow" if verdicts else "block", verdicts=verdicts, requested=requested,
+                    block_message=None if verdicts else f"no deployment serves {requested!r}")
+
+
 def estimate_tokens(classification: Classification) -> int:
     """A rough prompt size for the cost strategy (Korean runs near 2-3 characters a token)."""
     return max(1, classification.chars // 3)
@@ -55,12 +63,13 @@ def evaluate(
     requested: str | None,
     *,
     scanner: Any,
-    engine: PolicyEngine,
+    engine: PolicyEngine | None,
     router: Router,
     config: NuriConfig,
     latency_tier: str | None = None,
     strategy: str | None = None,
     candidates: list[Deployment] | None = None,
+    classifier: Callable[[dict[str, Any], str, Any], Classification] | None = None,
 ) -> Evaluation:
     """Classify, decide and plan; a missing route is returned in `.error`, not raised."""
     requested = requested or "default"
@@ -68,9 +77,9 @@ def evaluate(
         candidates = resolve_candidates(config, requested)
     tier = latency_tier or principal.latency_tier
     try:
-        from nuri.privacy.classify import classify_request
-
-        classification = classify_request(body, endpoint, scanner)
+        if classifier is None:
+            from nuri.privacy.classify import classify_request as classifier
+        classification = classifier(body, endpoint, scanner)
     except NuriError:
         raise
     except Exception as exc:
@@ -79,7 +88,12 @@ def evaluate(
             code="classification_failed",
         ) from exc
     try:
-        decision = engine.decide(classification, principal, requested, candidates, tier, endpoint=endpoint)
+        if engine is None:
+            if config.policy.enabled:
+                raise RuntimeError("policy is enabled but no engine is loaded")
+            decision = policy_off(requested, candidates)
+        else:
+            decision = engine.decide(classification, principal, requested, candidates, tier, endpoint=endpoint)
     except Exception as exc:
         raise InternalError(
             f"policy evaluation failed ({type(exc).__name__}); the request was not forwarded",
@@ -91,6 +105,8 @@ def evaluate(
         steps = router.plan(decision, deployments, estimate_tokens(classification), chosen)
     except NuriError as exc:
         return Evaluation(classification, decision, [], chosen, exc)
+    except Exception as exc:
+        raise InternalError(f"routing failed ({type(exc).__name__}); the request was not forwarded") from exc
     return Evaluation(classification, decision, steps, chosen)
 
 
@@ -101,18 +117,20 @@ def evaluate_request(
     requested: str | None,
     *,
     scanner: Any,
-    engine: PolicyEngine,
+    engine: PolicyEngine | None,
     router: Router,
     config: NuriConfig,
     latency_tier: str | None = None,
     strategy: str | None = None,
     candidates: list[Deployment] | None = None,
+    classifier: Callable[[dict[str, Any], str, Any], Classification] | None = None,
 ) -> tuple[Classification, Decision, list[RouteStep]]:
     """The gateway's call: raises PermissionDenied (403), ServiceUnavailable (503) or
     InternalError (500); on success every step is eligible and carries its mask types."""
     result = evaluate(
         body, endpoint, principal, requested, scanner=scanner, engine=engine, router=router,
         config=config, latency_tier=latency_tier, strategy=strategy, candidates=candidates,
+        classifier=classifier,
     )
     if result.error is not None:
         raise result.error

@@ -28,6 +28,7 @@ class LoadedRule:
     rule: Rule
     pack: str
     order: int
+    source: str = ""     # "policy pack 'kr-pipa'" or "policy file path", for error messages
 
 
 def available_packs() -> list[str]:
@@ -81,7 +82,12 @@ def parse_pack(text: str, where: str, settings: PolicySettings) -> Pack:
         raise PolicyError(f"{where}: must be a mapping with 'pack' and 'rules'")
     defaults = raw.get("params") if isinstance(raw.get("params"), dict) else {}
     params: dict[str, Any] = {**defaults, **settings.params, "home": [settings.home_jurisdiction]}
-    substituted = {k: (_substitute(v, params, where) if k == "rules" else v) for k, v in raw.items()}
+    substituted = dict(raw)
+    if isinstance(raw.get("rules"), list):
+        substituted["rules"] = [
+            _substitute(rule, params, f"{where}: rule {rule.get('id')!r}" if isinstance(rule, dict) else where)
+            for rule in raw["rules"]
+        ]
     try:
         return Pack.model_validate(substituted)
     except ValidationError as exc:
@@ -112,16 +118,16 @@ def load_rules(settings: PolicySettings) -> list[LoadedRule]:
                 raise PolicyError(f"{where}: rule {rule.id!r} field id: already defined in {seen[rule.id]}")
             seen[rule.id] = where
             if rule.id not in settings.disabled_rules:
-                loaded.append(LoadedRule(rule=rule, pack=pack.pack, order=len(loaded)))
+                loaded.append(LoadedRule(rule=rule, pack=pack.pack, order=len(loaded), source=where))
     known = set(seen)
     final = {lr.rule.id for lr in loaded if lr.rule.final}
     for lr in loaded:
         unknown = [r for r in lr.rule.overrides if r not in known]
         if unknown:
-            raise PolicyError(f"pack {lr.pack!r}: rule {lr.rule.id!r} field overrides: unknown rule id(s) {unknown}")
+            raise PolicyError(f"{lr.source}: rule {lr.rule.id!r} field overrides: unknown rule id(s) {unknown}")
         locked = [r for r in lr.rule.overrides if r in final]
         if locked:
-            raise PolicyError(f"pack {lr.pack!r}: rule {lr.rule.id!r} field overrides: rule(s) {locked} are final")
+            raise PolicyError(f"{lr.source}: rule {lr.rule.id!r} field overrides: rule(s) {locked} are final")
     unknown_disabled = [r for r in settings.disabled_rules if r not in known]
     if unknown_disabled:
         raise PolicyError(f"policy settings: field disabled_rules: unknown rule id(s) {unknown_disabled}")

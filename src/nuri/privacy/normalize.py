@@ -25,7 +25,14 @@ _INVISIBLE_SET = frozenset(_INVISIBLE)
 # formatting never groups digits singly that often, so dropping the separators is safe.
 _SPACED_DIGITS = re.compile(r"(?<!\d)\d(?:[ .\-·_/]{1,3}\d){6,}(?!\d)")
 _SPACED_SEP = re.compile(r"[ .\-·_/]")
-_NEEDS_WORK = re.compile(f"[{_INVISIBLE}]|" + _SPACED_DIGITS.pattern)
+_INVISIBLE_RX = re.compile(f"[{_INVISIBLE}]")
+_SPACED_HINT = re.compile(r"\d[ .\-·_/]{1,3}\d[ .\-·_/]{1,3}\d[ .\-·_/]{1,3}\d")
+
+
+def _needs_work(text: str) -> bool:
+    if _INVISIBLE_RX.search(text):
+        return True
+    return _SPACED_HINT.search(text) is not None and _SPACED_DIGITS.search(text) is not None
 
 
 @dataclass(slots=True)
@@ -65,7 +72,7 @@ def _cluster_end(text: str, i: int) -> int:
 
 def normalize(text: str) -> Normalized:
     """Normalise for detection; spans found in `.text` map back with `.span()`."""
-    if unicodedata.is_normalized("NFKC", text) and not _NEEDS_WORK.search(text):
+    if unicodedata.is_normalized("NFKC", text) and not _needs_work(text):
         return Normalized(text)
     out: list[str] = []
     starts: list[int] = []

@@ -13,8 +13,10 @@ def _guard(event: str, args: tuple) -> None:
 
 
 def main() -> None:
-    solution = open(sys.argv[1], encoding="utf-8").read()
-    tests = open(sys.argv[2], encoding="utf-8").read()
+    with open(sys.argv[1], encoding="utf-8") as fh:
+        solution = fh.read()
+    with open(sys.argv[2], encoding="utf-8") as fh:
+        tests = fh.read()
     sys.addaudithook(_guard)
     namespace: dict = {"__name__": "__candidate__"}
     exec(compile(solution, "solution.py", "exec"), namespace)

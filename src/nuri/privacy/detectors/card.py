@@ -22,7 +22,7 @@ def detect(text: str) -> list[Hit]:
     for m in _CARD.finditer(text):
         raw = m.group(0)
         d = digits(raw)
-        if not 13 <= len(d) <= 19 or not luhn(d) or not _IIN.match(d) or len(set(d)) < 3:
+        if not 13 <= len(d) <= 19 or not luhn(d) or not _IIN.match(d) or len(set(d)) < 2:
             continue
         grouped = bool(_GROUPED.match(raw))
         ctx = near(text, m.start(), m.end(), _CTX, 20)

@@ -85,6 +85,10 @@ STOP = frozenset(
     "진주 안양 안산 고양 용인 성남 부천 화성 남양주 시흥 김포 광명 하남 오산 이천 안성 의왕 양평 여주 "
     "동해 남해 서해 황해 제주 울산 부산 대구 인천 광주 대전 세종 경주 포항 구미 전주 목포 여수 순천 원주 춘천 "
     "강릉 속초 충주 청주 천안 공주 아산 서산 논산 당진 김해 양산 창원 진해 통영 거제 사천 밀양 "
+    "이영화 이배우 이드라마 이감독 한가지 두가지 여기서 대해서 이보다 이미지 우리나 목소리 동영상 천만원 여만원 "
+    "여만명 만원 천원 백원 한명 두명 세명 이분 그분 이분들 연기가 연세대 동양화 지하철 시상식 시리아 "
+    "연락처 주민번호 전화번호 휴대폰 이메일 계좌번호 차량번호 주소지 생년월일 성명란 신청서 확인서 동의서 "
+    "진도 연천 순창 신안 인제 소련 여신 선전 경장 위안부 선교사 국세청 유치원 "
     .split()
 )
 HISTORICAL = frozenset(
@@ -95,63 +99,67 @@ HISTORICAL = frozenset(
     "송시열 박지원 박제가 유성룡 류성룡 권율 곽재우 논개 김대건 최제우 방정환 이중섭 나운규 이승훈 서재필 "
     .split()
 )
-_PERSONAL_TITLES = frozenset(("님", "씨", "고객", "고객님", "환자", "환자분", "씨는", "씨가", "님께", "님이", "님은", "님의"))
 
 
-def _alt(words: tuple[str, ...] | list[str]) -> str:
+_PERSONAL_TITLES = frozenset((
+    "님", "씨", "군", "양", "여사", "고객", "고객님", "환자", "환자분", "씨는", "씨가", "님께", "님이", "님은", "님의",
+    "과장", "대리", "부장", "차장", "팀장", "실장", "주임", "사원", "인턴", "선생님", "교수", "사무관", "주무관",
+    "계장", "선배", "후배", "매니저", "책임", "선임", "어머니", "아버지", "할머니", "할아버지",
+))
+# Last syllables that make a surname-shaped word a common noun or verb (경기도, 전문가, 채택하…).
+_NOT_LAST = frozenset("시부국관비가사단도장청실회권계세감력항간점측하자인대고위금리작용법률다려한")
+
+
+def _alt(words: tuple[str, ...] | list[str] | frozenset[str]) -> str:
     return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
 
 
-_SUR = f"(?:{_alt(SURNAMES_2)}|[{SURNAMES_1}])"
-_NAME = rf"{_SUR}[가-힣]{{1,2}}"
-_TITLE_RE = re.compile(
-    rf"(?<![가-힣])(?P<name>{_NAME})(?P<gap>\s?)"
-    rf"(?:(?P<title>{_alt([t for t in TITLES if t not in ('군', '양')])})"
-    r"|(?P<title_b>군|양)(?=[은는이가을의과와]?(?![가-힣])))"
+_GIVEN_CLASS = "".join(sorted(GIVEN))
+_SUFFIX = (
+    rf"(?:(?P<gap>\s?)(?P<title>{_alt([t for t in TITLES if t not in ('군', '양')])})"
+    rf"|(?P<title_b>군|양)(?=[은는이가을의과와]?(?![가-힣]))"
+    rf"|(?P<age>\s?\(\d{{1,3}}(?:세|살)?[,)])"
+    rf"|(?P<part>{_alt(PARTICLES)})(?![가-힣])"
+    r"|(?P<bare>(?=[^가-힣]|$)))"
 )
-_SURNAME_SSI = re.compile(rf"(?<![가-힣])(?P<sur>{_SUR})\s?(?:모\s?)?(?:\(\d{{1,3}}\)\s?)?씨(?![가-힣]{{2}})")
-_LABEL_RE = re.compile(
-    rf"(?:(?<![가-힣])(?:{_alt([w for w in LABELS if not w.isascii()])})|(?<![A-Za-z])(?:name|from|to|cc))"
-    rf"\s?[:：]?\s?(?P<name>{_NAME})(?![가-힣])|"
-    rf"(?:(?<![가-힣])(?:{_alt([w for w in LABELS if not w.isascii()])}))\s?[:：]?\s?(?P<name3>{_NAME})"
-    rf"(?={_alt(PARTICLES)}(?![가-힣]))"
+_KO = re.compile(rf"(?P<name>[{SURNAMES_1}][{_GIVEN_CLASS}]{{1,2}}){_SUFFIX}")
+_KO2 = re.compile(rf"(?P<name>{_alt(SURNAMES_2)}[{_GIVEN_CLASS}]{{1,2}}){_SUFFIX}")
+_SURNAME_SSI = re.compile(rf"(?P<sur>[{SURNAMES_1}])\s?(?:모\s?)?(?:\(\d{{1,3}}\)\s?)?씨(?![가-힣]{{2}})")
+_LABEL = re.compile(
+    rf"(?:{_alt([w for w in LABELS if not w.isascii()])})\s?[:：]?\s?$|(?<![A-Za-z])(?:name|from|to|cc)\s?[:：]\s?$",
+    re.IGNORECASE,
 )
-_PARTICLE_RE = re.compile(rf"(?<![가-힣])(?P<name>{_NAME})(?P<p>{_alt(PARTICLES)})(?![가-힣])")
-_BARE_RE = re.compile(rf"(?<![가-힣])(?P<name>{_NAME})(?=[\s,.!?)…~]|$)")
 _EN_TITLE = re.compile(
-    r"(?<![A-Za-z])(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mister)\.?\s"
+    r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mister)\.?\s"
     r"(?P<name>[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:\s[A-Z][a-z]+(?:-[a-z]+)?){0,2})"
 )
 _EN_LABEL = re.compile(
-    r"(?:(?<![A-Za-z])(?:[Nn]ame|[Pp]atient|[Cc]ustomer|[Ee]mployee|[Aa]pplicant|[Cc]ontact|[Aa]ccount holder)"
-    r"\s?[:：]\s?|(?<![A-Za-z])(?:[Mm]y name is|I am|I'm|Dear)\s)"
+    r"(?:[Nn]ame|[Pp]atient|[Cc]ustomer|[Ee]mployee|[Aa]pplicant|[Cc]ontact|[Aa]ccount holder)\s?[:：]\s?"
     r"(?P<name>[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:\s[A-Z][a-z]+(?:-[a-z]+)?){1,2})"
+    r"|(?:[Mm]y name is|I am|I'm|Dear)\s(?P<name2>[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:\s[A-Z][a-z]+(?:-[a-z]+)?){1,2})"
 )
 _ROMANIZED = re.compile(
-    r"(?<![A-Za-z])(?:Kim|Lee|Park|Choi|Jung|Jeong|Kang|Cho|Jo|Yoon|Yun|Jang|Lim|Han|Oh|Seo|Shin|Kwon|Hwang|Ahn|Song|"
+    r"(?:Kim|Lee|Park|Choi|Jung|Jeong|Kang|Cho|Jo|Yoon|Yun|Jang|Lim|Han|Oh|Seo|Shin|Kwon|Hwang|Ahn|Song|"
     r"Jeon|Hong|Yoo|Ko|Moon|Yang|Son|Bae|Baek|Heo|Nam|Sim|Noh|Ha|Kwak|Sung|Cha|Joo|Woo|Koo|Min|Ryu|Na|Jin|Ji|Um|Chae|"
-    r"Won|Chun|Bang|Gong|Hyun|Ham|Byun|Yeom|Yeo|Choo|Do|So|Seok|Sun)\s[A-Z][a-z]{1,5}-?[a-z]{1,5}(?![A-Za-z])"
+    r"Won|Chun|Bang|Gong|Hyun|Ham|Byun|Yeom|Yeo|Choo|Do|So|Seok|Sun)\s[A-Z][a-z]{1,5}-[a-z]{1,5}(?![A-Za-z])"
 )
-_PARTICLE_SET = frozenset(PARTICLES)
+_HAS_UPPER = re.compile(r"[A-Z][a-z]")
 
 
-def _given_ok(name: str) -> bool:
-    given = name[2:] if name[:2] in SURNAMES_2 else name[1:]
-    return bool(given) and all(c in GIVEN for c in given)
+def _hangul(ch: str) -> bool:
+    return "가" <= ch <= "힣"
 
 
-def _split_particle(name: str) -> str:
-    """Trim a trailing particle the lazy name shape swallowed (김민수가 → 김민수)."""
-    if len(name) == 4 and name[-1] in "이가은는을를의와과도":
-        return name[:-1]
-    return name
+def _letter(ch: str) -> bool:
+    return ch.isascii() and ch.isalpha()
 
 
 class PersonDetector:
-    """Rules by default; `use_kiwi` confirms particle-only candidates with kiwipiepy (slow)."""
+    """Rules by default; `use_kiwi` confirms weak candidates with kiwipiepy (slow)."""
 
-    def __init__(self, use_kiwi: bool = False) -> None:
+    def __init__(self, use_kiwi: bool = False, bare_names: bool = True) -> None:
         self.use_kiwi = use_kiwi
+        self.bare_names = bare_names
         self._kiwi: Any = None
 
     def _kiwi_says_name(self, text: str, start: int, end: int) -> bool:
@@ -166,42 +174,66 @@ class PersonDetector:
                 return True
         return False
 
+    def _korean(self, text: str, m: re.Match[str], two_syllable_surname: bool) -> Hit | None:
+        start = m.start()
+        if start and _hangul(text[start - 1]):
+            return None
+        name = m.group("name")
+        s_len = 2 if two_syllable_surname else 1
+        end = start + len(name)
+        title = m.group("title") or m.group("title_b")
+        if name in STOP:
+            return None
+        if name in HISTORICAL and title not in _PERSONAL_TITLES:
+            return None
+        if len(name) == s_len + 1 and name[-1] == "모":      # 김모 씨: the surname alone
+            return Hit("PERSON", start, start + s_len, 0.6, Evidence.CONTEXT)
+        labelled = _LABEL.search(text, max(0, start - 10), start) is not None
+        three = len(name) >= s_len + 2
+        if title:
+            if not three and title not in _PERSONAL_TITLES:
+                return None
+            return Hit("PERSON", start, end, 0.9 if title in _PERSONAL_TITLES else 0.8, Evidence.CONTEXT)
+        if m.group("age"):
+            return Hit("PERSON", start, end, 0.85, Evidence.CONTEXT)
+        if labelled:
+            return Hit("PERSON", start, end, 0.9, Evidence.CONTEXT)
+        if not three or name[-1] in _NOT_LAST:
+            return None
+        if m.group("bare") is not None and not self.bare_names:
+            return None
+        if self.use_kiwi:
+            if not self._kiwi_says_name(text, start, end):
+                return None
+            return Hit("PERSON", start, end, 0.75, Evidence.MODEL)
+        return Hit("PERSON", start, end, 0.6 if m.group("part") else 0.5, Evidence.PATTERN)
+
     def detect(self, text: str) -> list[Hit]:
         hits: list[Hit] = []
-        for m in _TITLE_RE.finditer(text):
-            name, title = m.group("name"), m.group("title") or m.group("title_b")
-            if name in STOP or (name in HISTORICAL and title not in _PERSONAL_TITLES):
-                continue
-            score = 0.9 if _given_ok(name) else 0.7
-            hits.append(Hit("PERSON", m.start("name"), m.end("name"), score, Evidence.CONTEXT))
-        for m in _LABEL_RE.finditer(text):
-            g = "name" if m.group("name") else "name3"
-            name = _split_particle(m.group(g))
-            if name in STOP or name in HISTORICAL:
-                continue
-            hits.append(Hit("PERSON", m.start(g), m.start(g) + len(name), 0.9, Evidence.CONTEXT))
+        for m in _KO.finditer(text):
+            hit = self._korean(text, m, False)
+            if hit:
+                hits.append(hit)
+        for m in _KO2.finditer(text):
+            hit = self._korean(text, m, True)
+            if hit:
+                hits.append(hit)
         for m in _SURNAME_SSI.finditer(text):
-            hits.append(Hit("PERSON", m.start("sur"), m.end("sur"), 0.6, Evidence.CONTEXT))
-        for m in _PARTICLE_RE.finditer(text):
-            name = m.group("name")
-            if len(name) != 3 or name in STOP or name in HISTORICAL or not _given_ok(name):
-                continue
-            if self.use_kiwi:
-                if not self._kiwi_says_name(text, m.start(), m.end("name")):
-                    continue
-                hits.append(Hit("PERSON", m.start(), m.end("name"), 0.75, Evidence.MODEL))
-            else:
-                hits.append(Hit("PERSON", m.start(), m.end("name"), 0.55, Evidence.PATTERN))
-        for m in _EN_TITLE.finditer(text):
-            hits.append(Hit("PERSON", m.start("name"), m.end("name"), 0.85, Evidence.CONTEXT))
-        for m in _EN_LABEL.finditer(text):
-            hits.append(Hit("PERSON", m.start("name"), m.end("name"), 0.8, Evidence.CONTEXT))
-        for m in _ROMANIZED.finditer(text):
-            hits.append(Hit("PERSON", m.start(), m.end(), 0.7, Evidence.PATTERN))
+            if not (m.start() and _hangul(text[m.start() - 1])):
+                hits.append(Hit("PERSON", m.start("sur"), m.end("sur"), 0.6, Evidence.CONTEXT))
+        if _HAS_UPPER.search(text):
+            for rx in (_EN_TITLE, _EN_LABEL, _ROMANIZED):
+                for m in rx.finditer(text):
+                    if m.start() and _letter(text[m.start() - 1]):
+                        continue
+                    g = "name" if rx is not _ROMANIZED else 0
+                    if rx is _EN_LABEL and not m.group("name"):
+                        g = "name2"
+                    hits.append(Hit("PERSON", m.start(g), m.end(g), 0.8, Evidence.CONTEXT))
         return hits
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=4)
 def detector(use_kiwi: bool = False) -> PersonDetector:
     return PersonDetector(use_kiwi)
 

@@ -1,0 +1,179 @@
+"""Gateway overhead: Nuri in front of a fast local upstream vs calling that upstream directly.
+
+Same run, same upstream, same load generator:
+  - added latency p50/p99 at concurrency 1 and at a fixed 200 requests/s (open loop)
+  - sustained requests/s at concurrency 1, 16 and 64, non-stream and stream (time to first token)
+  - the embedded model's tokens/s through the gateway vs llama-cpp-python called directly
+The gateway runs pinned to one core, the upstream and the load generator on the other.
+
+    .venv/bin/python bench/overhead.py [--quick] [--modes core,full] [--skip-model]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    chat_body,
+    closed_loop,
+    gateway_process,
+    korean_prompt,
+    make_sender,
+    open_loop,
+    pin_self,
+    upstream_process,
+    write_result,
+)
+
+console = Console()
+
+MODES: dict[str, dict[str, Any]] = {
+    # the core proxy alone
+    "core": {"policy": {"enabled": False}, "ledger": {"enabled": False}},
+    # what a user runs: kr-pipa policy with classification, reply guard, SQLite ledger and audit chain
+    "full": {"policy": {"enabled": True, "packs": ["kr-pipa"]}, "ledger": {"enabled": True}},
+}
+
+
+def gateway_config(upstream_url: str, mode: str) -> dict[str, Any]:
+    return {
+        "deployments": [{"id": "fast", "provider": "openai_compatible", "model": "m", "base_url": upstream_url,
+                         "jurisdiction": "KR", "hosting": "domestic_cloud", "max_concurrency": 256}],
+        "aliases": {"default": ["fast"]},
+        **MODES[mode],
+    }
+
+
+async def measure_http(direct: str, gateway: str, quick: bool) -> dict[str, Any]:
+    prompt = korean_prompt(1.0)
+    body, sbody = chat_body(prompt), chat_body(prompt, stream=True)
+    n1 = 300 if quick else 1500
+    seconds = 4 if quick else 10
+    out: dict[str, Any] = {}
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for name, base in (("direct", direct), ("gateway", gateway)):
+            send = make_sender(session, base + "/chat/completions", body)
+            await closed_loop(send, 4, 200)  # warm-up: connections, caches
+            res: dict[str, Any] = {"c1": await closed_loop(send, 1, n1)}
+            res["rate200"] = await open_loop(send, 200, seconds)
+            for c in (16, 64):
+                res[f"c{c}"] = await closed_loop(send, c, n1 * 2)
+            ttft: list[float] = []
+            ssend = make_sender(session, base + "/chat/completions", sbody, ttft=ttft)
+            res["stream_c1"] = await closed_loop(ssend, 1, n1 // 2)
+            res["stream_c1"]["ttft_p50"] = sorted(ttft)[len(ttft) // 2] * 1000
+            res["stream_c16"] = await closed_loop(ssend, 16, n1)
+            out[name] = res
+    d, g = out["direct"], out["gateway"]
+    out["added_ms"] = {
+        "c1_p50": g["c1"]["p50"] - d["c1"]["p50"], "c1_p99": g["c1"]["p99"] - d["c1"]["p99"],
+        "rate200_p50": g["rate200"]["p50"] - d["rate200"]["p50"],
+        "rate200_p99": g["rate200"]["p99"] - d["rate200"]["p99"],
+        "stream_ttft_p50": g["stream_c1"]["ttft_p50"] - d["stream_c1"]["ttft_p50"],
+    }
+    out["rps_ratio"] = {k: g[k]["rps"] / d[k]["rps"] for k in ("c1", "c16", "c64", "stream_c1", "stream_c16")}
+    return out
+
+
+def measure_model(gateway_url: str | None, quick: bool) -> dict[str, Any]:
+    """Tokens/s of the embedded model: llama-cpp-python directly vs streamed through the gateway."""
+    import httpx
+    from llama_cpp import Llama
+
+    from nuri.models import embedded_model_path
+    from nuri.providers.llamacpp import fold_messages
+
+    messages = [{"role": "user", "content": "Write a long story about a lighthouse keeper in Busan."}]
+    max_tokens = 64 if quick else 160
+    runs = 2 if quick else 4
+    llm = Llama(model_path=str(embedded_model_path()), n_ctx=2048, chat_format="gemma", verbose=False)
+    eos = llm.token_eos()
+    direct: list[float] = []
+    for _ in range(runs):
+        t0, n = time.perf_counter(), 0
+        for chunk in llm.create_chat_completion(messages=fold_messages(messages), max_tokens=max_tokens, stream=True,
+                                                temperature=0, logit_bias={eos: -100.0}):
+            if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                n += 1
+        direct.append(n / (time.perf_counter() - t0))
+    llm.close()
+    via: list[float] = []
+    assert gateway_url is not None
+    body = {"model": "default", "messages": messages, "max_tokens": max_tokens, "stream": True, "temperature": 0,
+            "logit_bias": {str(eos): -100.0}}
+    for _ in range(runs):
+        t0, n = time.perf_counter(), 0
+        with httpx.stream("POST", gateway_url + "/chat/completions", json=body, timeout=300) as resp:
+            for line in resp.iter_lines():
+                if line.startswith("data: {"):
+                    chunk = json.loads(line[6:])
+                    if chunk.get("choices") and chunk["choices"][0].get("delta", {}).get("content"):
+                        n += 1
+        via.append(n / (time.perf_counter() - t0))
+    d, g = max(direct), max(via)
+    return {"direct_tokens_per_s": d, "gateway_tokens_per_s": g, "ratio": g / d, "runs": runs,
+            "max_tokens": max_tokens, "direct_all": direct, "gateway_all": via}
+
+
+def report(mode: str, res: dict[str, Any]) -> None:
+    t = Table(title=f"gateway overhead ({mode}) vs direct upstream, 1 KB Korean prompt")
+    for col in ("load", "direct p50/p99 ms", "gateway p50/p99 ms", "added p50/p99 ms", "rps direct", "rps gateway",
+                "ratio"):
+        t.add_column(col)
+    d, g = res["direct"], res["gateway"]
+    for key, label in (("c1", "concurrency 1"), ("rate200", "200 req/s open loop"), ("c16", "concurrency 16"),
+                       ("c64", "concurrency 64"), ("stream_c1", "stream, concurrency 1"),
+                       ("stream_c16", "stream, concurrency 16")):
+        rd = d[key].get("rps", d[key].get("achieved_rps"))
+        rg = g[key].get("rps", g[key].get("achieved_rps"))
+        t.add_row(label, f"{d[key]['p50']:.2f} / {d[key]['p99']:.2f}", f"{g[key]['p50']:.2f} / {g[key]['p99']:.2f}",
+                  f"{g[key]['p50'] - d[key]['p50']:.2f} / {g[key]['p99'] - d[key]['p99']:.2f}",
+                  f"{rd:.0f}", f"{rg:.0f}", f"{rg / rd:.2f}")
+    console.print(t)
+    console.print(f"stream time to first token p50: direct {d['stream_c1']['ttft_p50']:.2f} ms, "
+                  f"gateway {g['stream_c1']['ttft_p50']:.2f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
+    parser.add_argument("--modes", default="core,full")
+    parser.add_argument("--skip-model", action="store_true")
+    args = parser.parse_args()
+    pin_self(1)
+    results: dict[str, Any] = {"modes": {}}
+    with upstream_process(cpu=1) as upstream:
+        for mode in args.modes.split(","):
+            with gateway_process(gateway_config(upstream, mode), cpu=0) as gw:
+                res = asyncio.run(measure_http(upstream, gw, args.quick))
+            results["modes"][mode] = res
+            report(mode, res)
+    if not args.skip_model:
+        config = {"deployments": [{"id": "local-gemma", "provider": "llamacpp", "jurisdiction": "KR",
+                                   "hosting": "on_prem", "options": {"n_ctx": 2048}}],
+                  "policy": {"enabled": True}, "ledger": {"enabled": False}}
+        pin_self(None)
+        with gateway_process(config, cpu=None) as gw:
+            # measured one after the other, so each side has the machine to itself
+            results["embedded_model"] = measure_model(gw, args.quick)
+        m = results["embedded_model"]
+        console.print(f"embedded model tokens/s: direct {m['direct_tokens_per_s']:.1f}, "
+                      f"through the gateway {m['gateway_tokens_per_s']:.1f}, ratio {m['ratio']:.3f}")
+    path = write_result("overhead", results)
+    console.print(f"results: {path}")
+
+
+if __name__ == "__main__":
+    main()

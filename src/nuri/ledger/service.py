@@ -1,0 +1,347 @@
+"""The ledger the gateway talks to: authenticate, admit, finish, admin_event.
+
+One object per gateway process. It owns the database, the counters (memory, database or Redis)
+and the audit writer. Every method that touches storage runs it off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from nuri.catalog import Deployment
+from nuri.config import LedgerSettings
+from nuri.errors import BudgetExceeded, RateLimited, ServiceUnavailable, Unauthorized
+from nuri.ledger import chain, keys, metrics
+from nuri.ledger.counters import (
+    Ask,
+    Counters,
+    DatabaseCounters,
+    MemoryCounters,
+    RedisCounters,
+    Scope,
+    Settle,
+)
+from nuri.ledger.db import Database
+from nuri.ledger.records import AuditRecord, canonical
+from nuri.ledger.secrets import Keys
+from nuri.ledger.writer import AuditWriter
+from nuri.principal import ANONYMOUS, Principal
+
+log = logging.getLogger("nuri.ledger")
+NANO = 1_000_000_000
+
+
+def to_nanos(amount: float) -> int:
+    return round(amount * NANO)
+
+
+def period_of(ts: float, kind: str) -> str:
+    d = datetime.fromtimestamp(ts, UTC)
+    if kind == "day":
+        return d.strftime("%Y-%m-%d")
+    if kind == "month":
+        return d.strftime("%Y-%m")
+    return "all"
+
+
+@dataclass(slots=True)
+class Admission:
+    """The ticket `admit` hands out and `finish` settles."""
+
+    principal: Principal
+    estimated_tokens: int
+    reserved_nanos: int = 0
+    second: int = 0
+    period: str = ""
+    scopes: list[str] = field(default_factory=list)
+    budget_remaining: float | None = None
+    budget_warning: bool = False
+    counted: bool = False            # counters were touched: finish must settle them
+
+    def headers(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if self.budget_remaining is not None:
+            out["x-nuri-budget-remaining"] = f"{self.budget_remaining:.6f}"
+        if self.budget_warning:
+            out["x-nuri-budget-warning"] = "true"
+        return out
+
+
+def _usage_seed_sql(conn: Connection, team: str, period: str) -> int:
+    """Nanos a team has spent in a period, from the durable usage table."""
+    if period == "all":
+        row = conn.execute(text("SELECT SUM(cost_nanos) FROM usage_daily WHERE team = :t"), {"t": team})
+    elif len(period) == 7:
+        row = conn.execute(text("SELECT SUM(cost_nanos) FROM usage_daily WHERE team = :t AND day LIKE :p"),
+                           {"t": team, "p": period + "-%"})
+    else:
+        row = conn.execute(text("SELECT SUM(cost_nanos) FROM usage_daily WHERE team = :t AND day = :p"),
+                           {"t": team, "p": period})
+    return int(row.scalar() or 0)
+
+
+def _clean_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """Admin detail is configuration facts: keep scalars and short lists, drop anything else."""
+    out: dict[str, Any] = {}
+    for k, v in detail.items():
+        if isinstance(v, str | int | float | bool) or v is None:
+            out[str(k)] = v if not isinstance(v, str) else v[:200]
+        elif isinstance(v, list | tuple) and all(isinstance(x, str | int | float) for x in v):
+            out[str(k)] = list(v)[:100]
+    return out
+
+
+class Ledger:
+    """Keys, budgets, rate limits and the audit chain for one gateway process."""
+
+    def __init__(self, settings: LedgerSettings, data_dir: Path, db: Database, secrets: Keys,
+                 counters: Counters, writer: AuditWriter, price_per_token: float) -> None:
+        self.settings = settings
+        self.data_dir = data_dir
+        self.db = db
+        self.secrets = secrets
+        self.counters = counters
+        self.writer = writer
+        self.price_per_token = price_per_token
+        self._open = False
+
+    # --- life cycle -----------------------------------------------------------------------
+
+    @classmethod
+    async def open(cls, settings: LedgerSettings, data_dir: Path, *,
+                   deployments: Iterable[Deployment] | None = None) -> Ledger:
+        """Connect, migrate, start the audit writer.
+
+        Pass the catalog's `deployments` so admission reserves the worst-case cost of a request
+        against the team's budget; without it the budget stops only once spend reaches it, and
+        requests already in flight may overshoot by their own cost.
+        """
+        data_dir = Path(data_dir)
+        db = Database(settings, data_dir)
+        await asyncio.to_thread(db.migrate)
+        secrets = await asyncio.to_thread(Keys.load, data_dir)
+        mode = settings.counters
+        if mode == "auto":
+            mode = "redis" if settings.redis_url else ("memory" if db.is_sqlite else "database")
+
+        async def seed(team: str, period: str) -> int:
+            return await db.run(lambda conn: _usage_seed_sql(conn, team, period))
+
+        counters: Counters
+        if mode == "redis":
+            if not settings.redis_url:
+                raise ValueError("ledger.counters is redis but ledger.redis_url is not set")
+            counters = RedisCounters(settings.redis_url, settings.redis_prefix, seed)
+        elif mode == "database":
+            counters = DatabaseCounters(db, _usage_seed_sql)
+        else:
+            counters = MemoryCounters(seed)
+        price = 0.0
+        for d in deployments or ():
+            price = max(price, d.price.input_per_mtok / 1e6, d.price.output_per_mtok / 1e6)
+        writer = AuditWriter(db, secrets, settings)
+        writer.start()
+        ledger = cls(settings, data_dir, db, secrets, counters, writer, price)
+        ledger._open = not await db.run(keys.any_key)
+        log.info("ledger open", extra={"backend": "sqlite" if db.is_sqlite else "postgresql",
+                                       "counters": mode, "open_mode": ledger._open})
+        return ledger
+
+    async def close(self) -> None:
+        await self.writer.close()
+        await self.counters.close()
+        await asyncio.to_thread(self.db.close)
+
+    @property
+    def open_mode(self) -> bool:
+        """True while no API key exists: the gateway then serves anonymously, on loopback only."""
+        return self._open
+
+    def keyed_hash(self, value: str) -> str:
+        """HMAC of a personal value for the audit record: equal values link, nothing reverses."""
+        return self.secrets.keyed_hash(value)
+
+    # --- authenticate ---------------------------------------------------------------------
+
+    async def authenticate(self, authorization_header: str | None) -> Principal:
+        """The caller's Principal, read fresh from the database on every request so that a
+        revocation on any replica holds from the very next request (no cache)."""
+        if self._open:
+            if not await self.db.run(keys.any_key):
+                return ANONYMOUS
+            self._open = False
+        token = keys.bearer(authorization_header)
+        if token is None:
+            metrics.AUTH_FAILURES.labels("missing").inc()
+            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key")
+        parts = keys.split_key(token)
+        if parts is None:
+            metrics.AUTH_FAILURES.labels("malformed").inc()
+            raise Unauthorized("invalid API key")
+        key_id, secret = parts
+        row = await self.db.run(lambda conn: keys.lookup(conn, key_id))
+        principal = keys.principal_from(row, key_id, secret)
+        if principal is None:
+            revoked = row is not None and row[2] is not None and keys.hash_secret(row[0], secret) == row[1]
+            metrics.AUTH_FAILURES.labels("revoked" if revoked else "invalid").inc()
+            raise Unauthorized("this API key has been revoked" if revoked else "invalid API key",
+                               code="revoked_api_key" if revoked else None)
+        return principal
+
+    # --- admit ----------------------------------------------------------------------------
+
+    async def admit(self, principal: Principal, estimated_tokens: int, *,
+                    estimated_cost: float | None = None) -> Admission:
+        """Apply the key's and the team's rate limits and the team's budget; raise 429 if over.
+
+        `estimated_tokens` (prompt + max completion) is counted against tpm now and corrected
+        to the real count in `finish`. The budget reserves `estimated_cost` (default: tokens ×
+        the catalog's highest per-token price), also corrected in `finish`.
+        """
+        now = time.time()
+        tokens = max(int(estimated_tokens), 0)
+        adm = Admission(principal, tokens, second=int(now), period=period_of(now, self.settings.budget_period))
+        if principal.is_anonymous:
+            return adm
+        scopes = []
+        if principal.rpm is not None or principal.tpm is not None:
+            scopes.append(Scope(f"key:{principal.key_id}", principal.rpm, principal.tpm))
+        if principal.team_rpm is not None or principal.team_tpm is not None:
+            scopes.append(Scope(f"team:{principal.team}", principal.team_rpm, principal.team_tpm))
+        budget = None if principal.budget is None else to_nanos(principal.budget)
+        if not scopes and budget is None:
+            return adm
+        cost = estimated_cost if estimated_cost is not None else tokens * self.price_per_token
+        ask = Ask(scopes, tokens, principal.team, adm.period, budget, to_nanos(cost) if budget is not None else 0,
+                  adm.second)
+        try:
+            verdict = await self.counters.admit(ask)
+        except Exception as exc:
+            log.error("rate/budget store unavailable", extra={"error_type": type(exc).__name__})
+            raise ServiceUnavailable("the rate-limit and budget store is unavailable; request refused",
+                                     code="ledger_unavailable") from exc
+        if not verdict.ok:
+            metrics.LIMITED.labels(verdict.limit or "-").inc()
+            if verdict.limit == "budget":
+                if budget is not None and verdict.spent_nanos is not None:
+                    metrics.set_budget_remaining(principal.team, (budget - verdict.spent_nanos) / NANO)
+                raise BudgetExceeded(
+                    f"team {principal.team!r} has used its {self.settings.budget_period} budget of "
+                    f"{principal.budget:g}; requests are refused until the budget is raised or the period ends",
+                )
+            what = "requests" if verdict.limit == "rpm" else "tokens"
+            limit = next((s.rpm if verdict.limit == "rpm" else s.tpm) for s in scopes if s.name == verdict.scope)
+            raise RateLimited(
+                f"rate limit reached for {verdict.scope}: {limit} {what} per minute; retry in {verdict.retry_after}s",
+                headers={"retry-after": str(verdict.retry_after)},
+            )
+        adm.counted = True
+        adm.scopes = [s.name for s in scopes]
+        adm.reserved_nanos = ask.cost_nanos
+        if budget is not None and verdict.spent_nanos is not None:
+            remaining = (budget - verdict.spent_nanos) / NANO
+            adm.budget_remaining = remaining
+            adm.budget_warning = verdict.spent_nanos >= self.settings.budget_warning_ratio * budget
+            metrics.set_budget_remaining(principal.team, remaining)
+        return adm
+
+    # --- finish ---------------------------------------------------------------------------
+
+    async def finish(self, admission: Admission | None, record: AuditRecord) -> None:
+        """Settle usage and append the audit record; returns once the record is committed.
+
+        Call it once per request, also for refused ones (admission None). It also updates the
+        Prometheus metrics, so the gateway need not call `metrics.observe` itself.
+        """
+        body = record.to_body(self.keyed_hash)
+        pending = chain.Pending(canonical(body), body["time"], record.kind, record.request_id, record.team)
+        usage = None
+        if record.kind == "request":
+            usage = chain.UsageDelta(body["time"][:10], record.team, record.deployment or "-", 1,
+                                     int(record.prompt_tokens), int(record.completion_tokens), to_nanos(record.cost))
+        settle = None
+        if admission is not None and admission.counted:
+            settle = Settle(admission.scopes, admission.second, admission.principal.team, admission.period,
+                            int(record.prompt_tokens + record.completion_tokens) - admission.estimated_tokens,
+                            to_nanos(record.cost) - admission.reserved_nanos)
+            if record.outcome != "ok" and not (record.prompt_tokens or record.completion_tokens):
+                settle.token_delta = -admission.estimated_tokens   # nothing was consumed
+        if settle is None:
+            await self.writer.append(pending, usage)
+        else:
+            results = await asyncio.gather(self.writer.append(pending, usage), self.counters.settle(settle),
+                                           return_exceptions=True)
+            if isinstance(results[1], BaseException):
+                log.warning("counter settle failed", extra={"error_type": type(results[1]).__name__})
+            if isinstance(results[0], BaseException):
+                raise results[0]
+        metrics.observe(record)
+
+    async def admin_event(self, kind: str, actor: str, detail: dict[str, Any] | None = None) -> None:
+        """An audit record for an admin action (key created/revoked, policy or catalog reloaded)."""
+        record = AuditRecord(request_id=f"admin_{uuid.uuid4().hex[:24]}", endpoint=kind, team=actor or "admin",
+                             kind="admin", outcome="ok", detail=_clean_detail(detail or {}))
+        await self.finish(None, record)
+
+    # --- administration (CLI and management endpoints) ---------------------------------------
+
+    async def create_key(self, team: str, *, budget: float | None = None, rpm: int | None = None,
+                         tpm: int | None = None, team_rpm: int | None = None, team_tpm: int | None = None,
+                         models: list[str] | None = None, name: str | None = None,
+                         actor: str = "cli") -> keys.NewKey:
+        def work(conn: Connection) -> keys.NewKey:
+            keys.upsert_team(conn, team, budget=budget, rpm=team_rpm, tpm=team_tpm)
+            return keys.create_key(conn, team, rpm=rpm, tpm=tpm, models=models, name=name)
+
+        new = await self.db.run(work, write=True)
+        self._open = False
+        await self.admin_event("key_created", actor, {"key_id": new.key_id, "team": team, "budget": budget,
+                                                      "rpm": rpm, "tpm": tpm, "team_rpm": team_rpm,
+                                                      "team_tpm": team_tpm, "models": models or []})
+        return new
+
+    async def set_team(self, team: str, *, budget: float | None = None, rpm: int | None = None,
+                       tpm: int | None = None, actor: str = "cli") -> None:
+        await self.db.run(lambda conn: keys.upsert_team(conn, team, budget=budget, rpm=rpm, tpm=tpm), write=True)
+        await self.admin_event("team_updated", actor, {"team": team, "budget": budget, "rpm": rpm, "tpm": tpm})
+
+    async def revoke_key(self, key_id: str, *, actor: str = "cli") -> bool:
+        done = await self.db.run(lambda conn: keys.revoke_key(conn, key_id), write=True)
+        if done:
+            await self.admin_event("key_revoked", actor, {"key_id": key_id})
+        return done
+
+    async def list_keys(self) -> list[keys.KeyInfo]:
+        return await self.db.run(keys.list_keys)
+
+    async def verify(self) -> chain.VerifyResult:
+        return await self.db.run(lambda conn: chain.verify(conn, self.secrets))
+
+    async def prune(self, older_than_days: int, *, actor: str = "cli") -> int:
+        cutoff = datetime.fromtimestamp(time.time() - older_than_days * 86400, UTC)
+        cutoff_iso = cutoff.isoformat(timespec="microseconds").replace("+00:00", "Z")
+        dropped = await self.db.run(
+            lambda conn: chain.prune(conn, self.secrets, cutoff_iso, postgres=not self.db.is_sqlite), write=True)
+        await self.admin_event("audit_pruned", actor, {"older_than_days": older_than_days, "records": dropped})
+        return dropped
+
+    async def usage(self, team: str | None = None) -> list[dict[str, Any]]:
+        """Tokens and cost per day, team and deployment (the metering report)."""
+        def work(conn: Connection) -> list[dict[str, Any]]:
+            sql = ("SELECT day, team, deployment, requests, prompt_tokens, completion_tokens, cost_nanos "
+                   "FROM usage_daily" + (" WHERE team = :t" if team else "") + " ORDER BY day, team, deployment")
+            rows = conn.execute(text(sql), {"t": team} if team else {}).all()
+            return [{"day": r[0], "team": r[1], "deployment": r[2], "requests": r[3], "prompt_tokens": r[4],
+                     "completion_tokens": r[5], "cost": r[6] / NANO} for r in rows]
+
+        return await self.db.run(work)

@@ -1,0 +1,194 @@
+"""The scanner: normalise once, run the detectors that can match, resolve overlaps, map back.
+
+Speed matters (every request passes here): regexes are compiled at import, and a detector runs
+only when a cheap prefilter says it can match (no digits → no identifier detectors; no ``@`` → no
+e-mail scan). Overlaps keep the highest-scoring entity, then the longest.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable
+
+from nuri.config import PrivacySettings
+from nuri.privacy import signals
+from nuri.privacy.detectors import (
+    address,
+    bank,
+    card,
+    date_of_birth,
+    email,
+    ip,
+    kr_ids,
+    passport,
+    person,
+    phone,
+    secret,
+    us_ssn,
+    vehicle_plate,
+)
+from nuri.privacy.detectors.base import Hit, category
+from nuri.privacy.normalize import normalize
+from nuri.privacy.types import Classification, Entity, PipaCategory
+
+ENTITY_TYPES = (
+    "KR_RRN", "KR_FRN", "KR_PASSPORT", "KR_DRIVER_LICENSE", "KR_BRN", "KR_CRN", "PHONE", "EMAIL", "CARD",
+    "BANK_ACCOUNT", "ADDRESS", "PERSON", "VEHICLE_PLATE", "IP_ADDRESS", "DATE_OF_BIRTH", "SECRET", "US_SSN",
+    "PASSPORT",
+)
+
+_NAME_HINT = re.compile(r"[가-힣]|[A-Z][a-z]")
+_DOB_HINTS = ("생년", "생일", "출생", "태어", "birth", "dob", "d.o.b", "born")
+_PASSPORT_HINTS = ("여권", "passport", "パスポート", "护照", "護照")
+
+Detect = Callable[[str], list[Hit]]
+# Identifier detectors run only on windows around digit runs: most of a Korean text has none.
+_NUMERIC_TRIGGER = re.compile(r"\d{3}|\d\.\d")
+_NUMERIC: list[tuple[frozenset[str], Detect]] = [
+    (frozenset({"KR_RRN", "KR_FRN", "KR_CRN", "KR_BRN", "KR_PASSPORT", "KR_DRIVER_LICENSE"}), kr_ids.detect),
+    (frozenset({"PHONE"}), phone.detect),
+    (frozenset({"CARD"}), card.detect),
+    (frozenset({"BANK_ACCOUNT"}), bank.detect),
+    (frozenset({"US_SSN"}), us_ssn.detect),
+    (frozenset({"VEHICLE_PLATE"}), vehicle_plate.detect),
+    (frozenset({"IP_ADDRESS"}), ip.detect),
+]
+_SEPARATOR = "\n\n\n\n"
+_AT = re.compile("@")
+_SNAP = 32
+
+
+def _snap_left(text: str, a: int) -> int:
+    lo = max(0, a - _SNAP)
+    while a > lo and not text[a - 1].isspace():
+        a -= 1
+    return a
+
+
+def _snap_right(text: str, b: int) -> int:
+    hi = min(len(text), b + _SNAP)
+    while b < hi and not text[b].isspace():
+        b += 1
+    return b
+
+
+def windows(text: str, trigger: re.Pattern[str], before: int, after: int) -> list[tuple[int, int]]:
+    """Merged spans around each trigger match, widened to whitespace so boundaries behave."""
+    n = len(text)
+    out: list[tuple[int, int]] = []
+    for m in trigger.finditer(text):
+        a, b = _snap_left(text, max(0, m.start() - before)), _snap_right(text, min(n, m.end() + after))
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _run_windowed(text: str, spans: list[tuple[int, int]], detectors: list[Detect]) -> list[Hit]:
+    """Run detectors once over the windows joined by blank lines; map hits back to `text`."""
+    if not spans:
+        return []
+    if len(spans) == 1 and spans[0] == (0, len(text)):
+        return [h for fn in detectors for h in fn(text)]
+    joined_starts: list[int] = []
+    parts: list[str] = []
+    pos = 0
+    for a, b in spans:
+        joined_starts.append(pos)
+        parts.append(text[a:b])
+        pos += (b - a) + len(_SEPARATOR)
+    joined = _SEPARATOR.join(parts)
+    hits: list[Hit] = []
+    for fn in detectors:
+        for h in fn(joined):
+            i = bisect.bisect_right(joined_starts, h.start) - 1
+            shift = spans[i][0] - joined_starts[i]
+            if h.end - joined_starts[i] <= spans[i][1] - spans[i][0]:
+                hits.append(h._replace(start=h.start + shift, end=h.end + shift))
+    return hits
+
+
+def resolve(hits: list[Hit]) -> list[Hit]:
+    """Non-overlapping hits: highest score first, then longest, then earliest; sorted by start."""
+    chosen_starts: list[int] = []
+    chosen: list[Hit] = []
+    for h in sorted(hits, key=lambda h: (-h.score, -(h.end - h.start), h.start)):
+        if h.end <= h.start:
+            continue
+        i = bisect.bisect_left(chosen_starts, h.start)
+        if i > 0 and chosen[i - 1].end > h.start:
+            continue
+        if i < len(chosen) and chosen[i].start < h.end:
+            continue
+        chosen_starts.insert(i, h.start)
+        chosen.insert(i, h)
+    return chosen
+
+
+class Scanner:
+    """Finds personal data in text; offsets refer to the text as given."""
+
+    def __init__(self, settings: PrivacySettings | None = None) -> None:
+        self.settings = settings or PrivacySettings()
+        disabled = set(self.settings.disabled_entities)
+        self._disabled = disabled
+        self._numeric = [fn for types, fn in _NUMERIC if types - disabled]
+        self._person = None if "PERSON" in disabled else person.detector(self.settings.person_model == "kiwi")
+        self._min_score = self.settings.min_score
+
+    def _on(self, entity_type: str) -> bool:
+        return entity_type not in self._disabled
+
+    def _hits(self, text: str) -> list[Hit]:
+        hits: list[Hit] = []
+        if self._numeric:
+            hits += _run_windowed(text, windows(text, _NUMERIC_TRIGGER, 40, 40), self._numeric)
+        if self._on("ADDRESS"):
+            hits += _run_windowed(text, windows(text, address.TRIGGER, 90, 60), [address.detect])
+        if "@" in text and self._on("EMAIL"):
+            hits += _run_windowed(text, windows(text, _AT, 80, 260), [email.detect])
+        lowered = text.lower()
+        if self._on("SECRET") and secret.may_match(lowered):
+            hits += secret.detect(text)
+        if self._on("DATE_OF_BIRTH") and any(k in lowered for k in _DOB_HINTS):
+            hits += date_of_birth.detect(text)
+        if self._on("PASSPORT") and any(k in lowered for k in _PASSPORT_HINTS):
+            hits += passport.detect(text)
+        if self._person is not None and _NAME_HINT.search(text):
+            hits += self._person.detect(text)
+        if self._disabled:
+            hits = [h for h in hits if h.type not in self._disabled]
+        return [h for h in hits if h.score >= self._min_score]
+
+    def scan(self, text: str) -> list[Entity]:
+        """Entities sorted by start, non-overlapping, spans in the original `text`."""
+        if not text:
+            return []
+        norm = normalize(text)
+        out: list[Entity] = []
+        for h in resolve(self._hits(norm.text)):
+            start, end = norm.span(h.start, h.end)
+            out.append(Entity(h.type, start, end, text[start:end], round(h.score, 3), h.evidence, category(h.type)))
+        return out
+
+    def classify_text(self, text: str) -> Classification:
+        """Entities plus whole-text signals (topics, N2SF grade, languages, domains) of one text."""
+        entities = self.scan(text)
+        norm = normalize(text).text if text else ""
+        grade, found = signals.markings(norm, self.settings.n2sf_markings)
+        found_topics = signals.topics(norm)
+        cats = {e.category for e in entities}
+        if found_topics:
+            cats.add(PipaCategory.SENSITIVE)
+        return Classification(
+            entities=entities,
+            categories=cats,
+            sensitive_topics=found_topics,
+            n2sf_grade=grade,
+            markings=found,
+            languages=signals.shares(signals.script_counts(norm)),
+            domains=signals.domains(norm),
+            chars=len(text),
+        )

@@ -1,0 +1,176 @@
+"""Whole-text signals for policy: PIPA Art. 23 sensitive topics, N2SF grade markings, language
+shares and AI Basic Act high-impact domains.
+
+These describe what a text is about, not spans to mask. Sources: PIPA Art. 23 and Enforcement
+Decree Art. 18 (sensitive information); N2SF guideline 1.0 (C classified / S sensitive / O open;
+the highest grade in a system wins); AI Basic Act Art. 2 high-impact domains (REFERENCE §2).
+
+Topic rule: a strong keyword (진단, 우울증, 전과, 노동조합 …) decides alone; weak ones (병원, 교회 …)
+need two hits, so "병원 앞에서 만나요" is not a health record.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+_ASCII_WORD = re.compile(r"[A-Za-z]")
+
+
+def _rx(words: Iterable[str]) -> re.Pattern[str]:
+    alts = []
+    for w in sorted(set(words), key=len, reverse=True):
+        esc = re.escape(w)
+        alts.append(rf"(?<![A-Za-z]){esc}" if _ASCII_WORD.match(w) else esc)
+    return re.compile("|".join(alts), re.IGNORECASE)
+
+
+# topic → (strong keywords, weak keywords)
+_TOPICS: dict[str, tuple[list[str], list[str]]] = {
+    "health": (
+        ["진단", "질환", "질병", "처방", "당뇨", "고혈압", "우울증", "공황장애", "정신과", "정신질환", "입원", "수술",
+         "투약", "복용 중", "암 진단", "항암", "치매", "에이즈", "HIV", "임신", "장애등급", "병력", "진료기록", "의무기록",
+         "diagnosis", "diagnosed", "disease", "cancer", "diabetes", "depression", "prescription", "medical history",
+         "hospitalized", "hospitalised", "surgery", "chemotherapy", "pregnan", "disability", "mental health",
+         "schizophrenia", "bipolar"],
+        ["병원", "치료", "약물", "증상", "환자", "의사", "진료", "hospital", "treatment", "symptom", "patient", "medication"],
+    ),
+    "beliefs": (
+        ["종교", "신앙", "기독교", "천주교", "불교 신자", "이슬람", "무슬림", "개신교", "세례", "사상", "이념", "신념",
+         "religion", "religious", "christian", "muslim", "islam", "buddhist", "catholic", "atheist", "ideology",
+         "jehovah", "여호와의 증인"],
+        ["교회", "성당", "사찰", "절에", "church", "mosque", "temple", "faith", "belief"],
+    ),
+    "union_party": (
+        ["노동조합", "노조 가입", "노조원", "조합원", "정당 가입", "당원", "입당", "탈당", "trade union", "labor union",
+         "labour union", "union member", "party member", "party membership"],
+        ["노조", "정당", "union"],
+    ),
+    "political_opinion": (
+        ["정치 성향", "정치성향", "정치적 견해", "정치적 성향", "지지 정당", "지지하는 정당", "투표했", "political opinion",
+         "political view", "political affiliation", "voted for"],
+        ["진보", "보수", "정치", "politics", "liberal", "conservative"],
+    ),
+    "criminal_record": (
+        ["전과", "범죄경력", "범죄 경력", "수사경력", "전과자", "유죄 판결", "징역", "집행유예", "벌금형", "실형", "기소",
+         "criminal record", "convicted", "conviction", "felony", "prison sentence", "probation", "arrest record"],
+        ["체포", "구속", "수감", "arrested", "jail", "prison"],
+    ),
+    "sex_life": (
+        ["성생활", "성적 지향", "성적지향", "동성애", "성소수자", "성병", "성관계", "sexual orientation", "sex life",
+         "sexually transmitted", "homosexual", "LGBT", "bisexual", "transgender"],
+        ["gay", "lesbian", "게이", "레즈비언"],
+    ),
+    "genetic": (
+        ["유전자 검사", "유전자검사", "유전정보", "유전체", "DNA", "genetic test", "genetic information", "genome", "genotype"],
+        ["유전자", "genetic"],
+    ),
+    "biometric": (
+        ["지문", "홍채", "안면인식", "얼굴인식", "정맥인식", "생체정보", "생체인식", "성문", "fingerprint", "iris scan",
+         "facial recognition", "face recognition", "biometric", "voiceprint"],
+        ["얼굴 사진", "face id"],
+    ),
+    "race_ethnicity": (
+        ["인종", "민족", "피부색", "출신 민족", "race", "racial", "ethnicity", "ethnic origin"],
+        ["ethnic", "혼혈"],
+    ),
+}
+_TOPIC_RX = {t: (_rx(s), _rx(w)) for t, (s, w) in _TOPICS.items()}
+
+_DOMAINS: dict[str, list[str]] = {
+    "hiring": ["채용", "면접", "지원자", "입사 지원", "이력서", "인사평가", "서류전형", "합격 여부", "hiring", "recruit",
+               "job applicant", "resume", "résumé", "candidate screening", "interview"],
+    "lending": ["대출", "여신", "신용평가", "신용점수", "대출심사", "상환능력", "loan", "credit scor", "lending", "mortgage",
+                "underwriting", "creditworth"],
+    "medical": ["진료", "진단", "환자", "의료", "처방", "의료기기", "임상", "병원", "medical", "patient", "diagnos",
+                "clinical", "medical device", "hospital"],
+    "education": ["학생 평가", "입학", "성적 평가", "채점", "학습자", "교육과정", "학생부", "admission", "grading",
+                  "student assessment", "exam scoring", "student"],
+    "energy": ["전력", "에너지", "발전소", "송전", "전력망", "power grid", "energy supply", "power plant", "electricity"],
+    "water": ["먹는물", "상수도", "정수장", "수돗물", "drinking water", "water supply", "water treatment"],
+    "nuclear": ["원자력", "원전", "핵연료", "방사성", "nuclear", "radioactive"],
+    "transport": ["교통", "철도", "항공", "자율주행", "운송", "관제", "traffic", "railway", "aviation", "autonomous driving"],
+    "biometric": ["생체인식", "얼굴인식", "안면인식", "지문인식", "홍채인식", "facial recognition", "biometric"],
+    "public_decision": ["행정처분", "민원 심사", "복지 수급", "수급 자격", "인허가", "공공 의사결정", "행정 결정", "benefit eligibility",
+                        "public service decision", "government decision", "welfare eligibility"],
+}
+_DOMAIN_RX = {d: _rx(w) for d, w in _DOMAINS.items()}
+
+# N2SF markings (REFERENCE §2): C classified, S sensitive. 비밀/기밀 only as whole words, so
+# 비밀번호 (password) or 기밀유지계약 is not a marking.
+_MARKINGS: list[tuple[re.Pattern[str], str, str]] = [
+    (re.compile(r"(?<![가-힣])(?:[Ⅰ-Ⅲ1-3I]+급\s?)?비밀(?![가-힣])"), "비밀", "C"),
+    (re.compile(r"(?<![가-힣])극비(?![가-힣])"), "극비", "C"),
+    (re.compile(r"(?<![가-힣])기밀(?![가-힣])"), "기밀", "C"),
+    (re.compile(r"\[C\]"), "[C]", "C"),
+    (re.compile(r"(?<![A-Za-z_])(?:TOP SECRET|CONFIDENTIAL|CLASSIFIED)(?![A-Za-z_])|\[SECRET\]|SECRET//"),
+     "CONFIDENTIAL", "C"),
+    (re.compile(r"대외비"), "대외비", "S"),
+    (re.compile(r"\[S\]"), "[S]", "S"),
+    (re.compile(r"(?<![A-Za-z_])(?:FOR OFFICIAL USE ONLY|FOUO|INTERNAL ONLY)(?![A-Za-z_])"), "FOUO", "S"),
+]
+_GRADE_RANK = {"O": 0, "S": 1, "C": 2}
+
+_HANGUL = re.compile(r"[가-힣ㄱ-ㆎ\u1100-\u11ff]")
+_LATIN = re.compile(r"[A-Za-zÀ-ɏ]")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
+_SCRIPTS = (("hangul", _HANGUL), ("latin", _LATIN), ("han", _HAN), ("kana", _KANA))
+
+
+def topics(text: str) -> set[str]:
+    out: set[str] = set()
+    for topic, (strong, weak) in _TOPIC_RX.items():
+        if strong.search(text):
+            out.add(topic)
+            continue
+        it = weak.finditer(text)
+        if next(it, None) is not None and next(it, None) is not None:
+            out.add(topic)
+    return out
+
+
+def domains(text: str) -> set[str]:
+    return {d for d, rx in _DOMAIN_RX.items() if rx.search(text)}
+
+
+def markings(text: str, extra: Mapping[str, str] | None = None) -> tuple[str, list[str]]:
+    """(highest grade, markings found); `extra` maps a literal marking to a grade C/S/O."""
+    found: list[str] = []
+    grade = "O"
+    for rx, label, g in _MARKINGS:
+        if rx.search(text):
+            found.append(label)
+            grade = higher(grade, g)
+    for marking, g in (extra or {}).items():
+        g = str(g).upper()
+        if marking and g in _GRADE_RANK and marking in text:
+            found.append(marking)
+            grade = higher(grade, g)
+    return grade, found
+
+
+def higher(a: str, b: str) -> str:
+    return a if _GRADE_RANK.get(a, 0) >= _GRADE_RANK.get(b, 0) else b
+
+
+def script_counts(text: str) -> dict[str, int]:
+    """Characters per script; letters of other scripts go to `other`."""
+    counts = {name: len(rx.findall(text)) for name, rx in _SCRIPTS}
+    letters = _alpha_count(text)
+    counts["other"] = max(0, letters - sum(counts.values()))
+    return counts
+
+
+_NON_ALPHA = re.compile(r"[\W\d_]+")
+
+
+def _alpha_count(text: str) -> int:
+    return len(_NON_ALPHA.sub("", text))
+
+
+def shares(counts: Mapping[str, int]) -> dict[str, float]:
+    total = sum(counts.values())
+    if not total:
+        return {}
+    return {k: round(v / total, 4) for k, v in counts.items() if v and k != "other"}

@@ -1,0 +1,105 @@
+"""Keys: create, authenticate, revoke; only a salted hash is stored; wrong keys get 401."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from sqlalchemy import text
+
+from nuri.errors import Unauthorized
+from nuri.ledger import Ledger
+from nuri.ledger.keys import split_key
+from nuri.principal import ANONYMOUS
+
+
+async def test_open_mode_until_first_key(ledger: Ledger) -> None:
+    assert ledger.open_mode
+    assert await ledger.authenticate(None) is ANONYMOUS
+    assert await ledger.authenticate("Bearer anything") is ANONYMOUS
+    new = await ledger.create_key("alpha")
+    assert not ledger.open_mode
+    with pytest.raises(Unauthorized):
+        await ledger.authenticate(None)
+    principal = await ledger.authenticate(f"Bearer {new.key}")
+    assert principal.team == "alpha" and principal.key_id == new.key_id
+
+
+async def test_key_created_elsewhere_closes_open_mode(store) -> None:  # type: ignore[no-untyped-def]
+    a = await store.open()
+    b = await store.open()       # a second replica / the CLI on the same store
+    try:
+        assert a.open_mode
+        await b.create_key("alpha")
+        with pytest.raises(Unauthorized):
+            await a.authenticate(None)
+        assert not a.open_mode
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_limits_and_models_reach_the_principal(ledger: Ledger) -> None:
+    new = await ledger.create_key("beta", budget=2.5, rpm=7, tpm=900, team_rpm=70, team_tpm=9000,
+                                  models=["default", "global-mini"])
+    p = await ledger.authenticate(f"Bearer {new.key}")
+    assert (p.budget, p.rpm, p.tpm, p.team_rpm, p.team_tpm) == (2.5, 7, 900, 70, 9000)
+    assert p.allowed_models == frozenset({"default", "global-mini"})
+    assert new.key.startswith("nuri-") and split_key(new.key) is not None
+
+
+async def test_only_salted_hash_is_stored(ledger: Ledger) -> None:
+    new = await ledger.create_key("gamma")
+    other = await ledger.create_key("gamma")
+    key_id, secret = split_key(new.key)  # type: ignore[misc]
+    rows = await ledger.db.run(lambda c: c.execute(text("SELECT * FROM api_keys")).mappings().all())
+    dump = repr([dict(r) for r in rows])
+    assert secret not in dump and new.key not in dump
+    row = next(r for r in rows if r["key_id"] == key_id)
+    assert row["secret_hash"] == hashlib.sha256(bytes.fromhex(row["salt"]) + secret.encode()).hexdigest()
+    assert row["secret_hash"] != hashlib.sha256(secret.encode()).hexdigest()   # salted
+    salts = {r["salt"] for r in rows}
+    assert len(salts) == 2 and other.key_id in {r["key_id"] for r in rows}
+    # and nothing in the audit trail either
+    audit = await ledger.db.run(lambda c: c.execute(text("SELECT body FROM audit_log")).scalars().all())
+    assert all(secret not in body for body in audit)
+
+
+@pytest.mark.parametrize("header", [
+    None, "", "Bearer", "Basic abc", "Bearer nuri-", "Bearer sk-123", "Bearer nuri-zzzzzzzzzzzz-abc",
+])
+async def test_missing_or_malformed_key(ledger: Ledger, header: str | None) -> None:
+    await ledger.create_key("delta")
+    with pytest.raises(Unauthorized) as info:
+        await ledger.authenticate(header)
+    assert info.value.status == 401
+
+
+async def test_wrong_secret_and_unknown_id(ledger: Ledger) -> None:
+    new = await ledger.create_key("eps")
+    key_id, secret = split_key(new.key)  # type: ignore[misc]
+    for bad in (f"nuri-{key_id}-{secret}x", f"nuri-{key_id}-{secret[:-1]}", f"nuri-000000000000-{secret}"):
+        with pytest.raises(Unauthorized, match="invalid API key"):
+            await ledger.authenticate(f"Bearer {bad}")
+
+
+async def test_revocation_is_effective_on_the_next_request_on_every_replica(store) -> None:  # type: ignore[no-untyped-def]
+    a = await store.open()
+    b = await store.open()
+    try:
+        new = await a.create_key("zeta")
+        assert (await b.authenticate(f"Bearer {new.key}")).team == "zeta"
+        assert await a.revoke_key(new.key_id)
+        with pytest.raises(Unauthorized, match="revoked"):
+            await b.authenticate(f"Bearer {new.key}")
+        with pytest.raises(Unauthorized, match="revoked"):
+            await a.authenticate(f"Bearer {new.key}")
+        assert not await a.revoke_key(new.key_id)      # already revoked
+        bodies = await a.db.run(lambda c: c.execute(text("SELECT body FROM audit_log ORDER BY seq"))
+                                .scalars().all())
+    finally:
+        await a.close()
+        await b.close()
+    kinds = [json.loads(b)["endpoint"] for b in bodies]
+    assert kinds == ["key_created", "key_revoked"]     # admin events are audited (kind "admin")

@@ -1,0 +1,60 @@
+"""Scanner speed on Korean documents of 1 KB and 32 KB (run by hand, not collected by pytest).
+
+Text: KLUE-NER v1.1 dev sentences (CC BY-SA 4.0, https://klue-benchmark.com) with identifiers
+mixed in, so both the prefilters and the detectors do real work.
+Usage: python tests/privacy/measure_speed.py
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from measure_klue_person import DEFAULT, load  # noqa: E402
+
+from nuri.privacy.scanner import Scanner  # noqa: E402
+
+PII = [
+    "고객 김민수님 연락처 010-1234-5678", "주민번호 900101-1234568", "카드 4111-1111-1111-1111입니다",
+    "주소: 서울특별시 강남구 테헤란로 152", "이메일 minsu@example.com", "국민은행 계좌 123456-01-234567",
+    "차량 12가3456", "주문번호 2024010512345 결제 35,000원",
+]
+
+
+def document(size: int) -> str:
+    sents = [t for t, _, _ in load(DEFAULT)]
+    out, i = [], 0
+    while len("\n".join(out).encode()) < size:
+        out.append(sents[i % len(sents)])
+        if i % 6 == 5:
+            out.append(PII[(i // 6) % len(PII)])
+        i += 1
+    text = "\n".join(out)
+    while len(text.encode()) > size:
+        text = text[:-1]
+    return text
+
+
+def main() -> None:
+    scanner = Scanner()
+    for size, reps in ((1024, 2000), (32 * 1024, 100)):
+        text = document(size)
+        scanner.scan(text)
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            scanner.scan(text)
+            times.append((time.perf_counter() - t0) * 1000)
+        times.sort()
+        kb = size / 1024
+        p50 = statistics.median(times) / kb
+        p99 = times[int(len(times) * 0.99) - 1] / kb
+        print(f"{size // 1024:>3} KB: p50 {p50:.3f} ms/KB  p99 {p99:.3f} ms/KB  ({len(scanner.scan(text))} entities)")
+
+
+if __name__ == "__main__":
+    main()

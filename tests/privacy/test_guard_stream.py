@@ -1,0 +1,174 @@
+"""Reply guard: unsent personal data is masked before any of it reaches the client, whatever the
+chunking; sent and restored values pass; the held tail stays bounded."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from nuri.privacy.guard import ReplyFilter, ReplyGuard, filter_reply, request_values
+from nuri.privacy.pseudonymizer import Pseudonymizer
+
+try:
+    from pseudo_helpers import StandInScanner, real_scanner
+except ImportError:  # collected as a package
+    from .pseudo_helpers import StandInScanner, real_scanner
+
+STANDIN = StandInScanner()
+REAL = real_scanner()
+SCANNERS = [pytest.param(STANDIN, id="standin")] + ([pytest.param(REAL, id="nuri")] if REAL else [])
+
+# values a model might invent (never sent by the client)
+INVENTED = {
+    "PHONE": "010-9876-5432",
+    "EMAIL": "leak.person@example.org",
+    "KR_RRN": "850315-2345674",
+    "CARD": "5500-0000-0000-0004",
+}
+TEMPLATES = [
+    "담당자 연락처는 {v}입니다. 감사합니다.",
+    "Contact: {v}\n다른 문의는 고객센터로.",
+    "{v}",
+    "확인 결과 {v} 로 등록되어 있습니다",
+]
+
+
+def _stream(guard: ReplyGuard, chunks: list[str], bound: int) -> str:
+    out = []
+    for c in chunks:
+        out.append(guard.feed(c))
+        assert guard.held <= bound
+    out.append(guard.flush())
+    assert guard.held == 0
+    return "".join(out)
+
+
+def _bound(guard: ReplyGuard) -> int:
+    return guard.hold_chars + 40
+
+
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_check_text_masks_unsent_and_keeps_sent(scanner) -> None:
+    g = ReplyGuard(scanner, sent_values={"010-1111-2222"})
+    text = "고객님 번호 010-1111-2222 확인, 담당자는 010-9876-5432 입니다"
+    out = g.check_text(text)
+    assert "010-1111-2222" in out
+    assert "010-9876-5432" not in out and "<PHONE_REDACTED>" in out
+    assert g.masked_counts == {"PHONE": 1}
+    # another spelling of a sent value is still the sent value
+    assert "01011112222" in ReplyGuard(scanner, {"010-1111-2222"}).check_text("번호 01011112222 입니다")
+
+
+@pytest.mark.parametrize("scanner", SCANNERS)
+@pytest.mark.parametrize("etype", sorted(INVENTED))
+def test_every_split_point_of_an_invented_value(scanner, etype: str) -> None:
+    value = INVENTED[etype]
+    for template in TEMPLATES:
+        text = template.format(v=value)
+        expected = ReplyGuard(scanner, set()).check_text(text)
+        assert value not in expected
+        start = text.index(value)
+        for i in range(start, start + len(value) + 1):
+            for j in (i, min(len(text), i + 3), len(text)):
+                g = ReplyGuard(scanner, set())
+                out = _stream(g, [text[:i], text[i:j], text[j:]], _bound(g))
+                assert out == expected, (etype, template, i, j)
+
+
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_token_by_token_stream(scanner) -> None:
+    text = "고객님, 담당자 연락처는 010-9876-5432 이고 메일은 leak.person@example.org 입니다. 감사합니다."
+    g = ReplyGuard(scanner, set())
+    out = _stream(g, list(text), _bound(g))
+    assert out == ReplyGuard(scanner, set()).check_text(text)
+    assert "9876" not in out and "leak.person" not in out
+
+
+def test_hold_back_is_bounded_on_long_runs() -> None:
+    g = ReplyGuard(STANDIN, set(), hold_chars=32)
+    text = "1 2 3 4 5 6 7 8 9 " * 20 + "끝"
+    out = _stream(g, [text[i:i + 5] for i in range(0, len(text), 5)], 32 + 20)
+    assert out == text
+
+
+def test_plain_text_flows_with_small_hold() -> None:
+    g = ReplyGuard(STANDIN, set())
+    emitted = g.feed("오늘 날씨는 맑고 기온은 영상 10도입니다. 내일은 ")
+    assert emitted.startswith("오늘 날씨는 맑고")
+    assert g.held <= len("10도입니다. 내일은 ")
+
+
+_FILLER = st.sampled_from(["안녕하세요 ", "고객님, ", "연락처: ", "\n", "확인했습니다. ", "주문번호 A-1234 ", "가격 12,000원 "])
+
+
+@st.composite
+def _reply_and_cuts(draw):
+    parts = draw(st.lists(st.one_of(_FILLER, st.sampled_from(sorted(INVENTED.values()))), min_size=1, max_size=10))
+    text = " ".join(parts) + " "
+    cuts = sorted(draw(st.lists(st.integers(0, len(text)), max_size=10)))
+    chunks, prev = [], 0
+    for c in cuts:
+        chunks.append(text[prev:c])
+        prev = c
+    chunks.append(text[prev:])
+    return text, chunks
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_reply_and_cuts())
+def test_random_chunkings_mask_like_whole_text(case) -> None:
+    text, chunks = case
+    for scanner in (STANDIN, REAL) if REAL else (STANDIN,):
+        g = ReplyGuard(scanner, set())
+        out = _stream(g, chunks, _bound(g))
+        expected = ReplyGuard(scanner, set()).check_text(text)
+        assert out == expected
+        for v in INVENTED.values():
+            assert v not in out
+
+
+# -- composition: restorer → guard --------------------------------------------------------------
+
+def _pseudo_with_sent() -> tuple[Pseudonymizer, str]:
+    p = Pseudonymizer()
+    request = "김철수 고객님 번호는 010-2345-6789 입니다"
+    masked = p.mask_text(request, STANDIN.scan(request))
+    assert masked == "<PERSON_1> 고객님 번호는 <PHONE_1> 입니다"
+    return p, masked
+
+
+@pytest.mark.parametrize("scanner", SCANNERS)
+def test_filter_restores_sent_and_masks_invented_on_every_split(scanner) -> None:
+    p, _ = _pseudo_with_sent()
+    reply = "<PERSON_1> 고객님, <PHONE_1> 대신 010-9876-5432 로 연락드리겠습니다."
+    expected = "김철수 고객님, 010-2345-6789 대신 <PHONE_REDACTED> 로 연락드리겠습니다."
+    assert ReplyFilter(p, scanner).check_text(reply) == expected
+    for i in range(len(reply) + 1):
+        for j in range(i, len(reply) + 1, 7):
+            f = ReplyFilter(p, scanner)
+            out = f.feed(reply[:i]) + f.feed(reply[i:j]) + f.feed(reply[j:]) + f.flush()
+            assert out == expected, (i, j)
+
+
+def test_filter_reply_non_stream_and_request_values() -> None:
+    p, masked = _pseudo_with_sent()
+    body = {"choices": [{"index": 0, "message": {"role": "assistant",
+                                                  "content": "<PERSON_1>님 외에 최지우 님 010-9876-5432"}}]}
+    out = filter_reply(body, p, STANDIN)
+    assert out["choices"][0]["message"]["content"] == "김철수님 외에 <PERSON_REDACTED> 님 <PHONE_REDACTED>"
+    assert body["choices"][0]["message"]["content"].startswith("<PERSON_1>")
+    sent = request_values({"messages": [{"role": "user", "content": "최지우 010-9876-5432"}]}, "chat", STANDIN)
+    out2 = filter_reply(body, p, STANDIN, sent_values=sent)
+    assert out2["choices"][0]["message"]["content"] == "김철수님 외에 최지우 님 010-9876-5432"
+
+
+def test_types_limit_what_the_guard_masks() -> None:
+    g = ReplyGuard(STANDIN, set(), types={"KR_RRN"})
+    assert g.check_text("010-9876-5432 850315-2345674") == "010-9876-5432 <KR_RRN_REDACTED>"
+
+
+def test_guard_repr_has_no_values() -> None:
+    g = ReplyGuard(STANDIN, {"010-1111-2222"})
+    g.feed("번호 010-9876-5432")
+    assert "010" not in repr(g)
