@@ -88,7 +88,7 @@ def presidio_engine() -> tuple[Any, str]:
         nlp = SlimSpacyNlpEngine(supported_languages=["ko"], generic_tokenizer="blank", auto_download=False)
         engine = AnalyzerEngine(registry=registry, nlp_engine=nlp, supported_languages=["ko"])
         engine.analyze("warm-up 010-1234-5678", language="ko")
-    except Exception as exc:  # noqa: BLE001 - report any setup failure and carry on without Presidio
+    except Exception as exc:  # report any setup failure and carry on without Presidio
         return None, f"presidio-analyzer could not be configured offline: {exc!r}"
     how = (f"presidio-analyzer {version}, language 'ko', Korean recognizers enabled + "
            f"{', '.join(PRESIDIO_RECOGNIZERS[5:])}; NLP engine: SlimSpacyNlpEngine with a blank spaCy "
@@ -96,14 +96,21 @@ def presidio_engine() -> tuple[Any, str]:
     return engine, how
 
 
-def presidio_predictor(engine: Any, threshold: float = 0.0) -> Predictor:
+def presidio_predictor(engine: Any, threshold: float = 0.0,
+                       cache: dict[str, list[tuple[int, int, str, float]]] | None = None) -> Predictor:
+    """Presidio's results mapped to Nuri's types; with `cache`, each text is analysed once (at
+    threshold 0) and other thresholds filter the cached scores."""
     def predict(text: str) -> list[Span]:
-        out = []
-        for r in engine.analyze(text, language="ko", score_threshold=threshold):
-            t = PRESIDIO_TO_NURI.get(r.entity_type)
-            if t is not None:
-                out.append((r.start, r.end, t))
-        return out
+        found = cache.get(text) if cache is not None else None
+        if found is None:
+            found = []
+            for r in engine.analyze(text, language="ko", score_threshold=0.0):
+                t = PRESIDIO_TO_NURI.get(r.entity_type)
+                if t is not None:
+                    found.append((r.start, r.end, t, r.score))
+            if cache is not None:
+                cache[text] = found
+        return [(s, e, t) for s, e, t, score in found if score >= threshold]
 
     return predict
 
@@ -172,12 +179,11 @@ def evaluate(docs: list[dict[str, Any]], predict: Predictor, types: list[str]) -
         if not gold:
             neg_fp += Counter(p[2] for p in pred)
         for s in d["spans"]:
-            v = s.get("variant")
-            if not v:
-                continue
-            var_total[v] += 1
-            if any(p[2] == s["type"] and min(p[1], s["end"]) > max(p[0], s["start"]) for p in pred):
-                var_hit[v] += 1
+            kinds = [k for k in (s.get("variant"), "post2020" if s.get("post2020") else None) if k]
+            hit = any(p[2] == s["type"] and min(p[1], s["end"]) > max(p[0], s["start"]) for p in pred)
+            for v in kinds:
+                var_total[v] += 1
+                var_hit[v] += hit
     per_type = {t: prf(tp[t], fp[t], fn[t]) for t in types}
     return {
         "per_type": per_type,

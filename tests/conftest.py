@@ -26,6 +26,28 @@ def upstream() -> Iterator[RunningUpstream]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def module_upstream() -> Iterator[RunningUpstream]:
+    with RunningUpstream() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def module_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Like `gateway`, but the processes live for the whole test module (start-up costs seconds)."""
+    started: list[GatewayProcess] = []
+    workdir = tmp_path_factory.mktemp("gw")
+
+    def start(config: dict[str, Any] | None, **kwargs: Any) -> GatewayProcess:
+        proc = GatewayProcess(workdir, config, **kwargs).start()
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()
+
+
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[Any]:
     """A factory: gateway(config) starts `nuri serve` with that config; all are stopped at the end."""

@@ -46,6 +46,9 @@ class PrivacySettings(BaseModel):
     guard_hold_chars: int = Field(
         96, ge=16, le=4096, description="streaming reply guard: most characters held back as a tail"
     )
+    guard_min_score: float = Field(
+        0.0, ge=0.0, le=1.0, description="reply guard: entities scored below this are not masked"
+    )
 
 
 class PolicySettings(BaseModel):
@@ -91,7 +94,9 @@ class LedgerSettings(BaseModel):
     durability: str = Field(
         "fsync",
         pattern=r"^(fsync|process)$",
-        description="SQLite: fsync every audit commit, or survive a process crash only (no fsync per commit)",
+        description="fsync: an audit record is on disk before the request is acknowledged; process: it "
+        "survives a gateway crash but not a database-host crash (SQLite synchronous=NORMAL, PostgreSQL "
+        "synchronous_commit=off for audit commits)",
     )
     budget_period: str = Field("month", pattern=r"^(day|month|total)$")
     budget_warning_ratio: float = Field(0.8, gt=0, le=1, description="spend share that sets the warning flag")

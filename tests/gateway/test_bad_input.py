@@ -10,11 +10,11 @@ from nuri.testing.processes import upstream_deployment
 GOOD = {"model": "default", "messages": [{"role": "user", "content": "안녕"}]}
 
 
-@pytest.fixture
-def gw(upstream, gateway):
-    config = {"deployments": [upstream_deployment(upstream, "up", jurisdiction="KR", hosting="on_prem")],
+@pytest.fixture(scope="module")
+def gw(module_upstream, module_gateway):
+    config = {"deployments": [upstream_deployment(module_upstream, "up", jurisdiction="KR", hosting="on_prem")],
               "server": {"max_body_bytes": 64 * 1024}, "ledger": {"enabled": False}}
-    return gateway(config)
+    return module_gateway(config)
 
 
 def _post(gw, content: bytes, headers: dict | None = None, path: str = "/chat/completions") -> httpx.Response:

@@ -9,13 +9,15 @@ receive in clear. Deliberately broken routers must be caught by the same check.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import random
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, find, given, settings
+from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
 from policy_factories import ALL_PACKS, CATEGORY, UNIQUE_IDS, classification, dep
 
@@ -28,7 +30,7 @@ from nuri.policy.model import KNOWN_ENTITY_TYPES
 from nuri.principal import Principal
 from nuri.routing.fallback import run_with_fallback
 from nuri.routing.health import HealthBook
-from nuri.routing.router import RouteStep, Router
+from nuri.routing.router import Router, RouteStep
 
 APPROVED = "big@v1"
 PERSONALISH = {t for t in KNOWN_ENTITY_TYPES if CATEGORY.get(t) is None} | {"CARD", "BANK_ACCOUNT"}
@@ -65,11 +67,11 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         for i in range(n)
     ]
     return Scenario(
-        packs=tuple(draw(st.lists(st.sampled_from(ALL_PACKS), min_size=1, max_size=5, unique=True))),
+        packs=tuple(sorted(draw(st.lists(st.sampled_from(ALL_PACKS), min_size=1, max_size=5, unique=True)))),
         deployments=deployments,
         types=tuple(draw(st.lists(st.sampled_from(sorted(KNOWN_ENTITY_TYPES)), max_size=5))),
         grade=draw(st.sampled_from(["O", "O", "S", "C"])),
-        topics=tuple(draw(st.lists(st.sampled_from(["health", "beliefs", "union"]), max_size=2, unique=True))),
+        topics=tuple(draw(st.lists(st.sampled_from(["health", "beliefs", "union_party"]), max_size=2, unique=True))),
         domains=tuple(draw(st.lists(st.sampled_from(["hiring", "medical", "education"]), max_size=2, unique=True))),
         outcomes=draw(st.lists(st.sampled_from(["ok", "500", "429", "timeout", "drop", "400"]), max_size=8)),
         strategy=draw(st.sampled_from(["priority", "cost", "latency", "weighted"])),
@@ -162,6 +164,16 @@ class WidensOnFailure(Router):
         return steps + extra
 
 
+def run_now(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Drive a coroutine that never suspends (no backoff, instant upstreams) without a loop."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise AssertionError("the fallback runner suspended unexpectedly")
+
+
 def violations(s: Scenario, router_cls: type[Router] = Router) -> list[str]:
     """Run one request through decide → plan → fallback; list every residency violation."""
     cl = classification(*s.types, grade=s.grade, topics=s.topics, domains=s.domains)
@@ -185,10 +197,8 @@ def violations(s: Scenario, router_cls: type[Router] = Router) -> list[str]:
             raise error
         return "ok"
 
-    try:
-        asyncio.run(run_with_fallback(steps, attempt, router.health, rs))
-    except NuriError:
-        pass
+    with contextlib.suppress(NuriError):
+        run_now(run_with_fallback(steps, attempt, router.health, rs))
     found: list[str] = []
     for d, clear, masked in received:
         if d.id not in by_id:
@@ -202,7 +212,7 @@ def violations(s: Scenario, router_cls: type[Router] = Router) -> list[str]:
     return found
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_no_attempt_ever_holds_data_its_decision_forbids(s: Scenario) -> None:
     assert violations(s) == []
@@ -212,7 +222,7 @@ def test_no_attempt_ever_holds_data_its_decision_forbids(s: Scenario) -> None:
 def test_the_property_catches_a_broken_router(broken: type[Router]) -> None:
     example = find(
         scenarios(), lambda s: bool(violations(s, broken)),
-        settings=settings(max_examples=2000, deadline=None, database=None,
+        settings=settings(max_examples=3000, deadline=None, database=None, phases=[Phase.generate], derandomize=True,
                           suppress_health_check=[HealthCheck.too_slow]),
     )
     assert violations(example, broken)

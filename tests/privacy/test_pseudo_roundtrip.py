@@ -8,6 +8,8 @@ import pickle
 import re
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nuri.config import PrivacySettings
 from nuri.privacy import fields
@@ -223,3 +225,43 @@ def test_surrogates_are_unique_and_avoid_real_values() -> None:
     assert len(tokens) == 150
     assert all(p.restore_text(t) == f"사람{i:03d}" for i, t in enumerate(
         p.token_for("PERSON", f"사람{i:03d}") for i in range(150)))
+
+
+# -- property: any mix of values and filler text round-trips -----------------------------------
+
+_PIECES = st.sampled_from([
+    NAME, PHONE, EMAIL, CARD, "이영희", "010-3333-4444", " 고객님 ", "님의 연락처는 ", " 입니다. ", "\n",
+    "<PERSON_1>", "<PHONE_3>", "주문번호 2024-0001 ", "a<b>c ", "Jane Roe", ", ",
+])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(_PIECES, min_size=1, max_size=8), min_size=1, max_size=4), st.booleans())
+def test_any_conversation_round_trips(messages: list[list[str]], surrogates: bool) -> None:
+    body = {"messages": [{"role": "user", "content": " ".join(m)} for m in messages]}
+    for scanner in [StandInScanner(), *([real_scanner()] if real_scanner() is not None else [])]:
+        p = Pseudonymizer(surrogates=surrogates)
+        masked = p.mask_request(body, "chat", scanner)
+        for orig, new in zip(body["messages"], masked["messages"], strict=True):
+            assert p.restore_text(new["content"]) == orig["content"]
+            if isinstance(scanner, StandInScanner):
+                for v in (NAME, PHONE, EMAIL, CARD, "이영희", "010-3333-4444"):
+                    assert v not in new["content"]
+        again = p.mask_request(masked, "chat", scanner)
+        if isinstance(scanner, StandInScanner):
+            assert again == masked
+        else:  # a scanner may find more in masked text than before; tokens are never touched again
+            for before, after in zip(masked["messages"], again["messages"], strict=True):
+                assert PLACEHOLDER_RE.findall(before["content"]) == [
+                    m for m in PLACEHOLDER_RE.findall(after["content"]) if f"<{m[0]}_{m[1]}>" in before["content"]]
+
+
+@pytest.mark.parametrize("surrogates", [False, True])
+def test_message_name_stays_a_valid_name(surrogates: bool) -> None:
+    p = Pseudonymizer(surrogates=surrogates)
+    body = {"messages": [{"role": "user", "name": NAME, "content": f"{NAME}입니다"},
+                         {"role": "user", "name": "agent-7", "content": "안녕하세요"}]}
+    masked = p.mask_request(body, "chat", StandInScanner())
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,64}", masked["messages"][0]["name"])
+    assert NAME not in json.dumps(masked, ensure_ascii=False)
+    assert masked["messages"][1]["name"] == "agent-7"

@@ -28,7 +28,10 @@ def read_table(path: Path) -> list[dict[str, Any]]:
     """Rows of one CSV/TSV, JSON (a list or {"data": [...]}), JSONL or parquet file."""
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
+        try:
+            import pyarrow.parquet as pq
+        except ImportError as exc:
+            raise ValueError(f"{path}: reading parquet needs pyarrow (pip install pyarrow)") from exc
 
         return pq.read_table(path).to_pylist()
     if suffix in {".csv", ".tsv"}:
@@ -82,8 +85,8 @@ def _kobest_item(task: str, row: dict[str, Any]) -> dict[str, Any]:
         q = f"{row['paragraph']}\n\n질문: {row['question']}"
         return {"question": q, "choices": ["아니오", "예"], "answer": _letter(label)}
     if task == "copa":
-        relation = "원인" if str(row["question"]).strip() == "원인" else "결과"
-        q = f"{row['premise']}\n\n위 문장의 {relation}으로 가장 알맞은 것은?"
+        relation = "원인으로" if str(row["question"]).strip() == "원인" else "결과로"
+        q = f"{row['premise']}\n\n위 문장의 {relation} 가장 알맞은 것은?"
         return {"question": q, "choices": [row["alternative_1"], row["alternative_2"]], "answer": _letter(label)}
     if task == "hellaswag":
         endings = [row[f"ending_{k}"] for k in range(1, 5)]

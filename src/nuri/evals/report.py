@@ -119,7 +119,7 @@ def latency_chart(rows: list[Row], colors: dict[str, str]) -> str:
         out.append(f'<text x="{left - 8}" y="{cy + 4:.1f}" font-size="12" text-anchor="end">{_e(m)}</text>')
         if len(v) < 2:
             continue
-        q = statistics.quantiles(v, n=20)
+        q = statistics.quantiles(v, n=20, method="inclusive")
         p5, p25, p50, p75, p95 = q[0], q[4], q[9], q[14], q[18]
         c = colors[m]
         out.append(f'<line x1="{sx(p5):.1f}" x2="{sx(p95):.1f}" y1="{cy:.1f}" y2="{cy:.1f}" stroke="{c}"/>'
@@ -189,7 +189,10 @@ SCRIPT = """function filterItems(){var q=document.getElementById('q').value.toLo
 var f=document.getElementById('failonly').checked;var n=0;
 document.querySelectorAll('details.item').forEach(function(d){var show=d.dataset.search.indexOf(q)>=0&&
 (!f||!d.classList.contains('pass'));d.style.display=show?'':'none';if(show)n++;});
-document.getElementById('shown').textContent=n;}"""
+document.getElementById('shown').textContent=n;}
+window.addEventListener('load',function(){document.querySelectorAll('svg.chart').forEach(function(svg){
+var drawn=0;svg.querySelectorAll('rect.bar,circle.point,rect.box').forEach(function(el){
+var r=el.getBoundingClientRect();if(r.width>0&&r.height>0)drawn++;});svg.setAttribute('data-drawn',drawn);});});"""
 
 
 def label_runs(rows: list[Row]) -> list[Row]:

@@ -23,11 +23,13 @@ import aiohttp
 from nuri.config import NuriConfig
 from nuri.errors import NuriError, UpstreamError
 from nuri.evals.scorers import ScoreContext, Scorer, get_scorer
-from nuri.evals.scorers.korean import is_mainly_korean
+from nuri.evals.scorers.korean import wrong_language
 from nuri.evals.store import ItemResult, ResultStore, dumps
 from nuri.evals.suite import Suite, canonical, item_hash
 from nuri.evals.targets import Target, choose_judge, open_target
 from nuri.providers.base import Provider
+
+FLUSH_SECONDS = 0.05
 
 
 @dataclass
@@ -224,7 +226,7 @@ class EvalRunner:
             result.error = f"scoring failed: {type(exc).__name__}: {exc}"[:500]
             return result
         value, details = scored.value, dict(scored.details)
-        if unit.suite.requires_korean(unit.item) and not is_mainly_korean(call.text):
+        if unit.suite.requires_korean(unit.item) and wrong_language(call.text):
             details["not_korean"] = True
             value = 0.0
         result.score, result.details = value, details
@@ -277,10 +279,13 @@ class EvalRunner:
             self.progress.advance(unit.model)
 
     async def _writer(self, queue: asyncio.Queue[ItemResult | None]) -> None:
-        """Batches whatever finished while the last batch was being written: one transaction each."""
+        """Writes what finished in the last `FLUSH_SECONDS` in one transaction: a kill loses at most
+        that much work, and the store is not asked for a commit per item."""
         closing = False
         while not closing:
             batch = [await queue.get()]
+            if batch[0] is not None:
+                await asyncio.sleep(FLUSH_SECONDS)
             while not queue.empty():
                 batch.append(queue.get_nowait())
             closing = None in batch

@@ -38,6 +38,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 metadata = MetaData()
 
@@ -77,6 +79,10 @@ items = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("run_id", "suite", "item_id", "model", name="uq_eval_items_unit"),
 )
+
+
+_UNIT = ("run_id", "suite", "item_id", "model")
+_UPSERT = {"sqlite": sqlite_insert, "postgresql": pg_insert}
 
 
 @dataclass
@@ -172,7 +178,13 @@ class ResultStore:
         rows = [asdict(r) | {"created_at": datetime.now(UTC)} for r in results]
         if not rows:
             return
+        dialect = self.engine.dialect.name
         with self.engine.begin() as conn:
+            if dialect in _UPSERT:  # one statement; a redone item replaces its failed row
+                stmt = _UPSERT[dialect](items)
+                update_cols = {c: stmt.excluded[c] for c in rows[0] if c not in _UNIT}
+                conn.execute(stmt.on_conflict_do_update(index_elements=list(_UNIT), set_=update_cols), rows)
+                return
             for r in rows:
                 conn.execute(delete(items).where(and_(
                     items.c.run_id == r["run_id"], items.c.suite == r["suite"],

@@ -61,7 +61,8 @@ class ReplyPrivacy:
         if not self.guard_on:
             return None
         sent = self.sent | (self.pseudonymizer.sent_values if self.pseudonymizer else set())
-        return ReplyGuard(self.scanner, sent)
+        # Decide every ~8 characters (about two tokens): streams stay live, scans stay affordable.
+        return ReplyGuard(self.scanner, sent, min_emit=8)
 
     # -- whole replies ----------------------------------------------------------------------
     def reply(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -20,8 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, text
-
+from nuri.ledger.db import RawConn
 from nuri.ledger.records import GENESIS, chain_hash, iso_time
 from nuri.ledger.secrets import Keys
 
@@ -72,16 +71,18 @@ class VerifyResult:
 # --- append -------------------------------------------------------------------------------
 
 
-def _lock_head(conn: Connection, *, postgres: bool) -> Any:
+def _lock_head(conn: RawConn, *, postgres: bool) -> Any:
     sql = "SELECT seq, hash, checkpoint_seq, checkpoint_time FROM audit_head WHERE id = 1"
-    return conn.execute(text(sql + (" FOR UPDATE" if postgres else ""))).one()
+    row = conn.one(sql + (" FOR UPDATE" if postgres else ""))
+    assert row is not None, "audit_head row missing: the schema was not migrated"
+    return row
 
 
-_INSERT = text(
+_INSERT = (
     "INSERT INTO audit_log (seq, time, kind, request_id, team, prev_hash, hash, body) "
     "VALUES (:seq, :time, :kind, :request_id, :team, :prev_hash, :hash, :body)"
 )
-_USAGE = text(
+_USAGE = (
     "INSERT INTO usage_daily (day, team, deployment, requests, prompt_tokens, completion_tokens, cost_nanos) "
     "VALUES (:day, :team, :deployment, :requests, :prompt_tokens, :completion_tokens, :cost_nanos) "
     "ON CONFLICT (day, team, deployment) DO UPDATE SET "
@@ -92,36 +93,42 @@ _USAGE = text(
 )
 
 
-def append(conn: Connection, items: list[Pending], usage: list[UsageDelta], keys: Keys, *,
-           postgres: bool, checkpoint_every: int, checkpoint_seconds: float) -> int:
-    """Chain `items` after the current head inside the caller's transaction; returns the new head seq."""
-    head = _lock_head(conn, postgres=postgres)
-    seq, prev = int(head[0]), str(head[1])
-    cp_seq, cp_time = int(head[2]), float(head[3])
-    rows = []
-    for item in items:
-        seq += 1
-        digest = chain_hash(seq, prev, item.body_text)
-        rows.append({"seq": seq, "time": item.time, "kind": item.kind, "request_id": item.request_id,
-                     "team": item.team, "prev_hash": prev, "hash": digest, "body": item.body_text})
-        prev = digest
-    if rows:
-        conn.execute(_INSERT, rows)
-    if usage:
-        conn.execute(_USAGE, [_usage_dict(u) for u in usage])
-    now = time.time()
-    if rows and (seq - cp_seq >= checkpoint_every or now - cp_time >= checkpoint_seconds):
-        conn.execute(
-            text("INSERT INTO audit_checkpoint (seq, kind, hash, time, sig) VALUES (:s, 'checkpoint', :h, :t, :g)"),
-            {"s": seq, "h": prev, "t": iso_time(now), "g": keys.sign(seq, prev)},
-        )
-        cp_seq, cp_time = seq, now
-    conn.execute(
-        text("UPDATE audit_head SET seq = :s, hash = :h, sig = :g, checkpoint_seq = :cs, "
-             "checkpoint_time = :ct WHERE id = 1"),
-        {"s": seq, "h": prev, "g": keys.sign(seq, prev), "cs": cp_seq, "ct": cp_time},
-    )
+def append(conn: RawConn, items: list[Pending], usage: list[UsageDelta], keys: Keys, *,
+           checkpoint_every: int, checkpoint_seconds: float) -> int:
+    """Chain `items` after the current head in one transaction of its own; returns the new head seq.
+
+    Two round trips on PostgreSQL: BEGIN + lock the head row; then every insert, the head update
+    and COMMIT pipelined together.
+    """
+    head = conn.begin_locked(_HEAD)
+    try:
+        assert head is not None, "audit_head row missing: the schema was not migrated"
+        seq, prev = int(head[0]), str(head[1])
+        cp_seq, cp_time = int(head[2]), float(head[3])
+        rows = []
+        for item in items:
+            seq += 1
+            digest = chain_hash(seq, prev, item.body_text)
+            rows.append({"seq": seq, "time": item.time, "kind": item.kind, "request_id": item.request_id,
+                         "team": item.team, "prev_hash": prev, "hash": digest, "body": item.body_text})
+            prev = digest
+        ops: list[tuple[str, list[dict[str, Any]]]] = [(_INSERT, rows), (_USAGE, [_usage_dict(u) for u in usage])]
+        now = time.time()
+        if rows and (seq - cp_seq >= checkpoint_every or now - cp_time >= checkpoint_seconds):
+            ops.append((_CHECKPOINT, [{"s": seq, "h": prev, "t": iso_time(now), "g": keys.sign(seq, prev)}]))
+            cp_seq, cp_time = seq, now
+        ops.append((_MOVE_HEAD, [{"s": seq, "h": prev, "g": keys.sign(seq, prev), "cs": cp_seq, "ct": cp_time}]))
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit_batch(ops)
     return seq
+
+
+_HEAD = "SELECT seq, hash, checkpoint_seq, checkpoint_time FROM audit_head WHERE id = 1"
+_CHECKPOINT = "INSERT INTO audit_checkpoint (seq, kind, hash, time, sig) VALUES (:s, 'checkpoint', :h, :t, :g)"
+_MOVE_HEAD = ("UPDATE audit_head SET seq = :s, hash = :h, sig = :g, checkpoint_seq = :cs, checkpoint_time = :ct "
+              "WHERE id = 1")
 
 
 def _usage_dict(u: UsageDelta) -> dict[str, Any]:
@@ -133,31 +140,32 @@ def _usage_dict(u: UsageDelta) -> dict[str, Any]:
 # --- read ---------------------------------------------------------------------------------
 
 
-def iter_rows(conn: Connection, after: int = 0) -> Iterator[Any]:
+def iter_rows(conn: RawConn, after: int = 0) -> Iterator[Any]:
     """(seq, time, kind, request_id, team, prev_hash, hash, body) in seq order, paged."""
     while True:
-        page = conn.execute(
-            text("SELECT seq, time, kind, request_id, team, prev_hash, hash, body FROM audit_log "
-                 "WHERE seq > :a ORDER BY seq LIMIT :n"),
+        page = conn.rows(
+            "SELECT seq, time, kind, request_id, team, prev_hash, hash, body FROM audit_log "
+            "WHERE seq > :a ORDER BY seq LIMIT :n",
             {"a": after, "n": PAGE},
-        ).all()
+        )
         yield from page
         if len(page) < PAGE:
             return
         after = int(page[-1][0])
 
 
-def _checkpoints(conn: Connection) -> list[Any]:
-    return conn.execute(text("SELECT seq, kind, hash, sig FROM audit_checkpoint ORDER BY seq")).all()
+def _checkpoints(conn: RawConn) -> list[Any]:
+    return conn.rows("SELECT seq, kind, hash, sig FROM audit_checkpoint ORDER BY seq")
 
 
 # --- verify -------------------------------------------------------------------------------
 
 
-def verify(conn: Connection, keys: Keys) -> VerifyResult:
+def verify(conn: RawConn, keys: Keys) -> VerifyResult:
     """Walk the chain from its anchor; name the first record that was edited, deleted, reordered
     or cut off, or the first signed checkpoint the records contradict."""
-    head = conn.execute(text("SELECT seq, hash, sig FROM audit_head WHERE id = 1")).one()
+    head = conn.one("SELECT seq, hash, sig FROM audit_head WHERE id = 1")
+    assert head is not None
     head_seq, head_hash, head_sig = int(head[0]), str(head[1]), head[2]
     cps = _checkpoints(conn)
     problems: list[tuple[int, str | None, str]] = []   # (seq, request_id, reason)
@@ -234,23 +242,21 @@ def _row_problem(row: Any, expected: int, prev: str) -> str | None:
 # --- retention ----------------------------------------------------------------------------
 
 
-def prune(conn: Connection, keys: Keys, before_iso: str, *, postgres: bool) -> int:
+def prune(conn: RawConn, keys: Keys, before_iso: str, *, postgres: bool) -> int:
     """Drop the oldest records (time < before_iso) as a contiguous prefix, leaving a signed anchor
     (seq, hash of the last dropped record) from which verify starts. Returns records dropped."""
     _lock_head(conn, postgres=postgres)
-    first_kept = conn.execute(
-        text("SELECT MIN(seq) FROM audit_log WHERE time >= :b"), {"b": before_iso}
-    ).scalar()
+    first_kept = conn.one("SELECT MIN(seq) FROM audit_log WHERE time >= :b", {"b": before_iso})[0]  # type: ignore[index]
     if first_kept is None:
-        first_kept = (conn.execute(text("SELECT MAX(seq) FROM audit_log")).scalar() or 0) + 1
+        first_kept = (conn.one("SELECT MAX(seq) FROM audit_log")[0] or 0) + 1  # type: ignore[index]
     last_dropped = int(first_kept) - 1
-    row = conn.execute(text("SELECT hash FROM audit_log WHERE seq = :s"), {"s": last_dropped}).first()
+    row = conn.one("SELECT hash FROM audit_log WHERE seq = :s", {"s": last_dropped})
     if last_dropped <= 0 or row is None:
         return 0
-    conn.execute(
-        text("INSERT INTO audit_checkpoint (seq, kind, hash, time, sig) VALUES (:s, 'anchor', :h, :t, :g)"),
+    conn.run(
+        "INSERT INTO audit_checkpoint (seq, kind, hash, time, sig) VALUES (:s, 'anchor', :h, :t, :g)",
         {"s": last_dropped, "h": row[0], "t": iso_time(time.time()), "g": keys.sign(last_dropped, row[0])},
     )
-    dropped = conn.execute(text("DELETE FROM audit_log WHERE seq <= :s"), {"s": last_dropped}).rowcount
-    conn.execute(text("DELETE FROM audit_checkpoint WHERE seq < :s"), {"s": last_dropped})
-    return int(dropped or 0)
+    dropped = conn.run("DELETE FROM audit_log WHERE seq <= :s", {"s": last_dropped})
+    conn.run("DELETE FROM audit_checkpoint WHERE seq < :s", {"s": last_dropped})
+    return dropped

@@ -191,7 +191,7 @@ def audit_export(
             with open(output, "w", encoding="utf-8", newline="") as fh:
                 return export(conn, fh, fmt, since)
 
-        return await led.db.run(write)
+        return await led.db.run_raw(write, snapshot=True)
 
     count = _run(config, data_dir, work)
     err.print(f"exported {count} records")

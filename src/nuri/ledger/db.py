@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import fcntl
 import re
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -47,8 +49,14 @@ class Database:
         if self.schema and not _SCHEMA_NAME.match(self.schema):
             raise ValueError(f"ledger.db_schema {self.schema!r} is not a plain identifier")
         self.data_dir = data_dir
+        if self.is_sqlite:
+            data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = self._make_engine(settings)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nuri-ledger-db")
+        self._local = threading.local()
+        self._raw_lock = threading.Lock()
+        self._raw_conns: list[RawConn] = []
+        self.sqlite_sync = "FULL" if settings.durability == "fsync" else "NORMAL"  # also PG's choice
 
     def _make_engine(self, settings: LedgerSettings) -> Engine:
         if self.is_sqlite:
@@ -103,8 +111,55 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, lambda: self.call(fn, write=write))
 
+    # --- the hot path: plain DBAPI connections, one per thread ---------------------------------
+
+    def raw(self) -> RawConn:
+        """This thread's own DBAPI connection (autocommit; `transaction()` for atomic work).
+
+        Per-request queries skip SQLAlchemy's pool and statement layers, which cost ~50× the
+        query itself for a primary-key lookup on SQLite.
+        """
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = RawConn.connect(self)
+            self._local.conn = conn
+            with self._raw_lock:
+                self._raw_conns.append(conn)
+        return conn
+
+    def call_raw(self, fn: Callable[[RawConn], T], *, write: bool = False, tx: bool = True,
+                 snapshot: bool = False) -> T:
+        conn = self.raw()
+        try:
+            if not tx:
+                return fn(conn)
+            with conn.transaction(write=write, snapshot=snapshot):
+                return fn(conn)
+        except Exception:
+            if conn.broken:      # the server went away: reconnect on this thread's next call
+                self._local.conn = None
+                with self._raw_lock:
+                    if conn in self._raw_conns:
+                        self._raw_conns.remove(conn)
+                with contextlib.suppress(Exception):
+                    conn.close()
+            raise
+
+    async def run_raw(self, fn: Callable[[RawConn], T], *, write: bool = False, tx: bool = True,
+                      snapshot: bool = False) -> T:
+        """fn(conn) in a worker thread: in a transaction (`write` takes SQLite's write lock up
+        front; `snapshot` reads one consistent state on PostgreSQL), or `tx=False` in autocommit."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._pool, lambda: self.call_raw(fn, write=write, tx=tx, snapshot=snapshot))
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        with self._raw_lock:
+            for conn in self._raw_conns:
+                with contextlib.suppress(Exception):
+                    conn.close()
+            self._raw_conns.clear()
         self.engine.dispose()
 
     # --- schema ---------------------------------------------------------------------------
@@ -137,3 +192,120 @@ class Database:
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _MIGRATION_LOCK})
                 conn.commit()
+
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class RawConn:
+    """A DBAPI connection taking `:name` parameters on SQLite and PostgreSQL alike."""
+
+    def __init__(self, conn: Any, is_sqlite: bool, durable: bool = True) -> None:
+        self.conn = conn
+        self.is_sqlite = is_sqlite
+        self.durable = durable      # False: commits survive a gateway crash, not a database host crash
+        self._sql: dict[str, str] = {}
+
+    @classmethod
+    def connect(cls, db: Database) -> RawConn:
+        url = make_url(db.url)
+        if db.is_sqlite:
+            conn = sqlite3.connect(url.database or "", isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={db.sqlite_sync}")
+            conn.execute("PRAGMA busy_timeout=30000")
+            return cls(conn, True)
+        import psycopg
+
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        options = f"-c search_path={db.schema}" if db.schema else None
+        conn = psycopg.connect(dsn, autocommit=True, options=options) if options else psycopg.connect(
+            dsn, autocommit=True)
+        return cls(conn, False, durable=db.sqlite_sync == "FULL")
+
+    def _q(self, sql: str) -> str:
+        if self.is_sqlite:
+            return sql
+        out = self._sql.get(sql)
+        if out is None:
+            out = self._sql[sql] = _NAMED.sub(r"%(\1)s", sql)
+        return out
+
+    def rows(self, sql: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        cur = self.conn.execute(self._q(sql), params or {})
+        return list(cur.fetchall()) if cur.description else []
+
+    def one(self, sql: str, params: dict[str, Any] | None = None) -> tuple[Any, ...] | None:
+        cur = self.conn.execute(self._q(sql), params or {})
+        return cur.fetchone()
+
+    def run(self, sql: str, params: dict[str, Any] | None = None) -> int:
+        return int(self.conn.execute(self._q(sql), params or {}).rowcount or 0)
+
+    def many(self, sql: str, seq: list[dict[str, Any]]) -> None:
+        if seq:
+            cur = self.conn.cursor()
+            cur.executemany(self._q(sql), seq)
+            cur.close()
+
+    @contextlib.contextmanager
+    def transaction(self, *, write: bool = False, snapshot: bool = False) -> Iterator[RawConn]:
+        if self.is_sqlite:
+            self.conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        else:
+            self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ" if snapshot else "BEGIN")
+        try:
+            yield self
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def begin_locked(self, sql: str) -> tuple[Any, ...] | None:
+        """Open a write transaction and read one row under lock, in one round trip.
+
+        SQLite: BEGIN IMMEDIATE (the file's write lock), then the query. PostgreSQL: BEGIN and
+        `sql FOR UPDATE` sent together as one simple query (no parameters allowed in `sql`).
+        """
+        try:
+            if self.is_sqlite:
+                self.conn.execute("BEGIN IMMEDIATE")
+                return self.conn.execute(sql).fetchone()
+            relaxed = "SET LOCAL synchronous_commit = off; " if not self.durable else ""
+            cur = self.conn.execute(f"BEGIN; {relaxed}{sql} FOR UPDATE")
+            while cur.description is None and cur.nextset():
+                pass
+            return cur.fetchone()
+        except BaseException:
+            self.rollback()
+            raise
+
+    def commit_batch(self, ops: list[tuple[str, list[dict[str, Any]]]]) -> None:
+        """Run the writes and COMMIT; on PostgreSQL all in one pipelined round trip."""
+        try:
+            if self.is_sqlite:
+                for sql, seq in ops:
+                    self.many(sql, seq)
+                self.conn.execute("COMMIT")
+                return
+            with self.conn.pipeline():
+                cur = self.conn.cursor()
+                for sql, seq in ops:
+                    if seq:
+                        cur.executemany(self._q(sql), seq)
+                self.conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+
+    def rollback(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.execute("ROLLBACK")
+
+    @property
+    def broken(self) -> bool:
+        return not self.is_sqlite and bool(self.conn.closed or self.conn.broken)
+
+    def close(self) -> None:
+        self.conn.close()

@@ -6,9 +6,8 @@ import csv
 import json
 from typing import Any, TextIO
 
-from sqlalchemy import Connection
-
 from nuri.ledger.chain import iter_rows
+from nuri.ledger.db import RawConn
 
 CSV_COLUMNS = [
     "seq", "time", "kind", "request_id", "team", "key_id", "endpoint", "model_requested", "deployment",
@@ -24,7 +23,7 @@ def _flat(value: Any) -> Any:
     return "" if value is None else value
 
 
-def export(conn: Connection, out: TextIO, fmt: str, since: str | None = None) -> int:
+def export(conn: RawConn, out: TextIO, fmt: str, since: str | None = None) -> int:
     """Write every record (time ≥ since, if given) in seq order; returns how many."""
     writer = None
     if fmt == "csv":

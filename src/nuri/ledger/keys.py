@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from nuri.ledger.db import RawConn
 from nuri.principal import Principal
 
 PREFIX = "nuri-"
@@ -114,19 +115,19 @@ def list_keys(conn: Connection) -> list[KeyInfo]:
             for r in rows]
 
 
-def any_key(conn: Connection) -> bool:
-    return conn.execute(text("SELECT 1 FROM api_keys LIMIT 1")).first() is not None
+def any_key(conn: RawConn) -> bool:
+    return conn.one("SELECT 1 FROM api_keys LIMIT 1") is not None
 
 
-_LOOKUP = text(
+_LOOKUP = (
     "SELECT k.salt, k.secret_hash, k.revoked_at, k.rpm, k.tpm, k.models, "
     "t.name, t.budget, t.rpm, t.tpm, t.tags, t.roles, t.latency_tier "
     "FROM api_keys k JOIN teams t ON t.name = k.team WHERE k.key_id = :k"
 )
 
 
-def lookup(conn: Connection, key_id: str) -> Any:
-    return conn.execute(_LOOKUP, {"k": key_id}).first()
+def lookup(conn: RawConn, key_id: str) -> Any:
+    return conn.one(_LOOKUP, {"k": key_id})
 
 
 def principal_from(row: Any, key_id: str, secret: str) -> Principal | None:

@@ -31,7 +31,7 @@ from nuri.ledger.counters import (
     Scope,
     Settle,
 )
-from nuri.ledger.db import Database
+from nuri.ledger.db import Database, RawConn
 from nuri.ledger.records import AuditRecord, canonical
 from nuri.ledger.secrets import Keys
 from nuri.ledger.writer import AuditWriter
@@ -77,17 +77,17 @@ class Admission:
         return out
 
 
-def _usage_seed_sql(conn: Connection, team: str, period: str) -> int:
+def _usage_seed_sql(conn: RawConn, team: str, period: str) -> int:
     """Nanos a team has spent in a period, from the durable usage table."""
     if period == "all":
-        row = conn.execute(text("SELECT SUM(cost_nanos) FROM usage_daily WHERE team = :t"), {"t": team})
+        row = conn.one("SELECT SUM(cost_nanos) FROM usage_daily WHERE team = :t", {"t": team})
     elif len(period) == 7:
-        row = conn.execute(text("SELECT SUM(cost_nanos) FROM usage_daily WHERE team = :t AND day LIKE :p"),
-                           {"t": team, "p": period + "-%"})
+        row = conn.one("SELECT SUM(cost_nanos) FROM usage_daily WHERE team = :t AND day LIKE :p",
+                       {"t": team, "p": period + "-%"})
     else:
-        row = conn.execute(text("SELECT SUM(cost_nanos) FROM usage_daily WHERE team = :t AND day = :p"),
-                           {"t": team, "p": period})
-    return int(row.scalar() or 0)
+        row = conn.one("SELECT SUM(cost_nanos) FROM usage_daily WHERE team = :t AND day = :p",
+                       {"t": team, "p": period})
+    return int((row or (0,))[0] or 0)
 
 
 def _clean_detail(detail: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +135,7 @@ class Ledger:
             mode = "redis" if settings.redis_url else ("memory" if db.is_sqlite else "database")
 
         async def seed(team: str, period: str) -> int:
-            return await db.run(lambda conn: _usage_seed_sql(conn, team, period))
+            return await db.run_raw(lambda conn: _usage_seed_sql(conn, team, period), tx=False)
 
         counters: Counters
         if mode == "redis":
@@ -152,7 +152,11 @@ class Ledger:
         writer = AuditWriter(db, secrets, settings)
         writer.start()
         ledger = cls(settings, data_dir, db, secrets, counters, writer, price)
-        ledger._open = not await db.run(keys.any_key)
+        ledger._open = not await db.run_raw(keys.any_key, tx=False)
+        head = await db.run_raw(lambda c: c.one("SELECT seq, hash, sig FROM audit_head WHERE id = 1"), tx=False)
+        if head is not None and int(head[0]) > 0 and not secrets.signature_ok(int(head[0]), head[1], head[2]):
+            log.error("the audit chain head was not signed with this process's signing key: every replica "
+                      "(and the CLI) must share NURI_AUDIT_SIGNING_KEY, or the head was edited; run `nuri audit verify`")
         log.info("ledger open", extra={"backend": "sqlite" if db.is_sqlite else "postgresql",
                                        "counters": mode, "open_mode": ledger._open})
         return ledger
@@ -177,7 +181,7 @@ class Ledger:
         """The caller's Principal, read fresh from the database on every request so that a
         revocation on any replica holds from the very next request (no cache)."""
         if self._open:
-            if not await self.db.run(keys.any_key):
+            if not await self._read(keys.any_key):
                 return ANONYMOUS
             self._open = False
         token = keys.bearer(authorization_header)
@@ -189,7 +193,7 @@ class Ledger:
             metrics.AUTH_FAILURES.labels("malformed").inc()
             raise Unauthorized("invalid API key")
         key_id, secret = parts
-        row = await self.db.run(lambda conn: keys.lookup(conn, key_id))
+        row = await self._read(lambda conn: keys.lookup(conn, key_id))
         principal = keys.principal_from(row, key_id, secret)
         if principal is None:
             revoked = row is not None and row[2] is not None and keys.hash_secret(row[0], secret) == row[1]
@@ -197,6 +201,14 @@ class Ledger:
             raise Unauthorized("this API key has been revoked" if revoked else "invalid API key",
                                code="revoked_api_key" if revoked else None)
         return principal
+
+    async def _read(self, fn: Any) -> Any:
+        """One autocommit read; a store that is down refuses the request (fail closed, 503)."""
+        try:
+            return await self.db.run_raw(fn, tx=False)
+        except Exception as exc:
+            log.error("key store unavailable", extra={"error_type": type(exc).__name__})
+            raise ServiceUnavailable("the key store is unavailable; request refused", code="ledger_unavailable") from exc
 
     # --- admit ----------------------------------------------------------------------------
 
@@ -325,12 +337,12 @@ class Ledger:
         return await self.db.run(keys.list_keys)
 
     async def verify(self) -> chain.VerifyResult:
-        return await self.db.run(lambda conn: chain.verify(conn, self.secrets))
+        return await self.db.run_raw(lambda conn: chain.verify(conn, self.secrets), snapshot=True)
 
     async def prune(self, older_than_days: int, *, actor: str = "cli") -> int:
         cutoff = datetime.fromtimestamp(time.time() - older_than_days * 86400, UTC)
         cutoff_iso = cutoff.isoformat(timespec="microseconds").replace("+00:00", "Z")
-        dropped = await self.db.run(
+        dropped = await self.db.run_raw(
             lambda conn: chain.prune(conn, self.secrets, cutoff_iso, postgres=not self.db.is_sqlite), write=True)
         await self.admin_event("audit_pruned", actor, {"older_than_days": older_than_days, "records": dropped})
         return dropped

@@ -92,9 +92,8 @@ class AuditWriter:
             acc.cost_nanos += u.cost_nanos
         items = [p for p, _, _ in batch]
         s = self._settings
-        self._db.call(
+        self._db.call_raw(
             lambda conn: chain.append(conn, items, list(usage.values()), self._keys,
-                                      postgres=not self._db.is_sqlite, checkpoint_every=s.checkpoint_every,
-                                      checkpoint_seconds=s.checkpoint_seconds),
-            write=True,
+                                      checkpoint_every=s.checkpoint_every, checkpoint_seconds=s.checkpoint_seconds),
+            tx=False,   # append runs its own transaction
         )

@@ -24,7 +24,7 @@ from nuri.catalog import Deployment
 from nuri.config import PolicySettings
 from nuri.policy.decision import Decision, RuleMatch, Verdict
 from nuri.policy.loader import LoadedRule, load_rules
-from nuri.policy.model import Constraint, PolicyError, Rule, When
+from nuri.policy.model import Constraint, PolicyError, When
 from nuri.principal import Principal
 from nuri.privacy.types import Classification, PipaCategory
 
@@ -121,9 +121,10 @@ def _satisfies(constraint: Constraint, dep: Deployment) -> bool:
         held = {c.lower() for c in dep.certifications}
         if not any(c.lower() in held for c in constraint.certifications):
             return False
-    if constraint.licenses is not None:
-        if dep.license is None or dep.license.lower() not in {x.lower() for x in constraint.licenses}:
-            return False
+    if constraint.licenses is not None and (
+        dep.license is None or dep.license.lower() not in {x.lower() for x in constraint.licenses}
+    ):
+        return False
     if constraint.commercial_use is not None and dep.commercial_use != constraint.commercial_use:
         return False
     if constraint.model_versions is not None:
@@ -296,13 +297,16 @@ def _request(
     cl: Classification, principal: Principal, requested: str, latency_tier: str | None, endpoint: str | None
 ) -> _Request:
     by_category: dict[str, set[str]] = {}
+    types: set[str] = set()
     for e in cl.entities:
-        by_category.setdefault(str(e.category), set()).add(e.type)
+        if e.type not in types:       # one entry per type: a 32 KB prompt can hold hundreds of entities
+            types.add(e.type)
+            by_category.setdefault(str(e.category), set()).add(e.type)
     categories = {str(c) for c in cl.categories} | set(by_category)
     if cl.sensitive_topics:
         categories.add(str(PipaCategory.SENSITIVE))
     return _Request(
-        types=frozenset(cl.entity_types),
+        types=frozenset(types),
         categories=frozenset(categories),
         topics=frozenset(t.lower() for t in cl.sensitive_topics),
         grade=cl.n2sf_grade,

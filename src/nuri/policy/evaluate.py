@@ -16,7 +16,7 @@ from nuri.errors import InternalError, ModelNotFound, NuriError
 from nuri.policy.decision import Decision, Verdict
 from nuri.principal import Principal
 from nuri.privacy.types import Classification
-from nuri.routing.router import RouteStep, Router
+from nuri.routing.router import Router, RouteStep
 
 if TYPE_CHECKING:
     from nuri.config import NuriConfig

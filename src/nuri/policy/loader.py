@@ -19,6 +19,7 @@ from nuri.config import PolicySettings
 from nuri.policy.model import Pack, PolicyError, Rule
 
 PACKS_DIR = Path(__file__).parent / "packs"
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ def _describe(error: ValidationError, raw: dict[str, Any], where: str) -> str:
 def parse_pack(text: str, where: str, settings: PolicySettings) -> Pack:
     """Validate one pack's YAML text; `where` names it in errors."""
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_YAML_LOADER)   # CSafeLoader when libyaml is there: safe and fast
     except yaml.YAMLError as exc:
         raise PolicyError(f"{where}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):

@@ -97,6 +97,8 @@ HISTORICAL = [
 ]
 PRODUCTS = ["무선 이어폰", "보조배터리 20000mAh", "유기농 현미 10kg", "노트북 거치대", "캠핑 의자", "전동 칫솔"]
 
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")   # not %B: that follows the C library's locale
 _FULLWIDTH = str.maketrans("0123456789-", "０１２３４５６７８９－")
 
 
@@ -107,11 +109,13 @@ def _zero_width(s: str, rng: random.Random) -> str:
         out.append(ch)
         if ch.isdigit() and i < len(s) - 1 and rng.random() < 0.5:
             out.append(rng.choice(marks))
+    if len(out) == len(s):  # always at least one invisible character
+        out.insert(len(s) // 2, marks[0])
     return "".join(out)
 
 
 def _spaced(s: str) -> str:
-    return " ".join(c for c in s if c.isdigit())
+    return ("+" if s.startswith("+") else "") + " ".join(c for c in s if c.isdigit())
 
 
 def evade(value: str, rng: random.Random, kind: str | None = None) -> tuple[str, str]:
@@ -252,9 +256,9 @@ def foreign_passport(rng: random.Random) -> str:
     ])
 
 
-def secret(rng: random.Random) -> tuple[str, str]:
+def secret(rng: random.Random, kind: str | None = None) -> tuple[str, str]:
     alnum = string.ascii_letters + string.digits
-    kind = rng.choice(["openai", "aws", "github", "slack", "google", "jwt", "stripe"])
+    kind = kind or rng.choice(["openai", "aws", "github", "slack", "google", "jwt", "stripe"])
     if kind == "openai":
         return "sk-proj-" + "".join(rng.choice(alnum + "-_") for _ in range(48)), kind
     if kind == "aws":
@@ -364,11 +368,13 @@ class Doc:
         self.pos += len(s)
         return self
 
-    def e(self, etype: str, s: str, variant: str | None = None) -> Doc:
+    def e(self, etype: str, s: str, variant: str | None = None, post2020: bool = False) -> Doc:
         assert etype in TYPES, etype
         span: dict[str, Any] = {"start": self.pos, "end": self.pos + len(s), "type": etype}
         if variant:
             span["variant"] = variant
+        if post2020:
+            span["post2020"] = True
         self.spans.append(span)
         return self.t(s)
 
@@ -383,9 +389,9 @@ def _maybe_evade(d: Doc, etype: str, value: str, rng: random.Random, p: float = 
                  variant: str | None = None) -> None:
     if rng.random() < p:
         v, kind = evade(value, rng)
-        d.e(etype, v, kind)
+        d.e(etype, v, kind, post2020=variant == "post2020")
     else:
-        d.e(etype, value, variant)
+        d.e(etype, value, variant, post2020=variant == "post2020")
 
 
 def _title(rng: random.Random) -> str:
@@ -528,7 +534,9 @@ def code_secret(d: Doc, rng: random.Random) -> None:
         d.t("DATABASE_URL = \"postgresql://app:").e("SECRET", pw).t(f"@db.internal:5432/{rng.choice(['orders', 'crm'])}\"\n")
     elif style < 0.7:
         d.t("# .env\n")
-        d.t("AWS_ACCESS_KEY_ID=").e("SECRET", secret(rng)[0]).t("\n")
+        d.t("AWS_ACCESS_KEY_ID=").e("SECRET", secret(rng, "aws")[0]).t("\n")
+        other, kind = secret(rng)
+        d.t(f"{kind.upper()}_TOKEN=").e("SECRET", other).t("\n")
         d.t(f"APP_VERSION=2.{rng.randint(0, 20)}.{rng.randint(0, 9)}\nREQUEST_ID=")
         d.t(f"{''.join(rng.choice('0123456789abcdef') for _ in range(8))}-{''.join(rng.choice('0123456789abcdef') for _ in range(4))}-4abc-8def-{''.join(rng.choice('0123456789abcdef') for _ in range(12))}\n")
         if host:
@@ -551,7 +559,7 @@ def english(d: Doc, rng: random.Random) -> None:
         if rng.random() < 0.7:
             d.t("For verification, my SSN is ").e("US_SSN", ssn(rng)).t(" and my date of birth is ")
             b = _birth(rng, 1950, 2004)
-            d.e("DATE_OF_BIRTH", rng.choice([f"{b:%B} {b.day}, {b.year}", f"{b:%m/%d/%Y}"])).t(".\n")
+            d.e("DATE_OF_BIRTH", rng.choice([f"{_MONTHS[b.month - 1]} {b.day}, {b.year}", f"{b:%m/%d/%Y}"])).t(".\n")
         d.t("Thanks,\n").e("PERSON", name)
     else:
         d.t("Traveler profile\nName: ").e("PERSON", name).t("\nPassport No.: ").e("PASSPORT", foreign_passport(rng))
@@ -637,7 +645,8 @@ def encyclopedia(d: Doc, rng: random.Random) -> None:
     """Hard negatives only: historical figures, years and encyclopedic numbers."""
     picks = rng.sample(HISTORICAL, 2)
     for name, body in picks:
-        d.t(f"{name}은(는) {body} ")
+        topic = "은" if (ord(name[-1]) - 0xAC00) % 28 else "는"   # final consonant → 은
+        d.t(f"{name}{topic} {body} ")
     d.t(f"관련 문헌은 국립중앙도서관 청구기호 {rng.randint(900, 999)}.{rng.randint(1, 99)}에 소장되어 있다. ")
     d.t(f"인구는 약 {rng.randint(10, 999)}만 {rng.randint(1000, 9999)}명(2020년 기준)이다.")
 
@@ -694,6 +703,7 @@ def load(path: str | Path = DEFAULT_PATH) -> list[dict[str, Any]]:
 def stats(docs: list[dict[str, Any]]) -> dict[str, Any]:
     by_type = Counter(s["type"] for d in docs for s in d["spans"])
     variants = Counter(s.get("variant", "plain") for d in docs for s in d["spans"])
+    variants["post2020"] = sum(1 for d in docs for s in d["spans"] if s.get("post2020"))
     return {"documents": len(docs), "spans": sum(by_type.values()), "by_type": dict(sorted(by_type.items())),
             "variants": dict(sorted(variants.items())),
             "kinds": dict(sorted(Counter(d["kind"] for d in docs).items()))}

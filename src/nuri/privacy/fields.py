@@ -32,7 +32,8 @@ def _message_texts(messages: Any, prefix: Path) -> Iterator[tuple[Path, str]]:
             yield (*prefix, i, "name"), msg["name"]
         if isinstance(msg.get("refusal"), str):
             yield (*prefix, i, "refusal"), msg["refusal"]
-        for k, call in enumerate(msg.get("tool_calls") or []):
+        calls = msg.get("tool_calls")
+        for k, call in enumerate(calls if isinstance(calls, list) else []):
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
                 yield (*prefix, i, "tool_calls", k, "function", "arguments"), fn["arguments"]

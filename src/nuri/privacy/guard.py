@@ -6,10 +6,12 @@ shared upstream). Such values are replaced by `<TYPE_REDACTED>`; values the clie
 (including those restored from placeholders) pass.
 
 Streaming: `feed` holds back only a bounded tail of the pending text that could still grow into
-an entity — the last two words, extended back over a trailing run of digits and separators —
-at most `hold_chars` characters, plus any entity to be masked that still touches the end. The
-scanner sees that tail together with up to `context_chars` already-emitted characters, so context
-words before a value (주민등록번호, 연락처) still count.
+an entity — the last two words, extended back over address words (…시 …구 …로) and over a
+trailing run of digits and separators — at most `hold_chars` characters, plus any entity to be
+masked that still touches the end. The scanner sees the pending text together with up to
+`context_chars` already-emitted characters, so context words before a value (주민등록번호,
+연락처) still count. A scan costs far more than a token, so the guard decides at most about once
+per `min_emit` characters (still within `hold_chars`).
 
 Compose per text channel: upstream delta → `StreamRestorer` → `ReplyGuard` → client, which is
 what `ReplyFilter` does.
@@ -17,6 +19,8 @@ what `ReplyFilter` does.
 
 from __future__ import annotations
 
+import copy
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,14 +32,19 @@ from nuri.privacy.types import Entity
 _NUMERIC_RUN = frozenset(
     "0123456789０１２３４５６７８９\u200b\u200c\u200d\u2060\ufeff-.()+/:_ \t\u00a0\u3000－．"
 )
+_ADDRESS_WORD = re.compile(
+    r"[가-힣]{1,8}(?:특별시|광역시|특별자치시|특별자치도|도|시|군|구|읍|면|동|리|가|로|길|번길|대로)\d*(?:번?길)?,?"
+    r"|서울|부산|대구|인천|광주|대전|울산|세종|경기|강원|충북|충남|전북|전남|경북|경남|제주"
+)
 DEFAULT_HOLD_CHARS = 96
-DEFAULT_CONTEXT_CHARS = 128
+DEFAULT_CONTEXT_CHARS = 64
+DEFAULT_MIN_EMIT = 24     # scan at most about once per this many characters: a scan per token is costly
 
 
 class ReplyGuard:
     """Masks entities whose values were not sent; one instance per text channel when streaming."""
 
-    __slots__ = ("_abs", "_context_chars", "_ctx", "_hold_chars", "_last_mask_end", "_masked",
+    __slots__ = ("_abs", "_context_chars", "_ctx", "_hold_chars", "_last_mask_end", "_masked", "_min_emit", "_min_score",
                  "_pending", "_scanner", "_sent_exact", "_sent_keys", "_types", "_words")
 
     def __init__(
@@ -47,8 +56,11 @@ class ReplyGuard:
         hold_chars: int = DEFAULT_HOLD_CHARS,
         context_chars: int = DEFAULT_CONTEXT_CHARS,
         words: int = 2,
+        min_emit: int = DEFAULT_MIN_EMIT,
+        min_score: float = 0.0,
     ) -> None:
         self._scanner = scanner
+        self._min_score = min_score
         self._types = types
         self._sent_exact: set[str] = set()
         self._sent_keys: set[str] = set()
@@ -56,6 +68,7 @@ class ReplyGuard:
         self._hold_chars = hold_chars
         self._context_chars = context_chars
         self._words = words
+        self._min_emit = min_emit
         self._ctx = ""            # already-emitted upstream text (as received), for context
         self._pending = ""        # received, not yet emitted
         self._abs = 0             # stream offset of _pending[0]
@@ -86,23 +99,29 @@ class ReplyGuard:
         return dict(self._masked)
 
     # -- decisions ---------------------------------------------------------------------------
-    def was_sent(self, value: str) -> bool:
+    def was_sent(self, value: str, entity_type: str | None = None) -> bool:
+        """Is this value (or a part of a sent value) something the client sent? Spellings that
+        differ only in separators, width or case count as the same value."""
         if value in self._sent_exact:
             return True
         k = value_key("PHONE", value).lower()
         if not k or k in self._sent_keys:
             return True
-        return len(k) >= 4 and any(k in s for s in self._sent_keys)
+        if len(k) >= 4 and any(k in s for s in self._sent_keys):
+            return True
+        # a name or address span that reaches a little further than the sent value (a title, a floor)
+        return entity_type in ("PERSON", "ADDRESS") and any(
+            len(s) >= 2 and len(s) * 5 >= len(k) * 3 and s in k for s in self._sent_keys)
 
     def _to_mask(self, text: str) -> list[Entity]:
         blocked = marker_spans(text)
         out = []
         for e in self._scanner.scan(text):
-            if self._types is not None and e.type not in self._types:
+            if self._types is not None and e.type not in self._types or e.score < self._min_score:
                 continue
             if any(e.start < b1 and b0 < e.end for b0, b1 in blocked):
                 continue
-            if self.was_sent(text[e.start:e.end]):
+            if self.was_sent(text[e.start:e.end], e.type):
                 continue
             out.append(e)
         return out
@@ -140,6 +159,18 @@ class ReplyGuard:
             if w + 1 < self._words:
                 while i > lo and p[i - 1].isspace():
                     i -= 1
+        # extend over preceding address words ("서울특별시 강남구 테헤란로 152": the scanner needs
+        # the whole address to see one)
+        for _ in range(4):
+            k = i
+            while k > lo and p[k - 1].isspace():
+                k -= 1
+            j = k
+            while j > lo and not p[j - 1].isspace():
+                j -= 1
+            if j == k or not _ADDRESS_WORD.fullmatch(p, j, k):
+                break
+            i = j
         # extend over a run of digits and separators ("010 1234 5678", "9001０1-1…")
         j = i
         first_digit = i
@@ -163,6 +194,10 @@ class ReplyGuard:
 
     def _step(self, p: str, *, final: bool) -> str:
         cut = len(p) if final else self._tail_start(p)
+        if not final and (cut == 0 or cut < self._min_emit and len(p) < self._hold_chars):
+            # all of it could still grow into an entity, or too little to be worth a scan yet
+            self._pending = p
+            return ""
         ctx = self._ctx
         off = len(ctx)
         ents = [e for e in self._to_mask(ctx + p) if e.end > off]
@@ -195,7 +230,7 @@ class ReplyGuard:
 class ReplyFilter:
     """Restorer then guard for one text channel of a reply (one per choice index × channel)."""
 
-    __slots__ = ("guard", "restorer")
+    __slots__ = ("_json_escape", "guard", "pseudonymizer", "restorer")
 
     def __init__(
         self,
@@ -206,12 +241,17 @@ class ReplyFilter:
         sent_values: Iterable[str] = (),
         json_escape: bool = False,
         hold_chars: int = DEFAULT_HOLD_CHARS,
+        min_emit: int = DEFAULT_MIN_EMIT,
+        min_score: float = 0.0,
     ) -> None:
+        self.pseudonymizer = pseudonymizer
+        self._json_escape = json_escape
         self.restorer = StreamRestorer(pseudonymizer, json_escape=json_escape)
         self.guard: ReplyGuard | None = None
         if scanner is not None:
             sent = set(sent_values) | pseudonymizer.sent_values
-            self.guard = ReplyGuard(scanner, sent, types, hold_chars=hold_chars)
+            self.guard = ReplyGuard(scanner, sent, types, hold_chars=hold_chars, min_emit=min_emit,
+                                    min_score=min_score)
 
     def __repr__(self) -> str:
         return f"ReplyFilter({self.restorer!r}, {self.guard!r})"
@@ -228,7 +268,7 @@ class ReplyFilter:
 
     def check_text(self, text: str) -> str:
         """Non-streamed: restore then guard."""
-        restored = self.restorer._pseudo.restore_text(text, json_escape=self.restorer._json_escape)
+        restored = self.pseudonymizer.restore_text(text, json_escape=self._json_escape)
         return self.guard.check_text(restored) if self.guard is not None else restored
 
 
@@ -248,10 +288,101 @@ def filter_reply(
     *,
     types: set[str] | None = None,
     sent_values: Iterable[str] = (),
+    min_score: float = 0.0,
 ) -> dict[str, Any]:
     """A non-streamed reply, restored and guarded: a new dict, the input stays untouched."""
     restored = pseudonymizer.restore_reply(body)
     if scanner is None:
         return restored
-    guard = ReplyGuard(scanner, set(sent_values) | pseudonymizer.sent_values, types)
+    guard = ReplyGuard(scanner, set(sent_values) | pseudonymizer.sent_values, types, min_score=min_score)
     return _fields.rewrite(restored, list(_fields.reply_texts(restored)), guard.check_text)
+
+
+class ChunkFilter:
+    """Restores and guards a stream of OpenAI chunk objects (`chat.completion.chunk`, or legacy
+    completion chunks), keeping one `ReplyFilter` per (choice index, channel): the content, each
+    tool call's arguments, and legacy `text`. Held text is flushed into the chunk that carries the
+    choice's `finish_reason`, or by `close()` when the stream ends without one."""
+
+    __slots__ = ("_filters", "_make")
+
+    def __init__(
+        self,
+        pseudonymizer: Pseudonymizer,
+        scanner: SupportsScan | None,
+        *,
+        types: set[str] | None = None,
+        sent_values: Iterable[str] = (),
+        hold_chars: int = DEFAULT_HOLD_CHARS,
+        min_score: float = 0.0,
+    ) -> None:
+        sent = set(sent_values)
+
+        def make(json_escape: bool) -> ReplyFilter:
+            return ReplyFilter(pseudonymizer, scanner, types=types, sent_values=sent, json_escape=json_escape,
+                               hold_chars=hold_chars, min_score=min_score)
+
+        self._make = make
+        self._filters: dict[tuple[int, str, int], ReplyFilter] = {}
+
+    def _filter(self, key: tuple[int, str, int]) -> ReplyFilter:
+        f = self._filters.get(key)
+        if f is None:
+            f = self._filters[key] = self._make(key[1] == "arguments")
+        return f
+
+    def process(self, chunk: dict[str, Any]) -> dict[str, Any]:
+        """A new chunk with its text fields replaced by what is safe to emit now."""
+        out = copy.deepcopy(chunk)
+        for choice in out.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            idx = choice.get("index", 0)
+            finished = choice.get("finish_reason") is not None
+            if isinstance(choice.get("text"), str):
+                choice["text"] = self._filter((idx, "text", 0)).feed(choice["text"])
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                if isinstance(delta.get("content"), str):
+                    delta["content"] = self._filter((idx, "content", 0)).feed(delta["content"])
+                for call in delta.get("tool_calls") or []:
+                    fn = call.get("function") if isinstance(call, dict) else None
+                    if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                        k = call.get("index", 0)
+                        fn["arguments"] = self._filter((idx, "arguments", k)).feed(fn["arguments"])
+            if finished:
+                self._flush_choice(choice, idx)
+        return out
+
+    def _flush_choice(self, choice: dict[str, Any], idx: int) -> None:
+        for key in sorted(k for k in self._filters if k[0] == idx):
+            rest = self._filters.pop(key).flush()
+            if not rest:
+                continue
+            _, channel, k = key
+            if channel == "text":
+                choice["text"] = (choice.get("text") or "") + rest
+                continue
+            delta = choice.setdefault("delta", {})
+            if channel == "content":
+                delta["content"] = (delta.get("content") or "") + rest
+            else:
+                calls = delta.setdefault("tool_calls", [])
+                call = next((c for c in calls if c.get("index", 0) == k), None)
+                if call is None:
+                    call = {"index": k, "function": {"arguments": ""}}
+                    calls.append(call)
+                fn = call.setdefault("function", {})
+                fn["arguments"] = (fn.get("arguments") or "") + rest
+
+    def close(self) -> dict[str, Any] | None:
+        """Whatever is still held, as one last chunk (None when nothing is held)."""
+        if not self._filters:
+            return None
+        choices: list[dict[str, Any]] = []
+        for idx in sorted({k[0] for k in self._filters}):
+            choice: dict[str, Any] = {"index": idx, "delta": {}, "finish_reason": None}
+            self._flush_choice(choice, idx)
+            if choice["delta"] or "text" in choice:
+                choices.append(choice)
+        return {"choices": choices} if choices else None

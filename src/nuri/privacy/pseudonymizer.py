@@ -36,6 +36,8 @@ _DIGIT_TYPES = {
     "KR_RRN", "KR_FRN", "KR_BRN", "KR_CRN", "KR_DRIVER_LICENSE", "PHONE", "CARD", "BANK_ACCOUNT",
     "US_SSN",
 }
+_NAME_OK = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
 _SEPARATORS_RE = re.compile(r"[\s\-.()/]+")
 _SWEEP_MIN_CHARS = 3
 
@@ -280,10 +282,28 @@ class Pseudonymizer:
             self.reserve(text, (v for _t, v in todo))
         for etype, value in todo:
             self.token_for(etype, value)
-        return _fields.rewrite(body, texts, lambda t: self.mask_text(t, found.get(t, ()), types))
+        names = [(p, t) for p, t in texts if p[-1] == "name"]
+        others = [(p, t) for p, t in texts if p[-1] != "name"]
+        out = _fields.rewrite(body, others, lambda t: self.mask_text(t, found.get(t, ()), types))
+        if names:
+            out = _fields.rewrite(out, names, lambda t: self._mask_name(t, found.get(t, ()), types))
+        return out
+
+    def _mask_name(self, text: str, entities: Iterable[Entity], types: set[str] | None) -> str:
+        masked = self.mask_text(text, entities, types)
+        return masked if masked == text else self._name_safe(masked)
+
+    def _name_safe(self, masked: str) -> str:
+        """A message `name` must match ^[A-Za-z0-9_-]{1,64}$ upstream: tokens lose their brackets
+        (<PERSON_1> → PERSON_1); a name left with no allowed character becomes `user`."""
+        if _NAME_OK.fullmatch(masked):
+            return masked
+        safe = _NAME_BAD.sub("", _ANY_MARKER_RE.sub(lambda m: m.group(0)[1:-1], masked))[:64]
+        return safe or "user"
 
     # -- restoring --------------------------------------------------------------------------
-    def _pattern(self) -> re.Pattern[str] | None:
+    def token_pattern(self) -> re.Pattern[str] | None:
+        """One compiled alternation of every token, longest first (None while there is none)."""
         if not self._originals:
             return None
         if self._keys_re is None:
@@ -294,7 +314,7 @@ class Pseudonymizer:
     def restore_text(self, text: str, *, json_escape: bool = False) -> str:
         """Tokens back to values; unknown placeholders and redaction markers stay as they are.
         `json_escape` for text inside a JSON string (tool-call arguments)."""
-        pat = self._pattern()
+        pat = self.token_pattern()
         if pat is None or not text:
             return text
         originals = self._originals

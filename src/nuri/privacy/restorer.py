@@ -73,7 +73,7 @@ class StreamRestorer:
             self._buf = ""
             return buf
         cut = len(buf) - self._hold_len(buf)
-        pat = self._pseudo._pattern()
+        pat = self._pseudo.token_pattern()
         if pat is not None:
             # a token that starts before the cut but runs into the held part waits whole
             for m in pat.finditer(buf):

@@ -44,7 +44,8 @@ _PASSPORT_HINTS = ("여권", "passport", "パスポート", "护照", "護照")
 
 Detect = Callable[[str], list[Hit]]
 # Identifier detectors run only on windows around digit runs: most of a Korean text has none.
-_NUMERIC_TRIGGER = re.compile(r"\d{3}|\d\.\d")
+# Every identifier holds six or more digits (optionally separated), a plate pattern, or an IPv4 dot.
+_NUMERIC_TRIGGER = re.compile(r"\d(?:(?:[-.\s–]?\d){5,}|\d{2}[A-Z]\d{4}|\s?[가-힣]\s?\d{4}|\.\d{1,3}\.\d)")
 _NUMERIC: list[tuple[frozenset[str], Detect]] = [
     (frozenset({"KR_RRN", "KR_FRN", "KR_CRN", "KR_BRN", "KR_PASSPORT", "KR_DRIVER_LICENSE"}), kr_ids.detect),
     (frozenset({"PHONE"}), phone.detect),
@@ -144,11 +145,14 @@ class Scanner:
     def _hits(self, text: str) -> list[Hit]:
         hits: list[Hit] = []
         if self._numeric:
-            hits += _run_windowed(text, windows(text, _NUMERIC_TRIGGER, 40, 40), self._numeric)
+            hits += _run_windowed(text, windows(text, _NUMERIC_TRIGGER, 32, 24), self._numeric)
         if self._on("ADDRESS"):
-            hits += _run_windowed(text, windows(text, address.TRIGGER, 90, 60), [address.detect])
+            hits += _run_windowed(text, windows(text, address.TRIGGER, 64, 48), [address.detect])
+            hits += address.detect_english(text)
         if "@" in text and self._on("EMAIL"):
             hits += _run_windowed(text, windows(text, _AT, 80, 260), [email.detect])
+        if self._on("IP_ADDRESS") and ":" in text:
+            hits += ip.detect_v6(text)
         lowered = text.lower()
         if self._on("SECRET") and secret.may_match(lowered):
             hits += secret.detect(text)
@@ -175,6 +179,10 @@ class Scanner:
 
     def classify_text(self, text: str) -> Classification:
         """Entities plus whole-text signals (topics, N2SF grade, languages, domains) of one text."""
+        return self.analyse(text)[0]
+
+    def analyse(self, text: str) -> tuple[Classification, dict[str, int]]:
+        """`classify_text` plus the per-script character counts, so requests can sum them."""
         entities = self.scan(text)
         norm = normalize(text).text if text else ""
         grade, found = signals.markings(norm, self.settings.n2sf_markings)
@@ -182,13 +190,14 @@ class Scanner:
         cats = {e.category for e in entities}
         if found_topics:
             cats.add(PipaCategory.SENSITIVE)
+        counts = signals.script_counts(norm)
         return Classification(
             entities=entities,
             categories=cats,
             sensitive_topics=found_topics,
             n2sf_grade=grade,
             markings=found,
-            languages=signals.shares(signals.script_counts(norm)),
+            languages=signals.shares(counts),
             domains=signals.domains(norm),
             chars=len(text),
-        )
+        ), counts

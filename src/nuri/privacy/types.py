@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class PipaCategory(StrEnum):
@@ -35,6 +36,7 @@ class Entity:
     score: float
     evidence: Evidence
     category: PipaCategory
+    path: tuple[Any, ...] = ()  # which request field it came from (fields.request_texts path)
 
 
 @dataclass(slots=True)
@@ -59,3 +61,16 @@ class Classification:
         for e in self.entities:
             out[e.type] = out.get(e.type, 0) + 1
         return out
+
+    def summary(self) -> dict[str, Any]:
+        """What may leave the request (audit, logs, explain, `nuri scan --json`): no values."""
+        return {
+            "entity_counts": dict(sorted(self.counts().items())),
+            "categories": sorted(c.value for c in self.categories),
+            "sensitive_topics": sorted(self.sensitive_topics),
+            "n2sf_grade": self.n2sf_grade,
+            "markings": list(self.markings),
+            "languages": dict(self.languages),
+            "domains": sorted(self.domains),
+            "chars": self.chars,
+        }

@@ -91,9 +91,12 @@ class LlamaCppProvider(Provider):
 
     # -- lifecycle --------------------------------------------------------------------------
     def _load(self, embedding: bool = False) -> Any:
+        import llama_cpp
         from llama_cpp import Llama
 
+        extra = {"pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN} if embedding else {}
         return Llama(
+            **extra,
             model_path=str(_resolve_model_path(self.deployment)),
             n_ctx=int(self.deployment.options.get("n_ctx", min(self.deployment.context_window, 8192))),
             n_threads=self._threads,
@@ -119,6 +122,12 @@ class LlamaCppProvider(Provider):
         self._llama = self._embedder = None
 
     # -- helpers ----------------------------------------------------------------------------
+    def _fresh_if_seeded(self, body: Body) -> None:
+        """With a seed, evaluate the prompt from scratch: reusing the cached prefix changes the
+        logits in the last bits, and so the sampled tokens, which would break reproducibility."""
+        if body.get("seed") is not None:
+            self._llama.reset()
+
     @staticmethod
     def _args(body: Body, allowed: set[str]) -> dict[str, Any]:
         args = {k: v for k, v in body.items() if k in allowed and v is not None}
@@ -203,6 +212,7 @@ class LlamaCppProvider(Provider):
         def run() -> Body:
             first: Body | None = None
             for i in range(n):
+                self._fresh_if_seeded(body)
                 out = self._llama.create_chat_completion(messages=messages, stream=False, **args)
                 if first is None:
                     first = out
@@ -224,9 +234,11 @@ class LlamaCppProvider(Provider):
         messages = self._messages(body)
         args = self._args(body, _CHAT_ARGS)
         completion_tokens = 0
-        async for chunk in self._stream_locked(
-            lambda: self._llama.create_chat_completion(messages=messages, stream=True, **args)
-        ):
+        def start() -> Iterator[Body]:
+            self._fresh_if_seeded(body)
+            return self._llama.create_chat_completion(messages=messages, stream=True, **args)
+
+        async for chunk in self._stream_locked(start):
             chunk["model"] = self.deployment.id
             for choice in chunk.get("choices", []):
                 if (choice.get("delta") or {}).get("content"):
@@ -248,7 +260,11 @@ class LlamaCppProvider(Provider):
                 raise InvalidRequest("the embedded model takes one text prompt", param="prompt")
             prompt = prompt[0]
         args = self._args(body, _COMPLETION_ARGS)
-        result = await self._run_locked(lambda: self._llama.create_completion(prompt=prompt, stream=False, **args))
+        def run() -> Body:
+            self._fresh_if_seeded(body)
+            return self._llama.create_completion(prompt=prompt, stream=False, **args)
+
+        result = await self._run_locked(run)
         result["model"] = self.deployment.id
         return result
 
@@ -258,9 +274,11 @@ class LlamaCppProvider(Provider):
             prompt = prompt[0] if prompt and isinstance(prompt[0], str) else ""
         args = self._args(body, _COMPLETION_ARGS)
         completion_tokens = 0
-        async for chunk in self._stream_locked(
-            lambda: self._llama.create_completion(prompt=prompt, stream=True, **args)
-        ):
+        def start() -> Iterator[Body]:
+            self._fresh_if_seeded(body)
+            return self._llama.create_completion(prompt=prompt, stream=True, **args)
+
+        async for chunk in self._stream_locked(start):
             chunk["model"] = self.deployment.id
             completion_tokens += sum(1 for c in chunk.get("choices", []) if c.get("text"))
             yield chunk
@@ -280,10 +298,17 @@ class LlamaCppProvider(Provider):
                 if self._embedder is None:
                     self._embedder = await asyncio.to_thread(self._load, True)
 
-        def run() -> Body:
-            with self._embed_lock:
-                return self._embedder.create_embedding(input=inputs)
+        texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
 
-        result = await asyncio.to_thread(run)
-        result["model"] = self.deployment.id
-        return result
+        def run() -> tuple[list[list[float]], int]:
+            with self._embed_lock:
+                vectors = self._embedder.embed(texts, normalize=True)  # mean-pooled, unit length
+                tokens = sum(len(self._embedder.tokenize(t.encode("utf-8"))) for t in texts)
+                return vectors, tokens
+
+        vectors, tokens = await asyncio.to_thread(run)
+        return {
+            "object": "list", "model": self.deployment.id,
+            "data": [{"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }

@@ -303,6 +303,15 @@ class RunningUpstream:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
+    def reset(self) -> RunningUpstream:
+        """Back to default behaviour with an empty request log (for servers shared by tests)."""
+        fresh = UpstreamState()
+        for name in ("reply", "echo", "answers", "latency_ms", "chunk_chars", "chunk_delay_ms", "model_name",
+                     "tool_call", "script"):
+            setattr(self.state, name, getattr(fresh, name))
+        self.state.requests.clear()
+        return self
+
     def received_bodies(self) -> list[str]:
         return [r["body"] for r in list(self.state.requests)]
 

@@ -29,6 +29,13 @@ def is_mainly_korean(text: str, threshold: float = 0.5) -> bool:
     return ratio is not None and ratio >= threshold
 
 
+def wrong_language(text: str, threshold: float = 0.5) -> bool:
+    """The gate for items that require Korean: letters present and mostly not Hangul.
+    A reply of digits or symbols only ("2470") is not in a wrong language."""
+    ratio = hangul_ratio(text)
+    return ratio is not None and ratio < threshold
+
+
 class KoreanScorer(Scorer):
     name = "korean"
 

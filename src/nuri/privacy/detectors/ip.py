@@ -10,7 +10,8 @@ from nuri.privacy.detectors.base import Hit, before, keywords
 from nuri.privacy.types import Evidence
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_V4 = re.compile(rf"(?<![\d.])(?:{_OCTET}\.){{3}}{_OCTET}(?![\d]|\.\d)")
+_V4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\d]|\.\d)")
+_V4_EXACT = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 _V6 = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])")
 _VERSION = keywords(["version", "ver", "v", "release", "build"], ascii_words=True)
 _VERSION_KO = keywords(["버전"])
@@ -20,10 +21,18 @@ _IP_WORD = re.compile(r"(?<![A-Za-z])ip(?![A-Za-z])|아이피|서버|server|host
 def detect(text: str) -> list[Hit]:
     hits: list[Hit] = []
     for m in _V4.finditer(text):
+        if (m.start() and text[m.start() - 1] in "0123456789.") or not _V4_EXACT.fullmatch(m.group(0)):
+            continue
         versionish = before(text, m.start(), _VERSION, 9) or before(text, m.start(), _VERSION_KO, 6)
         if versionish and not before(text, m.start(), _IP_WORD, 12):
             continue
         hits.append(Hit("IP_ADDRESS", m.start(), m.end(), 0.85, Evidence.PATTERN))
+    return hits
+
+
+def detect_v6(text: str) -> list[Hit]:
+    """IPv6 runs on the whole text (its digits need not trigger the numeric windows)."""
+    hits: list[Hit] = []
     if "::" in text or text.count(":") >= 7:
         for m in _V6.finditer(text):
             try:

@@ -7,6 +7,7 @@ birth date plus gender digit is the evidence and a valid check digit only raises
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 
 from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, SEP, Hit, before, keywords, near, valid_date
@@ -14,12 +15,14 @@ from nuri.privacy.types import Evidence
 
 _DASH = r"\s?[-‐‑–]?\s?"
 # YYMMDD-GNNNNNN; also the 6-7 shape of corporate registration numbers.
-_SIX_SEVEN = re.compile(rf"(?<![\d-])(\d{{6}})({_DASH})(\d{{7}})(?![\d])")
-_BRN = re.compile(r"(?<![\d-])(\d{3})(\s?[-‐‑–]\s?|)(\d{2})\2(\d{5})(?![\d])")
-_PASSPORT_KR = re.compile(r"(?<![A-Za-z0-9])([MSROD])(\d{8}|\d{3}[A-Z]\d{4})(?![A-Za-z0-9])")
+# Patterns start with a plain character class (fast scan); the left boundary is checked in code.
+_SIX_SEVEN = re.compile(rf"(\d{{6}})({_DASH})(\d{{7}})(?![\d])")
+_BRN = re.compile(r"(\d{3})(\s?[-‐‑–]\s?|)(\d{2})\2(\d{5})(?![\d])")
+_PASSPORT_KR = re.compile(r"([MSROD])(\d{8}|\d{3}[A-Z]\d{4})(?![A-Za-z0-9])")
 _REGION_NAMES = "서울|부산|경기|강원|충북|충남|전북|전남|경북|경남|제주|대구|인천|광주|대전|울산"
-_LICENSE = re.compile(
-    rf"(?<![\d-])(?:(1[1-9]|2[0-6]|28)|({_REGION_NAMES})\s?)({SEP})(\d{{2}})({SEP})(\d{{6}})({SEP})(\d{{2}})(?![\d])"
+_LICENSE = re.compile(rf"(1[1-9]|2[0-6]|28)()({SEP})(\d{{2}})({SEP})(\d{{6}})({SEP})(\d{{2}})(?![\d])")
+_LICENSE_REGION = re.compile(
+    rf"()({_REGION_NAMES})\s?({SEP})(\d{{2}})({SEP})(\d{{6}})({SEP})(\d{{2}})(?![\d])"
 )
 
 _RRN_CTX = keywords(["주민등록번호", "주민번호", "주민등록", "생년월일", "resident registration", "rrn", "주민"])
@@ -65,12 +68,22 @@ def birth_date_ok(d: str) -> bool:
     century = _CENTURY.get(d[6])
     if century is None:
         return False
-    return valid_date(century + int(d[:2]), int(d[2:4]), int(d[4:6]))
+    year, month, day = century + int(d[:2]), int(d[2:4]), int(d[4:6])
+    if not valid_date(year, month, day):
+        return False
+    return _dt.date(year, month, day) <= _dt.date.today()   # nobody is born in the future
+
+
+def _left_bad(text: str, start: int, extra: str = "") -> bool:
+    """A digit (or `extra`) right before the match: it is part of a longer number."""
+    return start > 0 and (text[start - 1].isdigit() or text[start - 1] in extra)
 
 
 def _six_seven(text: str) -> list[Hit]:
     hits: list[Hit] = []
     for m in _SIX_SEVEN.finditer(text):
+        if _left_bad(text, m.start(), "-"):
+            continue
         d = m.group(1) + m.group(3)
         dashed = bool(m.group(2).strip())
         s, e = m.start(), m.end()
@@ -106,6 +119,8 @@ def _six_seven(text: str) -> list[Hit]:
 def _brn(text: str) -> list[Hit]:
     hits: list[Hit] = []
     for m in _BRN.finditer(text):
+        if _left_bad(text, m.start(), "-"):
+            continue
         d = m.group(1) + m.group(3) + m.group(4)
         if not brn_checksum(d):
             continue
@@ -121,6 +136,8 @@ def _brn(text: str) -> list[Hit]:
 def _passport(text: str) -> list[Hit]:
     hits: list[Hit] = []
     for m in _PASSPORT_KR.finditer(text):
+        if m.start() and text[m.start() - 1].isascii() and text[m.start() - 1].isalnum():
+            continue
         ctx = near(text, m.start(), m.end(), _PASSPORT_CTX, 24)
         new_format = not m.group(2).isdigit()
         if ctx:
@@ -132,7 +149,12 @@ def _passport(text: str) -> list[Hit]:
 
 def _license(text: str) -> list[Hit]:
     hits: list[Hit] = []
-    for m in _LICENSE.finditer(text):
+    matches = list(_LICENSE.finditer(text))
+    if any(r in text for r in _REGION_NAMES.split("|")):
+        matches += _LICENSE_REGION.finditer(text)
+    for m in matches:
+        if _left_bad(text, m.start(), "-"):
+            continue
         seps = [m.group(3), m.group(5), m.group(7)]
         dashed = sum(1 for x in seps if x.strip()) >= 2
         ctx = near(text, m.start(), m.end(), _LICENSE_CTX, 24)

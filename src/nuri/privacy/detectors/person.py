@@ -27,10 +27,11 @@ from typing import Any
 from nuri.privacy.detectors.base import Hit
 from nuri.privacy.types import Evidence
 
+# Surnames carried by nearly all Koreans (Statistics Korea 2015 census, top ~110); rarer ones that
+# are also everyday syllables (가, 대, 시, 상, 동 …) are left out: they cost precision, not recall.
 SURNAMES_1 = (
     "김이박최정강조윤장임한오서신권황안송전홍유고문양손배백허남심노하곽성차주우구민류나진지엄채원천방공현"
-    "함변염여추도소석선설마길연위표명기반라왕금옥육인맹제모탁국어은편용예경봉사부가복태목형피두감음빈동온"
-    "호범좌팽승간상시갈단견당화창옹순빙묵근매요탄종대궉란판후초계량림로룡"
+    "함변염여추도소석선설마길연위표명기반라왕금옥육인맹제모탁국어은편용예경봉"
 )
 SURNAMES_2 = ("남궁", "황보", "제갈", "선우", "독고", "사공", "서문", "동방", "어금", "망절", "소봉", "장곡")
 # Syllables frequent in Korean given names (Statistics Korea name statistics, common usage).
@@ -53,52 +54,61 @@ TITLES = (
 LABELS = (
     "성명", "이름", "고객명", "환자명", "담당자", "담당", "신청인", "보호자", "예금주", "수신인", "받는 분", "받는분",
     "작성자", "피해자", "피의자", "피고인", "원고", "피고", "대표자", "계약자", "임차인", "임대인", "근로자", "지원자",
-    "수취인", "발신인", "세대주", "고객", "환자", "성함", "from", "to", "name", "cc",
+    "수취인", "발신인", "세대주", "고객", "환자", "성함", "차주", "소유자", "운전자", "가입자", "명의자", "주문자",
+    "from", "to", "name", "cc",
 )
 PARTICLES = (
     "은", "는", "이", "가", "을", "를", "에게", "한테", "의", "와", "과", "께서", "께", "도", "랑", "이랑", "이가",
     "이는", "이를", "이의", "이한테", "에게서", "처럼", "보다", "만", "까지", "부터", "이나", "이고", "이다", "이에요",
-    "입니다", "였다", "이었다", "라는", "이라는", "로서", "으로서",
+    "입니다", "였다", "이었다", "라는", "이라는", "로서", "으로서", "이라고", "라고", "이며", "께서는", "에게는",
+    "한테서", "이에게", "씨의",
 )
 # Common words with a surname shape; never names on particle evidence alone.
-STOP = frozenset(
-    "이번 이날 이후 이상 이하 이전 이미 이런 이것 이곳 이제 이들 이유 이용 이해 이름 이야기 이동 이사 이익 이후에 "
-    "정부 정도 정말 정리 정보 정책 정치 정상 정신 정확 정해 정한 정원 정의 정식 정지 최근 최고 최대 최초 최소 최종 최선 "
-    "신규 신문 신청 신고 신분 신용 신호 신경 신인 신작 신제품 전국 전체 전에 전혀 전화 전문 전략 전달 전쟁 전통 전반 전기 "
-    "조사 조건 조금 조치 조정 조직 조심 조합 한국 한편 한번 한때 한창 한국인 한마디 강조 강화 강의 강력 강한 안전 안내 "
-    "안에 안정 오늘 오전 오후 오히려 오랜 오래 유지 유명 유일 유리 유형 장관 장소 장면 장기 장점 장애 문제 문화 문의 "
-    "방송 방법 방식 방향 방문 고객 고민 고려 고용 고등 주민 주요 주장 주의 주변 주택 주식 주인 공개 공식 공간 공연 "
-    "공부 공사 국내 국민 국가 국제 임시 임금 지난 지금 지역 지원 지방 지적 지시 진행 진짜 진심 진단 연기 연구 연결 "
-    "연말 연합 연속 명확 명의 기자 기업 기간 기존 기록 기대 기준 기술 기본 선수 선택 선거 선물 선정 감독 감사 "
-    "마지막 마음 마련 우리 우선 우승 배우 배려 하지만 하나 하루 하고 노래 노력 노동 도시 도움 도입 소식 소리 소비 "
-    "소개 시장 시간 시작 시민 시대 시설 성공 성장 성격 성적 차량 차이 구조 구매 구성 원래 원인 원작 경우 경기 경제 "
-    "경찰 경험 경영 동안 동시 동의 동생 대한 대해 대상 대표 대부분 대신 남자 남편 여자 여성 여러 반대 반면 부분 "
-    "부모 부족 사람 사실 사용 사업 사회 사건 석방 설명 설치 용기 은행 인간 인기 인정 인해 제공 제품 제대로 제작 "
-    "모두 모든 모습 모양 상황 상태 상대 상품 서울 서비스 송금 손님 수준 수사 수도 수상 표현 현재 현장 현실 홍보 황당 "
-    "양국 왕자 왕비 금지 금액 육아 예상 예정 예약 국회 권리 권한 피해 평가 범죄 간단 단계 나라 나중 남북 허가 "
-    "추가 추천 추진 탁월 편집 편안 화면 화제 함께 천천히 방안 변화 변경 염려 곽 심사 심각 심리 백신 백만 채널 "
-    "채용 엄마 진짜로 민주 민간 민원 반영 길이 오빠 언니 누나 형님 아들 딸 가족 우리가 정말로 이러한 이와 여기 "
-    "이것은 이곳은 영화 연출 연기력 배우들 주연 조연 명작 최악 최고의 감동 재미 재밌 내용 "
-    "전문가 신인상 강남 강북 조선 고려 신라 백제 한양 정부는 대통령 전화번호 주소지 이메일 계좌 카드 "
-    "하정 우리는 이렇게 이어 이때 이건 이게 정작 최신 전부 전혀 조만간 한참 한다 하면 하는 하게 하며 "
-    "유튜브 방탄 성우 노원 구로 강서 강동 서초 송파 동작 관악 마포 용산 성북 도봉 은평 종로 중구 금천 양천 "
-    "진주 안양 안산 고양 용인 성남 부천 화성 남양주 시흥 김포 광명 하남 오산 이천 안성 의왕 양평 여주 "
-    "동해 남해 서해 황해 제주 울산 부산 대구 인천 광주 대전 세종 경주 포항 구미 전주 목포 여수 순천 원주 춘천 "
-    "강릉 속초 충주 청주 천안 공주 아산 서산 논산 당진 김해 양산 창원 진해 통영 거제 사천 밀양 "
-    "이영화 이배우 이드라마 이감독 한가지 두가지 여기서 대해서 이보다 이미지 우리나 목소리 동영상 천만원 여만원 "
-    "여만명 만원 천원 백원 한명 두명 세명 이분 그분 이분들 연기가 연세대 동양화 지하철 시상식 시리아 "
-    "연락처 주민번호 전화번호 휴대폰 이메일 계좌번호 차량번호 주소지 생년월일 성명란 신청서 확인서 동의서 "
-    "진도 연천 순창 신안 인제 소련 여신 선전 경장 위안부 선교사 국세청 유치원 "
-    .split()
+STOP = frozenset((
+    "이번", "이날", "이후", "이상", "이하", "이전", "이미", "이런", "이것", "이곳", "이제", "이들", "이유", "이용", "이해", "이름", "이야기",
+    "이동", "이사", "이익", "이후에", "정부", "정도", "정말", "정리", "정보", "정책", "정치", "정상", "정신", "정확", "정해", "정한", "정원",
+    "정의", "정식", "정지", "최근", "최고", "최대", "최초", "최소", "최종", "최선", "신규", "신문", "신청", "신고", "신분", "신용", "신호",
+    "신경", "신인", "신작", "신제품", "전국", "전체", "전에", "전혀", "전화", "전문", "전략", "전달", "전쟁", "전통", "전반", "전기", "조사",
+    "조건", "조금", "조치", "조정", "조직", "조심", "조합", "한국", "한편", "한번", "한때", "한창", "한국인", "한마디", "강조", "강화", "강의",
+    "강력", "강한", "안전", "안내", "안에", "안정", "오늘", "오전", "오후", "오히려", "오랜", "오래", "유지", "유명", "유일", "유리", "유형",
+    "장관", "장소", "장면", "장기", "장점", "장애", "문제", "문화", "문의", "방송", "방법", "방식", "방향", "방문", "고객", "고민", "고려",
+    "고용", "고등", "주민", "주요", "주장", "주의", "주변", "주택", "주식", "주인", "공개", "공식", "공간", "공연", "공부", "공사", "국내",
+    "국민", "국가", "국제", "임시", "임금", "지난", "지금", "지역", "지원", "지방", "지적", "지시", "진행", "진짜", "진심", "진단", "연기",
+    "연구", "연결", "연말", "연합", "연속", "명확", "명의", "기자", "기업", "기간", "기존", "기록", "기대", "기준", "기술", "기본", "선수",
+    "선택", "선거", "선물", "선정", "감독", "감사", "마지막", "마음", "마련", "우리", "우선", "우승", "배우", "배려", "하지만", "하나", "하루",
+    "하고", "노래", "노력", "노동", "도시", "도움", "도입", "소식", "소리", "소비", "소개", "시장", "시간", "시작", "시민", "시대", "시설",
+    "성공", "성장", "성격", "성적", "차량", "차이", "구조", "구매", "구성", "원래", "원인", "원작", "경우", "경기", "경제", "경찰", "경험",
+    "경영", "동안", "동시", "동의", "동생", "대한", "대해", "대상", "대표", "대부분", "대신", "남자", "남편", "여자", "여성", "여러", "반대",
+    "반면", "부분", "부모", "부족", "사람", "사실", "사용", "사업", "사회", "사건", "석방", "설명", "설치", "용기", "은행", "인간", "인기",
+    "인정", "인해", "제공", "제품", "제대로", "제작", "모두", "모든", "모습", "모양", "상황", "상태", "상대", "상품", "서울", "서비스", "송금",
+    "손님", "수준", "수사", "수도", "수상", "표현", "현재", "현장", "현실", "홍보", "황당", "양국", "왕자", "왕비", "금지", "금액", "육아",
+    "예상", "예정", "예약", "국회", "권리", "권한", "피해", "평가", "범죄", "간단", "단계", "나라", "나중", "남북", "허가", "추가", "추천",
+    "추진", "탁월", "편집", "편안", "화면", "화제", "함께", "천천히", "방안", "변화", "변경", "염려", "곽", "심사", "심각", "심리", "백신",
+    "백만", "채널", "채용", "엄마", "진짜로", "민주", "민간", "민원", "반영", "길이", "오빠", "언니", "누나", "형님", "아들", "딸", "가족",
+    "우리가", "정말로", "이러한", "이와", "여기", "이것은", "이곳은", "영화", "연출", "연기력", "배우들", "주연", "조연", "명작", "최악", "최고의",
+    "감동", "재미", "재밌", "내용", "전문가", "신인상", "강남", "강북", "조선", "고려", "신라", "백제", "한양", "정부는", "대통령", "전화번호",
+    "주소지", "이메일", "계좌", "카드", "하정", "우리는", "이렇게", "이어", "이때", "이건", "이게", "정작", "최신", "전부", "전혀", "조만간",
+    "한참", "한다", "하면", "하는", "하게", "하며", "유튜브", "방탄", "성우", "노원", "구로", "강서", "강동", "서초", "송파", "동작", "관악",
+    "마포", "용산", "성북", "도봉", "은평", "종로", "중구", "금천", "양천", "진주", "안양", "안산", "고양", "용인", "성남", "부천", "화성",
+    "남양주", "시흥", "김포", "광명", "하남", "오산", "이천", "안성", "의왕", "양평", "여주", "동해", "남해", "서해", "황해", "제주", "울산",
+    "부산", "대구", "인천", "광주", "대전", "세종", "경주", "포항", "구미", "전주", "목포", "여수", "순천", "원주", "춘천", "강릉", "속초",
+    "충주", "청주", "천안", "공주", "아산", "서산", "논산", "당진", "김해", "양산", "창원", "진해", "통영", "거제", "사천", "밀양", "이영화",
+    "이배우", "이드라마", "이감독", "한가지", "두가지", "여기서", "대해서", "이보다", "이미지", "우리나", "목소리", "동영상", "천만원", "여만원",
+    "여만명", "만원", "천원", "백원", "한명", "두명", "세명", "이분", "그분", "이분들", "연기가", "연세대", "동양화", "지하철", "시상식", "시리아",
+    "연락처", "주민번호", "전화번호", "휴대폰", "이메일", "계좌번호", "차량번호", "주소지", "생년월일", "성명란", "신청서", "확인서", "동의서", "진도",
+    "연천", "순창", "신안", "인제", "소련", "여신", "선전", "경장", "위안부", "선교사", "국세청", "유치원",
+))
+STOP = STOP | frozenset(LABELS) | frozenset(TITLES) | frozenset(
+    ["배송지", "수신지", "발신지", "소재지", "주거지", "거주지", "근무지", "출생지", "본적지", "등록지"]
 )
-HISTORICAL = frozenset(
-    "세종대왕 세종 이순신 장영실 김구 안중근 유관순 윤봉길 이봉창 정약용 이황 이이 신사임당 김유신 을지문덕 강감찬 "
-    "광개토대왕 단군 주몽 온조 박혁거세 왕건 이성계 정몽주 정도전 황희 허준 김정호 김홍도 신윤복 정조 영조 "
-    "태조 태종 세조 연산군 광해군 흥선대원군 명성황후 고종 순종 김옥균 전봉준 홍범도 김좌진 안창호 이육사 "
-    "윤동주 한용운 김소월 원효 의상 최치원 장보고 계백 김춘추 선덕여왕 대조영 서희 최무선 문익점 이방원 정철 "
-    "송시열 박지원 박제가 유성룡 류성룡 권율 곽재우 논개 김대건 최제우 방정환 이중섭 나운규 이승훈 서재필 "
-    .split()
-)
+HISTORICAL = frozenset((
+    "세종대왕", "세종", "이순신", "장영실", "김구", "안중근", "유관순", "윤봉길", "이봉창", "정약용", "이황", "이이", "신사임당", "김유신", "을지문덕",
+    "강감찬", "광개토대왕", "단군", "주몽", "온조", "박혁거세", "왕건", "이성계", "정몽주", "정도전", "황희", "허준", "김정호", "김홍도", "신윤복",
+    "정조", "영조", "태조", "태종", "세조", "연산군", "광해군", "흥선대원군", "명성황후", "고종", "순종", "김옥균", "전봉준", "홍범도", "김좌진",
+    "안창호", "이육사", "윤동주", "한용운", "김소월", "원효", "의상", "최치원", "장보고", "계백", "김춘추", "선덕여왕", "대조영", "서희", "최무선",
+    "문익점", "이방원", "정철", "송시열", "박지원", "박제가", "유성룡", "류성룡", "권율", "곽재우", "논개", "김대건", "최제우", "방정환", "이중섭",
+    "나운규", "이승훈", "서재필",
+))
 
 
 _PERSONAL_TITLES = frozenset((
@@ -107,11 +117,29 @@ _PERSONAL_TITLES = frozenset((
     "계장", "선배", "후배", "매니저", "책임", "선임", "어머니", "아버지", "할머니", "할아버지",
 ))
 # Last syllables that make a surname-shaped word a common noun or verb (경기도, 전문가, 채택하…).
-_NOT_LAST = frozenset("시부국관비가사단도장청실회권계세감력항간점측하자인대고위금리작용법률다려한")
+_NOT_LAST = frozenset("시부국관비가사단도장청실회권계세감력항간점측하자인대고위금리작용법률다려한요며면니까죠네해만동기")
 
 
 def _alt(words: tuple[str, ...] | list[str] | frozenset[str]) -> str:
-    return "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    """A trie-shaped alternation (longest first at each branch): far fewer backtracks than a flat list."""
+    return _trie(sorted(set(words)))
+
+
+def _trie(words: list[str]) -> str:
+    groups: dict[str, list[str]] = {}
+    end = False
+    for w in words:
+        if not w:
+            end = True
+        else:
+            groups.setdefault(w[0], []).append(w[1:])
+    branches = [re.escape(c) + _trie(rest) for c, rest in sorted(groups.items())]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if end:
+        return f"(?:{body})?"
+    return body
 
 
 _GIVEN_CLASS = "".join(sorted(GIVEN))
@@ -122,13 +150,38 @@ _SUFFIX = (
     rf"|(?P<part>{_alt(PARTICLES)})(?![가-힣])"
     r"|(?P<bare>(?=[^가-힣]|$)))"
 )
-_KO = re.compile(rf"(?P<name>[{SURNAMES_1}][{_GIVEN_CLASS}]{{1,2}}){_SUFFIX}")
-_KO2 = re.compile(rf"(?P<name>{_alt(SURNAMES_2)}[{_GIVEN_CLASS}]{{1,2}}){_SUFFIX}")
-_SURNAME_SSI = re.compile(rf"(?P<sur>[{SURNAMES_1}])\s?(?:모\s?)?(?:\(\d{{1,3}}\)\s?)?씨(?![가-힣]{{2}})")
-_LABEL = re.compile(
-    rf"(?:{_alt([w for w in LABELS if not w.isascii()])})\s?[:：]?\s?$|(?<![A-Za-z])(?:name|from|to|cc)\s?[:：]\s?$",
-    re.IGNORECASE,
+# The lookbehind after the first syllable keeps the fast first-character scan and skips
+# surname-shaped syllables inside words. Strong evidence (title, age) accepts 2–3 syllable names;
+# weak evidence (particle, nothing) only three-syllable ones, and a bare word ending like a
+# particle (안건은 = 안건 + 은) is a noun far more often than a name.
+_SUR_START = rf"[{SURNAMES_1}](?<![가-힣][{SURNAMES_1}])"
+_STRONG = (
+    rf"(?:(?P<gap>\s?)(?P<title>{_alt([t for t in TITLES if t not in ('군', '양')])})"
+    rf"|(?P<title_b>군|양)(?=[은는이가을의과와]?(?![가-힣]))"
+    rf"|(?P<age>\s?\(\d{{1,3}}(?:세|살)?[,)]))"
 )
+_WEAK = (
+    rf"(?:(?P<part>{_alt(PARTICLES)})(?![가-힣])"
+    r"|(?P<bare>(?<![는을를의과와에은이가도])(?=[^가-힣]|$)))"
+)
+_KO = re.compile(rf"(?P<name>{_SUR_START}[{_GIVEN_CLASS}]{{1,2}}){_STRONG}")
+_KO_WEAK = re.compile(rf"(?P<name>{_SUR_START}[{_GIVEN_CLASS}]{{2}}){_WEAK}")
+_KO2 = re.compile(rf"(?P<name>{_alt(SURNAMES_2)}[{_GIVEN_CLASS}]{{1,2}})(?:{_STRONG}|{_WEAK})")
+_NAME_AFTER_LABEL = re.compile(
+    rf"(?:{_alt(SURNAMES_2)}|[{SURNAMES_1}])[{_GIVEN_CLASS}]{{1,2}}(?=(?:{_alt(PARTICLES)})?(?![가-힣]))"
+)
+_SSI_BACK = re.compile(rf"(?P<sur>[{SURNAMES_1}])\s?(?:모\s?)?(?:\(\d{{1,3}}\)\s?)?$")
+_KO_LABELS = tuple(w for w in LABELS if not w.isascii())
+_EN_LABELS = ("name", "from", "to", "cc")
+_EN_HINTS = ("name", "patient", "customer", "employee", "applicant", "contact", "account holder", "i am", "i'm", "dear")
+_EN_TITLE = re.compile(
+    r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mister)\.?\s"
+    r"(?P<name>[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:\s[A-Z][a-z]+(?:-[a-z]+)?){0,2})"
+)
+_EN_SSI_BACK = re.compile(rf"(?P<sur>[{SURNAMES_1}])\s?(?:모\s?)?(?:\(\d{{1,3}}\)\s?)?$")
+_KO_LABELS = tuple(w for w in LABELS if not w.isascii())
+_EN_LABELS = ("name", "from", "to", "cc")
+_EN_HINTS = ("name", "patient", "customer", "employee", "applicant", "contact", "account holder", "i am", "i'm", "dear")
 _EN_TITLE = re.compile(
     r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mister)\.?\s"
     r"(?P<name>[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:\s[A-Z][a-z]+(?:-[a-z]+)?){0,2})"
@@ -144,6 +197,24 @@ _ROMANIZED = re.compile(
     r"Won|Chun|Bang|Gong|Hyun|Ham|Byun|Yeom|Yeo|Choo|Do|So|Seok|Sun)\s[A-Z][a-z]{1,5}-[a-z]{1,5}(?![A-Za-z])"
 )
 _HAS_UPPER = re.compile(r"[A-Z][a-z]")
+_EN_TITLES = ("Mr", "Ms", "Dr", "Prof", "Sir", "Madam", "Mister", "Miss", "Mx")
+_ROMANIZED_HINT = re.compile(r" [A-Z][a-z]{1,5}-[a-z]")
+
+
+def _labelled(text: str, start: int) -> bool:
+    """A label right before `start`: 성명: / 고객 / 담당자, or an English one with a colon (Name:)."""
+    j = start
+    while j > 0 and text[j - 1] in " \t":
+        j -= 1
+    colon = j > 0 and text[j - 1] in ":："
+    if colon:
+        j -= 1
+        while j > 0 and text[j - 1] in " \t":
+            j -= 1
+    head = text[max(0, j - 6):j]
+    if head.endswith(_KO_LABELS):
+        return True
+    return colon and head.lower().endswith(_EN_LABELS)
 
 
 def _hangul(ch: str) -> bool:
@@ -176,53 +247,80 @@ class PersonDetector:
 
     def _korean(self, text: str, m: re.Match[str], two_syllable_surname: bool) -> Hit | None:
         start = m.start()
-        if start and _hangul(text[start - 1]):
+        if two_syllable_surname and start and "가" <= text[start - 1] <= "힣":
             return None
         name = m.group("name")
-        s_len = 2 if two_syllable_surname else 1
-        end = start + len(name)
-        title = m.group("title") or m.group("title_b")
         if name in STOP:
             return None
+        kind = m.lastgroup
+        s_len = 2 if two_syllable_surname else 1
+        end = start + len(name)
+        title = m.group(kind) if kind in ("title", "title_b") else None
         if name in HISTORICAL and title not in _PERSONAL_TITLES:
             return None
         if len(name) == s_len + 1 and name[-1] == "모":      # 김모 씨: the surname alone
             return Hit("PERSON", start, start + s_len, 0.6, Evidence.CONTEXT)
-        labelled = _LABEL.search(text, max(0, start - 10), start) is not None
         three = len(name) >= s_len + 2
         if title:
             if not three and title not in _PERSONAL_TITLES:
                 return None
             return Hit("PERSON", start, end, 0.9 if title in _PERSONAL_TITLES else 0.8, Evidence.CONTEXT)
-        if m.group("age"):
+        if kind == "age":
             return Hit("PERSON", start, end, 0.85, Evidence.CONTEXT)
-        if labelled:
-            return Hit("PERSON", start, end, 0.9, Evidence.CONTEXT)
-        if not three or name[-1] in _NOT_LAST:
-            return None
-        if m.group("bare") is not None and not self.bare_names:
+        if not three or name[-1] in _NOT_LAST or (kind == "bare" and not self.bare_names):
             return None
         if self.use_kiwi:
             if not self._kiwi_says_name(text, start, end):
                 return None
             return Hit("PERSON", start, end, 0.75, Evidence.MODEL)
-        return Hit("PERSON", start, end, 0.6 if m.group("part") else 0.5, Evidence.PATTERN)
+        return Hit("PERSON", start, end, 0.6 if kind == "part" else 0.5, Evidence.PATTERN)
+
+    def _labelled_names(self, text: str) -> list[Hit]:
+        """Names right after a label (성명: 김민수, 고객 박서연, 예금주 이하늘)."""
+        hits: list[Hit] = []
+        for label in _KO_LABELS:
+            i = text.find(label)
+            while i != -1:
+                j = i + len(label)
+                while j < len(text) and text[j] in " \t:：":
+                    j += 1
+                m = _NAME_AFTER_LABEL.match(text, j)
+                if m and m.group(0) not in STOP and m.group(0) not in HISTORICAL:
+                    hits.append(Hit("PERSON", m.start(), m.end(), 0.9, Evidence.CONTEXT))
+                i = text.find(label, i + 1)
+        return hits
 
     def detect(self, text: str) -> list[Hit]:
         hits: list[Hit] = []
-        for m in _KO.finditer(text):
-            hit = self._korean(text, m, False)
-            if hit:
-                hits.append(hit)
-        for m in _KO2.finditer(text):
-            hit = self._korean(text, m, True)
-            if hit:
-                hits.append(hit)
-        for m in _SURNAME_SSI.finditer(text):
-            if not (m.start() and _hangul(text[m.start() - 1])):
+        for rx in (_KO, _KO_WEAK):
+            for m in rx.finditer(text):
+                hit = self._korean(text, m, False)
+                if hit:
+                    hits.append(hit)
+        hits += self._labelled_names(text)
+        if any(sur in text for sur in SURNAMES_2):
+            for m in _KO2.finditer(text):
+                hit = self._korean(text, m, True)
+                if hit:
+                    hits.append(hit)
+        i = text.find("씨")
+        while i != -1:
+            m = _SSI_BACK.search(text, max(0, i - 10), i)
+            if m and not (m.start() and _hangul(text[m.start() - 1])) and not (
+                i + 2 < len(text) and _hangul(text[i + 1]) and _hangul(text[i + 2])
+            ):
                 hits.append(Hit("PERSON", m.start("sur"), m.end("sur"), 0.6, Evidence.CONTEXT))
+            i = text.find("씨", i + 1)
         if _HAS_UPPER.search(text):
-            for rx in (_EN_TITLE, _EN_LABEL, _ROMANIZED):
+            lowered = text.lower()
+            rxs = []
+            if any(t in text for t in _EN_TITLES):
+                rxs.append(_EN_TITLE)
+            if _ROMANIZED_HINT.search(text):
+                rxs.append(_ROMANIZED)
+            if any(h in lowered for h in _EN_HINTS):
+                rxs.append(_EN_LABEL)
+            for rx in rxs:
                 for m in rx.finditer(text):
                     if m.start() and _letter(text[m.start() - 1]):
                         continue

@@ -15,11 +15,9 @@ from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, Hit, before, keywords,
 from nuri.privacy.types import Evidence
 
 _S = r"(?:\s?[-‐‑–.)]\s?|\s)?"
-_KR = re.compile(
-    r"(?<![\d+])(?:(?:\+|00)82[-.\s]?(?:\(0\))?\s?|0)"
-    r"(1[016789]|2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70)"
-    rf"{_S}(\d{{3,4}}){_S}(\d{{4}})(?!\d)"
-)
+_KR_REST = rf"(1[016789]|2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70){_S}(\d{{3,4}}){_S}(\d{{4}})(?!\d)"
+_KR = re.compile("0" + _KR_REST)
+_KR_INTL = re.compile(r"(?:\+|00)82[-.\s]?(?:\(0\))?\s?" + _KR_REST)
 _PAREN_KR = re.compile(r"(?<!\d)\(0(2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70)\)\s?(\d{3,4})[-.\s]?(\d{4})(?!\d)")
 _INTL = re.compile(r"(?<![\w+])\+(?!82)[1-9][\d\s().\-]{6,20}\d(?!\d)")
 _US = re.compile(r"(?<![\d\w])(?:\(\d{3}\)\s?|\d{3}[-.])\d{3}[-.]\d{4}(?!\d)")
@@ -38,7 +36,10 @@ def _intl(text: str, m: re.Match[str], region: str | None) -> Hit | None:
 
 def detect(text: str) -> list[Hit]:
     hits: list[Hit] = []
-    for m in _KR.finditer(text):
+    matches = [m for m in _KR.finditer(text) if not (m.start() and text[m.start() - 1] in "0123456789+")]
+    if "82" in text:
+        matches += [m for m in _KR_INTL.finditer(text) if not (m.start() and text[m.start() - 1].isdigit())]
+    for m in matches:
         mobile = m.group(1).startswith("1")
         if mobile and m.group(1) == "10" and len(m.group(2)) != 4:
             continue
@@ -53,7 +54,7 @@ def detect(text: str) -> list[Hit]:
         hits.append(Hit("PHONE", m.start(), m.end(), min(score + (0.08 if ctx else 0), 0.98),
                         Evidence.CONTEXT if ctx else Evidence.PATTERN))
     for m in _PAREN_KR.finditer(text):
-        hits.append(Hit("PHONE", m.start(), m.end(), 0.85, Evidence.PATTERN))
+        hits.append(Hit("PHONE", m.start(), m.end(), 0.95, Evidence.PATTERN))  # wins over "02) …"
     if "+" in text:
         for m in _INTL.finditer(text):
             hit = _intl(text, m, None)

@@ -50,7 +50,7 @@ def detect(text: str) -> list[Hit]:
         return []
     hits = [Hit("SECRET", m.start(), m.end(), 0.97, Evidence.PATTERN) for m in _KEYS.finditer(text)]
     hits += [Hit("SECRET", m.start(), m.end(), 0.99, Evidence.PATTERN) for m in _PEM.finditer(text)]
-    hits += [Hit("SECRET", m.start(1), m.end(1), 0.9, Evidence.PATTERN) for m in _URL_PASSWORD.finditer(text)]
+    hits += [Hit("SECRET", m.start(1), m.end(1), 0.98, Evidence.PATTERN) for m in _URL_PASSWORD.finditer(text)]
     hits += [Hit("SECRET", m.start(1), m.end(1), 0.9, Evidence.PATTERN) for m in _BEARER.finditer(text)]
     for m in _LABELLED.finditer(text):
         value = m.group(2)

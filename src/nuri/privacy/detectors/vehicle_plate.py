@@ -11,8 +11,9 @@ from nuri.privacy.types import Evidence
 
 _REGIONS = "서울|부산|대구|인천|광주|대전|울산|세종|경기|강원|충북|충남|전북|전남|경북|경남|제주"
 _LETTERS = "가나다라마거너더러머버서어저고노도로모보소오조구누두루무부수우주아바사자배하허호육해공국합"
+_REGION_BEFORE = re.compile(rf"(?:{_REGIONS})\s?$")
 _PLATE = re.compile(
-    rf"(?<![\d])(?:(?:{_REGIONS})\s?)?(\d{{2,3}})\s?([{_LETTERS}])\s?(\d{{4}})(?![\d원만천억년월일명개주회번분초시]|[.,]\d)"
+    rf"(\d{{2,3}})\s?([{_LETTERS}])\s?(\d{{4}})(?![\d원만천억년월일명개주회번분초시]|[.,]\d)"
 )
 _CTX = keywords(["차량", "번호판", "차번호", "차 번호", "주차", "자동차", "차주", "plate", "vehicle", "car"])
 
@@ -20,7 +21,13 @@ _CTX = keywords(["차량", "번호판", "차번호", "차 번호", "주차", "�
 def detect(text: str) -> list[Hit]:
     hits: list[Hit] = []
     for m in _PLATE.finditer(text):
-        ctx = near(text, m.start(), m.end(), _CTX, 20)
-        hits.append(Hit("VEHICLE_PLATE", m.start(), m.end(), 0.92 if ctx else 0.8,
+        if m.start() and text[m.start() - 1].isdigit():
+            continue
+        start = m.start()
+        region = _REGION_BEFORE.search(text, max(0, start - 3), start)
+        if region:
+            start = region.start()
+        ctx = near(text, start, m.end(), _CTX, 20)
+        hits.append(Hit("VEHICLE_PLATE", start, m.end(), 0.92 if ctx else 0.8,
                         Evidence.CONTEXT if ctx else Evidence.PATTERN))
     return hits

@@ -1,0 +1,171 @@
+"""Ledger cost: the gateway's added latency with the ledger off, on SQLite, and on PostgreSQL + Redis.
+
+Same run, same upstream, same load: 200 requests/s (open loop) of a 1 KB Korean chat request,
+with policy off so only the ledger differs. With the ledger on, every request carries a team key
+with rpm, tpm and budget limits, so authentication, admission (counters), settlement and the
+durable audit append (group commit) all run. Overhead = gateway p50/p99 − direct p50/p99,
+measured against the upstream directly right before each mode. Ratio = mode / ledger-off.
+
+    .venv/bin/python bench/ledger.py [--quick] [--seconds S] [--modes off,sqlite,postgres_redis]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    chat_body,
+    closed_loop,
+    gateway_process,
+    korean_prompt,
+    make_sender,
+    open_loop,
+    pin_self,
+    upstream_process,
+    write_result,
+)
+from nuri.config import LedgerSettings
+from nuri.ledger import Ledger
+
+console = Console()
+PG_URL = os.environ.get("NURI_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("NURI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+ENV = {"NURI_AUDIT_HMAC_KEY": "bench-hmac", "NURI_AUDIT_SIGNING_KEY": "bench-signing"}
+MODES = ("off", "sqlite", "sqlite_process", "postgres_redis")
+
+
+@contextlib.contextmanager
+def ledger_settings(mode: str) -> Iterator[dict[str, Any] | None]:
+    """The `ledger:` config section for a mode, with PostgreSQL schema / Redis keys cleaned after."""
+    if mode == "off":
+        yield None
+    elif mode == "sqlite":
+        yield {"enabled": True}
+    elif mode == "sqlite_process":
+        yield {"enabled": True, "durability": "process"}
+    else:
+        schema, prefix = f"nuri_bench_{secrets.token_hex(4)}", f"nuri_bench_{secrets.token_hex(4)}:"
+        try:
+            yield {"enabled": True, "database_url": PG_URL, "db_schema": schema, "redis_url": REDIS_URL,
+                   "redis_prefix": prefix}
+        finally:
+            import psycopg
+            import redis
+
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            client = redis.Redis.from_url(REDIS_URL)
+            keys = list(client.scan_iter(match=prefix + "*"))
+            if keys:
+                client.delete(*keys)
+
+
+async def create_key(settings: dict[str, Any], data_dir: Path) -> str:
+    led = await Ledger.open(LedgerSettings(**settings), data_dir)
+    try:
+        new = await led.create_key("bench", budget=1e9, rpm=10**7, tpm=10**10, team_rpm=10**7, team_tpm=10**10)
+        return new.key
+    finally:
+        await led.close()
+
+
+async def measure(url: str, headers: dict[str, str], seconds: float, n1: int) -> dict[str, Any]:
+    body = chat_body(korean_prompt(1.0))
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+        send = make_sender(session, url + "/chat/completions", body, headers)
+        await closed_loop(send, 4, 200)                     # warm-up
+        return {"c1": await closed_loop(send, 1, n1), "rate200": await open_loop(send, 200, seconds)}
+
+
+async def run_mode(mode: str, upstream: str, seconds: float, n1: int) -> dict[str, Any]:
+    direct = await measure(upstream, {}, seconds, n1)
+    with ledger_settings(mode) as ledger, tempfile.TemporaryDirectory(prefix="nuri-bench-ledger-") as tmp:
+        data_dir = Path(tmp) / "data"
+        config = {
+            "deployments": [{"id": "fast", "provider": "openai_compatible", "model": "m", "base_url": upstream,
+                             "jurisdiction": "KR", "hosting": "domestic_cloud", "max_concurrency": 256,
+                             "price": {"input_per_mtok": 0.5, "output_per_mtok": 1.5}}],
+            "aliases": {"default": ["fast"]},
+            "policy": {"enabled": False},
+            "ledger": ledger or {"enabled": False},
+        }
+        headers: dict[str, str] = {}
+        if ledger is not None:
+            os.environ.update(ENV)
+            headers["Authorization"] = "Bearer " + await create_key(ledger, data_dir)
+        with gateway_process(config, env=ENV, data_dir=data_dir) as gw:
+            via = await measure(gw, headers, seconds, n1)
+    added = {
+        "c1_p50": via["c1"]["p50"] - direct["c1"]["p50"], "c1_p99": via["c1"]["p99"] - direct["c1"]["p99"],
+        "rate200_p50": via["rate200"]["p50"] - direct["rate200"]["p50"],
+        "rate200_p99": via["rate200"]["p99"] - direct["rate200"]["p99"],
+    }
+    return {"direct": direct, "gateway": via, "added_ms": added,
+            "errors": via["c1"]["errors"] + via["rate200"]["errors"]}
+
+
+async def main_async(modes: list[str], seconds: float, n1: int) -> dict[str, Any]:
+    pin_self(1)   # load generator beside the upstream; the gateway has core 0 to itself
+    out: dict[str, Any] = {"modes": {}}
+    with upstream_process(cpu=1) as upstream:
+        for mode in modes:
+            console.print(f"[bold]{mode}[/bold] …")
+            out["modes"][mode] = await run_mode(mode, upstream, seconds, n1)
+    base = out["modes"].get("off")
+    if base:
+        out["ratio_vs_off"] = {}
+        for mode, res in out["modes"].items():
+            out["ratio_vs_off"][mode] = {
+                k: (res["added_ms"][k] / base["added_ms"][k]) if base["added_ms"][k] > 0 else None
+                for k in ("c1_p50", "rate200_p50", "rate200_p99")
+            }
+    return out
+
+
+def report(res: dict[str, Any]) -> None:
+    t = Table(title="gateway overhead by ledger mode (1 KB Korean chat, policy off)")
+    for col in ("mode", "added c1 p50 ms", "added 200/s p50 ms", "added 200/s p99 ms", "achieved rps",
+                "ratio p50 @200/s vs off", "errors"):
+        t.add_column(col)
+    for mode, r in res["modes"].items():
+        ratio = res.get("ratio_vs_off", {}).get(mode, {}).get("rate200_p50")
+        t.add_row(mode, f"{r['added_ms']['c1_p50']:.3f}", f"{r['added_ms']['rate200_p50']:.3f}",
+                  f"{r['added_ms']['rate200_p99']:.3f}", f"{r['gateway']['rate200']['achieved_rps']:.0f}",
+                  "-" if ratio is None else f"{ratio:.2f}×", str(r["errors"]))
+    console.print(t)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--modes", default=",".join(MODES))
+    args = parser.parse_args()
+    seconds = args.seconds or (4.0 if args.quick else 10.0)
+    n1 = 300 if args.quick else 1000
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        parser.error(f"unknown modes {unknown}; choose from {', '.join(MODES)}")
+    res = asyncio.run(main_async(modes, seconds, n1))
+    res["settings"] = {"seconds": seconds, "c1_requests": n1, "rate": 200}
+    report(res)
+    console.print(f"results: {write_result('ledger', res)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Scan time of 1 KB and 32 KB Korean documents: Nuri's Scanner and Presidio in the same run.
+
+    .venv/bin/python bench/pii_speed.py [--cpu N] [--no-presidio]
+
+Documents are Korean texts from the labelled corpus (chats, forms, notes — with personal data in
+them) joined until the UTF-8 size is reached. Each engine gets warm-up calls, then p50 and p99
+of wall time per scan are reported, with ms per KB and Presidio's time as a multiple of
+Nuri's. `--cpu N` pins the process to one core (the target is stated per core). Writes
+bench/results/pii_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from pii_common import load_corpus, machine, presidio_engine, write_json
+
+SIZES = {"1KB": 1024, "32KB": 32 * 1024}
+
+
+def korean_document(docs: list[dict[str, Any]], size: int) -> str:
+    """Korean corpus texts joined and cut at a character boundary to `size` UTF-8 bytes."""
+    texts = [d["text"] for d in docs if d["lang"] == "ko" and d["spans"]]
+    out: list[str] = []
+    n = 0
+    i = 0
+    while n < size:
+        t = texts[i % len(texts)] + "\n\n"
+        out.append(t)
+        n += len(t.encode())
+        i += 1
+    raw = "".join(out).encode()[:size]
+    return raw.decode("utf-8", errors="ignore")
+
+
+def timings(fn: Callable[[str], Any], text: str, runs: int, warmup: int) -> list[float]:
+    for _ in range(warmup):
+        fn(text)
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn(text)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def summarise(ms: list[float], size: int) -> dict[str, float]:
+    p50, p99 = pct(ms, 50), pct(ms, 99)
+    kb = size / 1024
+    return {"runs": len(ms), "p50_ms": round(p50, 4), "p99_ms": round(p99, 4), "p50_ms_per_kb": round(p50 / kb, 4),
+            "p99_ms_per_kb": round(p99 / kb, 4)}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description="Nuri vs Presidio scan speed on Korean text")
+    ap.add_argument("--cpu", type=int, default=None, help="pin to this core")
+    ap.add_argument("--no-presidio", action="store_true")
+    ap.add_argument("--runs", type=int, default=300, help="Nuri runs per size (Presidio: fewer)")
+    args = ap.parse_args(argv)
+    console = Console(width=None if Console().is_terminal else 150)
+    if args.cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {args.cpu})
+
+    from nuri.privacy.pseudonymizer import Pseudonymizer
+    from nuri.privacy.scanner import Scanner
+
+    docs = load_corpus()
+    scanner = Scanner()
+
+    def nuri_mask(text: str) -> str:
+        return Pseudonymizer().mask_text(text, scanner.scan(text))
+
+    engines: dict[str, Callable[[str], Any]] = {"Nuri scan": scanner.scan, "Nuri scan + pseudonymise": nuri_mask}
+    note = "skipped (--no-presidio)"
+    if not args.no_presidio:
+        engine, note = presidio_engine()
+        if engine is not None:
+            engines["Presidio analyze"] = lambda text: engine.analyze(text, language="ko")
+        else:
+            console.print(f"[yellow]Presidio: {note}[/yellow]")
+
+    results: dict[str, Any] = {}
+    table = Table(title="Scan time per Korean document (wall clock, one thread)")
+    for col in ("engine", "size", "runs", "p50 ms", "p99 ms", "p50 ms/KB", "p99 ms/KB"):
+        table.add_column(col, justify="left" if col == "engine" else "right")
+    for label, size in SIZES.items():
+        text = korean_document(docs, size)
+        results[label] = {"bytes": len(text.encode()), "chars": len(text), "engines": {}}
+        for name, fn in engines.items():
+            presidio = name.startswith("Presidio")
+            runs = (max(5, args.runs // 10) if label == "1KB" else 5) if presidio else (
+                args.runs if label == "1KB" else max(20, args.runs // 10))
+            ms = timings(fn, text, runs, warmup=2 if presidio else 10)
+            s = summarise(ms, len(text.encode()))
+            results[label]["engines"][name] = s
+            table.add_row(name, label, str(s["runs"]), f"{s['p50_ms']:.3f}", f"{s['p99_ms']:.3f}",
+                          f"{s['p50_ms_per_kb']:.3f}", f"{s['p99_ms_per_kb']:.3f}")
+        eng = results[label]["engines"]
+        if "Presidio analyze" in eng:
+            ratio = eng["Presidio analyze"]["p50_ms"] / eng["Nuri scan"]["p50_ms"]
+            results[label]["presidio_over_nuri_p50"] = round(ratio, 1)
+    console.print(table)
+    for label in SIZES:
+        r = results[label]
+        line = f"{label}: Nuri {r['engines']['Nuri scan']['p50_ms_per_kb']:.3f} ms/KB p50"
+        if "presidio_over_nuri_p50" in r:
+            line += (f", Presidio {r['engines']['Presidio analyze']['p50_ms_per_kb']:.2f} ms/KB p50 — "
+                     f"Nuri is {r['presidio_over_nuri_p50']}× faster")
+        console.print(line)
+    console.print("target: ≤ 0.3 ms/KB p50 on one core, ≥ 20× faster than Presidio")
+    console.print(f"Presidio setup: {note}")
+    payload = {"results": results, "presidio_setup": note, "pinned_cpu": args.cpu, "machine": machine(),
+               "kb": "1 KB = 1024 bytes of UTF-8 Korean text"}
+    path = write_json("pii_speed.json", payload)
+    console.print(f"wrote {path}")
+    return payload
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Helpers shared by the evaluation tests: a catalog on the test upstream and suites in a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from nuri.evals.suite import Suite, load_suite, write_jsonl
+
+SHIPPED = Path(__file__).resolve().parents[2] / "data" / "evals"
+
+
+def catalog(base_url: str) -> dict:
+    """Two deployments on the same test upstream: a domestic one (priced) and a foreign one."""
+    return {"deployments": [
+        {"id": "dom", "provider": "openai_compatible", "base_url": base_url, "model": "dom-model",
+         "jurisdiction": "KR", "hosting": "on_prem", "price": {"input_per_mtok": 1.0, "output_per_mtok": 2.0}},
+        {"id": "abroad", "provider": "openai_compatible", "base_url": base_url, "model": "abroad-model",
+         "jurisdiction": "US", "hosting": "foreign_cloud", "price": {"input_per_mtok": 3.0, "output_per_mtok": 15.0}},
+    ]}
+
+
+def make_suite(root: Path, name: str, items: list[dict], scorer: str = "choice", template: str = "{question}",
+               **settings: object) -> Suite:
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    spec = {"name": name, "template": template, "scorer": {"name": scorer},
+            "settings": {"max_tokens": 16} | settings}
+    (folder / "suite.yaml").write_text(yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8")
+    write_jsonl(folder / "items.jsonl", items)
+    return load_suite(folder)
+
+
+def shipped(name: str) -> Suite:
+    return load_suite(SHIPPED / name)

@@ -1,0 +1,163 @@
+"""evaluate_request with the real scanner: fail closed, every request part counts, explain agrees."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from nuri.config import NuriConfig
+from nuri.errors import InternalError, ModelNotFound, PermissionDenied
+from nuri.policy.engine import PolicyEngine
+from nuri.policy.evaluate import evaluate, evaluate_request
+from nuri.policy.explain import explain_view
+from nuri.principal import Principal
+from nuri.privacy.scanner import Scanner
+from nuri.routing.health import HealthBook
+from nuri.routing.router import Router
+
+RRN = "900101-1234568"
+CONFIG = {
+    "deployments": [
+        {"id": "kr-local", "provider": "llamacpp", "jurisdiction": "KR", "hosting": "on_prem"},
+        {"id": "us-api", "provider": "openai_compatible", "base_url": "http://127.0.0.1:9", "jurisdiction": "US",
+         "hosting": "foreign_cloud"},
+    ],
+    "aliases": {"default": ["us-api", "kr-local"], "foreign": ["us-api"]},
+    "policy": {"packs": ["kr-pipa", "ai-basic-act"]},
+}
+
+
+@pytest.fixture(scope="module")
+def scanner() -> Scanner:
+    return Scanner()
+
+
+def parts(config: NuriConfig):
+    engine = PolicyEngine.load(config.policy, config.deployments)
+    return engine, Router(config.routing, HealthBook(config.routing))
+
+
+def run(body, scanner, requested="default", config_dict=CONFIG, **kw):
+    config = NuriConfig.model_validate(config_dict)
+    engine, router = parts(config)
+    return evaluate_request(body, "chat", Principal(), requested, scanner=scanner, engine=engine, router=router,
+                            config=config, **kw)
+
+
+def chat(*messages):
+    return {"model": "default", "messages": list(messages)}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        chat({"role": "user", "content": f"주민등록번호 {RRN} 확인해 주세요"}),
+        chat({"role": "system", "content": f"고객 주민번호: {RRN}"}, {"role": "user", "content": "요약해줘"}),
+        chat({"role": "user", "content": "조회"},
+             {"role": "assistant", "content": None, "tool_calls": [
+                 {"id": "c1", "type": "function",
+                  "function": {"name": "lookup", "arguments": json.dumps({"rrn": RRN, "note": "주민등록번호"})}}]}),
+        chat({"role": "user", "content": "조회"},
+             {"role": "tool", "tool_call_id": "c1", "content": f"주민등록번호: {RRN}, 상태: 정상"}),
+        chat({"role": "user", "content": [{"type": "text", "text": f"주민등록번호 {RRN}"}]}),
+    ],
+    ids=["user", "system", "tool-call-arguments", "tool-result", "multi-part"],
+)
+def test_rrn_anywhere_in_the_request_routes_only_domestic(scanner, body):
+    classification, decision, steps = run(body, scanner)
+    assert "KR_RRN" in classification.entity_types
+    assert [s.deployment.id for s in steps] == ["kr-local"]
+    with pytest.raises(PermissionDenied, match="pipa-unique-id-domestic"):
+        run(body, scanner, requested="foreign")
+
+
+def test_name_and_phone_go_abroad_masked(scanner):
+    body = chat({"role": "user", "content": "홍길동 고객님 연락처는 010-2345-6789 입니다. 안내 문자를 써 주세요."})
+    _, decision, steps = run(body, scanner)
+    assert steps[0].deployment.id == "us-api" and {"PHONE", "PERSON"} <= steps[0].mask_types
+    assert steps[1].deployment.id == "kr-local" and not steps[1].mask_types
+    assert decision.label
+
+
+def test_classification_failure_fails_closed(scanner):
+    def broken(body, endpoint, scanner):
+        raise RuntimeError("detector crashed")
+
+    with pytest.raises(InternalError) as info:
+        run(chat({"role": "user", "content": "hi"}), scanner, classifier=broken)
+    assert info.value.status == 500 and "not forwarded" in info.value.message
+
+
+def test_policy_failure_fails_closed(scanner):
+    config = NuriConfig.model_validate(CONFIG)
+    engine, router = parts(config)
+
+    def explode(*args, **kwargs):
+        raise KeyError("bug")
+
+    engine.decide = explode
+    with pytest.raises(InternalError, match="policy evaluation failed"):
+        evaluate_request(chat({"role": "user", "content": "hi"}), "chat", Principal(), "default",
+                         scanner=scanner, engine=engine, router=router, config=config)
+    with pytest.raises(InternalError):
+        evaluate_request(chat({"role": "user", "content": "hi"}), "chat", Principal(), "default",
+                         scanner=scanner, engine=None, router=router, config=config)
+
+
+def test_policy_switched_off_by_config_allows(scanner):
+    config = NuriConfig.model_validate({**CONFIG, "policy": {"enabled": False}})
+    router = Router(config.routing, HealthBook(config.routing))
+    _, decision, steps = evaluate_request(chat({"role": "user", "content": f"주민등록번호 {RRN}"}), "chat",
+                                          Principal(), "default", scanner=scanner, engine=None, router=router,
+                                          config=config)
+    assert decision.action == "allow" and steps[0].deployment.id == "us-api"
+
+
+def test_unknown_model_is_404(scanner):
+    with pytest.raises(ModelNotFound):
+        run(chat({"role": "user", "content": "hi"}), scanner, requested="nope")
+
+
+def test_explain_view_matches_the_live_decision_and_holds_no_values(scanner):
+    body = chat({"role": "user", "content": f"홍길동님 010-2345-6789, 주민등록번호 {RRN}"})
+    config = NuriConfig.model_validate(CONFIG)
+    engine, router = parts(config)
+    result = evaluate(body, "chat", Principal(), "default", scanner=scanner, engine=engine, router=router,
+                      config=config)
+    view = explain_view(result.classification, result.decision, result.steps, config.deployments)
+    _, live, steps = run(body, scanner)
+    assert [r["deployment"] for r in view["route"]] == [s.deployment.id for s in steps]
+    assert [m["id"] for m in view["matched"]] == live.rule_ids
+    rows = {r["id"]: r for r in view["deployments"]}
+    assert rows["us-api"]["eligible"] is False and rows["us-api"]["excluded_by"] == "pipa-unique-id-domestic"
+    assert view["classification"]["entities"]["KR_RRN"] == 1
+    text = json.dumps(view, ensure_ascii=False)
+    assert RRN not in text and "010-2345-6789" not in text and "홍길동" not in text
+
+
+def test_explain_cli_json_agrees_with_evaluate(tmp_path, scanner):
+    import typer
+    import yaml
+
+    from nuri.policy.cli import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command()
+    def _noop() -> None:  # a second command keeps typer in multi-command mode
+        pass
+
+    path = tmp_path / "nuri.yaml"
+    path.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+    text = f"주민등록번호 {RRN} 조회"
+    result = CliRunner().invoke(app, ["explain", text, "--config", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    view = json.loads(result.output)
+    _, decision, steps = run(chat({"role": "user", "content": text}), scanner)
+    assert [r["deployment"] for r in view["route"]] == [s.deployment.id for s in steps]
+    assert [m["id"] for m in view["matched"]] == decision.rule_ids
+    human = CliRunner().invoke(app, ["explain", text, "--config", str(path)])
+    assert human.exit_code == 0 and "pipa-unique-id-domestic" in human.output
