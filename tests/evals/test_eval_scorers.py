@@ -155,3 +155,11 @@ async def test_judge_rubric_and_pairwise(upstream_fast, cfg) -> None:
         assert "답" in judged and "[답변 A]" in judged
     finally:
         await provider.close()
+
+
+async def test_latency_and_cost_budgets() -> None:
+    fast = ScoreContext(latency_ms=120.0, ttft_ms=40.0, cost=0.001)
+    assert (await get_scorer("latency", {"max_ms": 200, "max_ttft_ms": 50}).score({}, "", fast)).value == 1.0
+    assert (await get_scorer("latency", {"max_ms": 100}).score({}, "", fast)).value == 0.0
+    assert (await get_scorer("cost", {"max_cost": 0.002}).score({}, "", fast)).value == 1.0
+    assert (await get_scorer("cost", {"max_cost": 0.002}).score({}, "", ScoreContext())).value == 0.0

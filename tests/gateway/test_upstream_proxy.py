@@ -145,3 +145,16 @@ def test_mid_stream_failure_ends_with_error_event(proxied, fault):
     # no retry after the first byte reached the client
     assert len(upstream.state.requests) == 1
     assert client.chat.completions.create(model="default", messages=[{"role": "user", "content": "hi"}]).choices
+
+
+def test_nuri_chat_one_shot(proxied):
+    import subprocess
+    import sys
+
+    upstream, gw, client = proxied
+    out = subprocess.run([sys.executable, "-m", "nuri", "chat", "안녕하세요?", "--url", gw.base_url],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert upstream.state.reply in out.stdout
+    assert "up" in out.stderr  # which deployment served it
+    assert json.loads(upstream.received_bodies()[-1])["messages"] == [{"role": "user", "content": "안녕하세요?"}]

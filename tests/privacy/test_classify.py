@@ -134,7 +134,7 @@ _JSON = st.recursive(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.sampled_from(["messages", "prompt", "input", "suffix", "model"]), _JSON, max_size=4),
        st.sampled_from(["chat", "completions", "embeddings"]))
 def test_classify_request_never_raises_on_malformed_bodies(body: dict[str, Any], endpoint: str) -> None:

@@ -142,3 +142,28 @@ def test_english_address_and_address_negatives() -> None:
         ("ADDRESS", "1600 Pennsylvania Avenue, Washington, DC 20500")]
     assert "ADDRESS" not in types("3시에 테헤란로 2번 출구에서 만나요")
     assert "ADDRESS" not in types("1로 2로 나누면")
+
+
+# --- look-alikes from real documents -----------------------------------------------------------
+def test_korean_product_barcodes_are_not_identifiers() -> None:
+    # EAN-13 codes from GS1 Korea start with 880 (880512… is also a 1988 birth date); their own
+    # check digit tells them apart.
+    text = "상품: 유기농 현미 10kg (8805120018414) 606,000원, 예금주 홍길동 (상품코드 8801742044077)"
+    assert types(text) & {"KR_RRN", "KR_FRN", "BANK_ACCOUNT"} == set()
+
+
+def test_phone_after_an_account_sentence_stays_a_phone() -> None:
+    text = "국민은행 123456-01-234567 예금주 홍길동입니다.\n연락은 02-7924-6992로 부탁드립니다."
+    assert ("PHONE", "02-7924-6992") in found(text)
+    assert ("BANK_ACCOUNT", "123456-01-234567") in found(text)
+
+
+def test_jwt_and_env_style_tokens() -> None:
+    jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.Z2_9N6_86_x8rfmGOSHB.fd5DTeoLAH142FgJ-iDLMX"
+    assert found(f"JWT_TOKEN={jwt}\nAPP_VERSION=1.2") == [("SECRET", jwt)]
+
+
+def test_date_of_birth_answered_on_the_next_line() -> None:
+    text = "상담원: 생년월일 말씀 부탁드립니다.\n고객: 1985.08.20이요."
+    assert found(text) == [("DATE_OF_BIRTH", "1985.08.20")]
+    assert "DATE_OF_BIRTH" not in types("생년월일 확인 후 2999-01-01 방문")   # a future date

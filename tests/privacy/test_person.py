@@ -79,3 +79,16 @@ def test_person_can_be_disabled() -> None:
     scanner = Scanner(PrivacySettings(disabled_entities=["PERSON"]))
     assert "PERSON" not in {e.type for e in scanner.scan("김민수 고객님 010-1234-5678")}
     assert "PHONE" in types("김민수 고객님 010-1234-5678")
+
+
+@pytest.mark.parametrize(("text", "name"), [
+    ("제 이름은 조순자이고 휴대폰 번호는 없어요", "조순자"),
+    ("보호자 연락처 (배우자 방솔)", "방솔"),
+    ("차주 정민호 차량", "정민호"),
+])
+def test_names_after_labels_and_relations(text: str, name: str) -> None:
+    assert persons(text) == [name]
+
+
+def test_form_field_words_are_not_names() -> None:
+    assert persons("신청일: 2024-01-05\n주호소: 두통\n진료 기록지\n공영주차장 3층") == []

@@ -132,6 +132,7 @@ def run_cmd(
     suites_dir: SuitesDirOpt = None,
 ) -> None:
     """Run suites against deployments; a killed run resumes without redoing finished items."""
+    from nuri.errors import NuriError
     from nuri.evals.runner import EvalRunner, RunOptions
 
     cfg, directory, store = _state(config, data_dir)
@@ -154,6 +155,9 @@ def run_cmd(
     except (KeyError, ValueError) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
+    except (NuriError, ImportError, OSError, RuntimeError) as exc:  # a deployment that cannot start
+        console.print(f"[red]evaluation stopped: {type(exc).__name__}: {exc}[/red]")
+        raise typer.Exit(1) from exc
     finally:
         store.close()
     if json_out:

@@ -62,6 +62,8 @@ def score_chart(board: list[dict[str, Any]], colors: dict[str, str]) -> str:
                        f'<title>{_e(model)} · {_e(suite)}: {e["score"]:.3f} [{e["ci_low"]:.3f}, {e["ci_high"]:.3f}]'
                        f'</title></rect>')
             cx = x + (bar_w - 2) / 2
+            out.append(f'<text x="{cx:.1f}" y="{y - 3:.1f}" font-size="9" text-anchor="middle" '
+                       f'fill="#374151">{e["score"]:.2f}</text>')
             y1, y2 = top + plot_h * (1 - e["ci_low"]), top + plot_h * (1 - e["ci_high"])
             out.append(f'<line class="ci" x1="{cx:.1f}" x2="{cx:.1f}" y1="{y1:.1f}" y2="{y2:.1f}" stroke="#111" '
                        f'stroke-width="1.2"/>')
@@ -77,7 +79,8 @@ def score_chart(board: list[dict[str, Any]], colors: dict[str, str]) -> str:
 def cost_chart(board: list[dict[str, Any]], colors: dict[str, str]) -> str:
     w, h, left, bottom, top, right = 560, 300, 70, 40, 20, 170
     points = [(e["cost_total"] / e["n"] if e["cost_total"] is not None and e["n"] else 0.0, e) for e in board]
-    max_cost = max((c for c, _ in points), default=0.0) or 1e-6
+    top_cost = max((c for c, _ in points), default=0.0)
+    max_cost = top_cost or 1.0
     out = [f'<svg class="chart" id="chart-cost" role="img" aria-label="score vs cost" width="{w}" height="{h}" '
            f'viewBox="0 0 {w} {h}" xmlns="http://www.w3.org/2000/svg">']
     pw, ph = w - left - right, h - top - bottom
@@ -86,7 +89,8 @@ def cost_chart(board: list[dict[str, Any]], colors: dict[str, str]) -> str:
         y = top + ph * (1 - t / 10)
         out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{t / 10:.1f}</text>')
     out.append(f'<text x="{left}" y="{h - 8}" font-size="11">0</text>'
-               f'<text x="{left + pw}" y="{h - 8}" font-size="11" text-anchor="end">{max_cost:.2g} per item</text>'
+               f'<text x="{left + pw}" y="{h - 8}" font-size="11" text-anchor="end">'
+               f'{f"{top_cost:.2g} per item" if top_cost else "no priced items"}</text>'
                f'<text x="{left + pw / 2}" y="{h - 8}" font-size="11" text-anchor="middle">cost</text>')
     for cost, e in points:
         x = left + pw * (cost / max_cost)

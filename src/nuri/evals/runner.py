@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import orjson
 
 from nuri.config import NuriConfig
 from nuri.errors import NuriError, UpstreamError
 from nuri.evals.scorers import ScoreContext, Scorer, get_scorer
 from nuri.evals.scorers.korean import wrong_language
-from nuri.evals.store import ItemResult, ResultStore, dumps
+from nuri.evals.store import ItemResult, ResultStore
 from nuri.evals.suite import Suite, canonical, item_hash
 from nuri.evals.targets import Target, choose_judge, open_target
 from nuri.providers.base import Provider
@@ -113,6 +114,8 @@ class EvalRunner:
         self._judges: dict[str, Target] = {}
         self.resumed_from: str | None = None
         self.skipped = 0
+        self._settings_cache: dict[str, dict[str, Any]] = {}
+        self._hashes: dict[tuple[str, str], str] = {}
 
     # -- setup ------------------------------------------------------------------------------
     def _prepare_run(self) -> str:
@@ -135,13 +138,15 @@ class EvalRunner:
                     "via_gateway": o.via_gateway}
         return self.store.create_run(fingerprint, suites, self.models, settings)
 
+    def _chosen(self, suite: Suite) -> list[dict[str, Any]]:
+        return suite.items[: self.options.limit] if self.options.limit else suite.items
+
     def _units(self, run_id: str) -> dict[str, list[Unit]]:
         done = self.store.finished_units(run_id)
         per_model: dict[str, list[Unit]] = {m: [] for m in self.models}
         for suite in self.suites:
             scorer = get_scorer(suite.scorer.name, suite.scorer.options)
-            chosen = suite.items[: self.options.limit] if self.options.limit else suite.items
-            for item in chosen:
+            for item in self._chosen(suite):
                 for model in self.models:
                     if (suite.name, item["id"], model) in done:
                         self.skipped += 1
@@ -150,8 +155,14 @@ class EvalRunner:
         return per_model
 
     # -- calling ----------------------------------------------------------------------------
+    def _settings(self, suite: Suite) -> dict[str, Any]:
+        """The suite's settings with the run's overrides, computed once per suite."""
+        if suite.name not in self._settings_cache:
+            self._settings_cache[suite.name] = suite.settings.model_dump() | self.options.overrides
+        return self._settings_cache[suite.name]
+
     def _body(self, unit: Unit, target: Target) -> tuple[dict[str, Any], list[dict[str, str]]]:
-        s = unit.suite.settings.model_dump() | self.options.overrides
+        s = self._settings(unit.suite)
         messages = unit.suite.messages(unit.item, s.get("num_shots"))
         body: dict[str, Any] = {"model": target.deployment.model or target.model, "messages": messages,
                                 "temperature": s["temperature"], "max_tokens": int(s["max_tokens"]),
@@ -182,6 +193,12 @@ class EvalRunner:
                 usage = chunk["usage"]
         return CallResult("".join(parts), (time.perf_counter() - t0) * 1000, ttft, usage)
 
+    def _item_hash(self, unit: Unit) -> str:
+        key = (unit.suite.name, unit.item["id"])
+        if key not in self._hashes:
+            self._hashes[key] = item_hash(unit.item)
+        return self._hashes[key]
+
     async def _judge(self, unit: Unit) -> Provider:
         named = unit.suite.scorer.options.get("judge")
         judge_id = choose_judge(self.cfg, named, self.models)
@@ -192,8 +209,8 @@ class EvalRunner:
     async def _evaluate(self, run_id: str, unit: Unit, target: Target) -> ItemResult:
         body, messages = self._body(unit, target)
         result = ItemResult(run_id=run_id, suite=unit.suite.name, suite_version=unit.suite.version,
-                            item_id=unit.item["id"], item_hash=item_hash(unit.item), model=unit.model,
-                            prompt=dumps(messages), attempts=0)
+                            item_id=unit.item["id"], item_hash=self._item_hash(unit), model=unit.model,
+                            prompt=orjson.dumps(messages).decode(), attempts=0)
         call: CallResult | None = None
         for attempt in range(self.options.retries + 1):
             await target.wait_if_paused()
@@ -219,7 +236,8 @@ class EvalRunner:
         result.prompt_tokens, result.completion_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
         result.cost = target.cost(result.prompt_tokens, result.completion_tokens)
         settings = unit.suite.settings
-        ctx = ScoreContext(messages=messages, seed=settings.seed, judge=lambda: self._judge(unit))
+        ctx = ScoreContext(messages=messages, seed=settings.seed, judge=lambda: self._judge(unit),
+                           latency_ms=call.latency_ms, ttft_ms=call.ttft_ms, cost=result.cost)
         try:
             scored = await unit.scorer.score(unit.item, call.text, ctx)
         except Exception as exc:
@@ -248,9 +266,8 @@ class EvalRunner:
             workers = []
             for model, units in per_model.items():
                 target = self.targets[model]
-                n_done = sum(1 for s in self.suites for it in (s.items[: self.options.limit] if self.options.limit
-                             else s.items)) - len(units)
-                self.progress.start(model, len(units) + n_done, n_done)
+                total = sum(len(self._chosen(s)) for s in self.suites)
+                self.progress.start(model, total, total - len(units))
                 pending: asyncio.Queue[Unit] = asyncio.Queue()
                 for u in units:
                     pending.put_nowait(u)

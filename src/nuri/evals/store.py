@@ -8,7 +8,6 @@ a user's data), the score and the measurements.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -206,7 +205,3 @@ class ResultStore:
         wanted = set(chosen.items())
         rows = self.run_items(sorted(set(chosen.values())))
         return [r for r in rows if ((r["suite"], r["suite_version"], r["model"]), r["run_id"]) in wanted]
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=str)

@@ -230,6 +230,7 @@ class PolicyEngine:
         latency_tier: str | None = None,
         endpoint: str | None = None,
     ) -> Decision:
+        """One verdict per candidate, in order. Pure and allocation-light: safe to call per request."""
         state = self._state
         req = _request(classification, principal, requested, latency_tier, endpoint)
 

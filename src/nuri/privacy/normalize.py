@@ -57,17 +57,10 @@ class Normalized:
         return self.starts[start], self.ends[end - 1]
 
 
-def _cluster_end(text: str, i: int) -> int:
-    """End of the grapheme-ish cluster at i: a base plus combining marks / trailing jamo."""
-    n = len(text)
-    j = i + 1
-    while j < n:
-        ch = text[j]
-        if unicodedata.combining(ch) or "\u1160" <= ch <= "\u11ff" or "\ud7b0" <= ch <= "\ud7ff":
-            j += 1
-        else:
-            break
-    return j
+# Characters NFKC leaves alone (printable ASCII, Hangul syllables, CJK unified ideographs) are
+# copied in runs; everything else is normalised one cluster (base + combining marks) at a time.
+_COMBINING = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f\u1160-\u11ff\ud7b0-\ud7ff\u3099\u309a"
+_DIRTY = re.compile(f"(?s:.)[{_COMBINING}]+|[^\\x20-\\x7e\\n\\r\\t\uac00-\ud7a3\u4e00-\u9fff]")
 
 
 def normalize(text: str) -> Normalized:
@@ -77,22 +70,23 @@ def normalize(text: str) -> Normalized:
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch in _INVISIBLE_SET:
-            i += 1
-            continue
-        j = _cluster_end(text, i)
-        piece = text[i:j]
-        norm = unicodedata.normalize("NFKC", piece)
-        for c in norm:
-            if c in _INVISIBLE_SET:
-                continue
-            out.append(c)
-            starts.append(i)
-            ends.append(j)
-        i = j
+    pos = 0
+    for m in _DIRTY.finditer(text):
+        i, j = m.span()
+        if i > pos:                                   # a clean run: copied, offsets 1:1
+            out.append(text[pos:i])
+            starts.extend(range(pos, i))
+            ends.extend(range(pos + 1, i + 1))
+        for c in unicodedata.normalize("NFKC", m.group(0)):
+            if c not in _INVISIBLE_SET:
+                out.append(c)
+                starts.append(i)
+                ends.append(j)
+        pos = j
+    if pos < len(text):
+        out.append(text[pos:])
+        starts.extend(range(pos, len(text)))
+        ends.extend(range(pos + 1, len(text) + 1))
     joined = "".join(out)
     # Second pass on the normalised text: drop separators inside digits spelled out one by one.
     if _SPACED_DIGITS.search(joined):

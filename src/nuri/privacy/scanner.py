@@ -60,18 +60,20 @@ _AT = re.compile("@")
 _SNAP = 32
 
 
+_WS = re.compile(r"\s")
+
+
 def _snap_left(text: str, a: int) -> int:
+    """Move `a` left to just after whitespace (at most _SNAP characters)."""
     lo = max(0, a - _SNAP)
-    while a > lo and not text[a - 1].isspace():
-        a -= 1
-    return a
+    cut = max(text.rfind(" ", lo, a), text.rfind("\n", lo, a), text.rfind("\t", lo, a))
+    return cut + 1 if cut >= 0 else lo
 
 
 def _snap_right(text: str, b: int) -> int:
-    hi = min(len(text), b + _SNAP)
-    while b < hi and not text[b].isspace():
-        b += 1
-    return b
+    """Move `b` right to the next whitespace (at most _SNAP characters)."""
+    m = _WS.search(text, b, min(len(text), b + _SNAP))
+    return m.start() if m else min(len(text), b + _SNAP)
 
 
 def windows(text: str, trigger: re.Pattern[str], before: int, after: int) -> list[tuple[int, int]]:

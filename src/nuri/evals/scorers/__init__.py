@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from nuri.evals.scorers.base import Score, ScoreContext, Scorer
+from nuri.evals.scorers.budget import CostScorer, LatencyScorer
 from nuri.evals.scorers.choice import ChoiceScorer
 from nuri.evals.scorers.code import CodeScorer
 from nuri.evals.scorers.grounded import GroundedScorer
@@ -21,7 +22,7 @@ SCORERS: dict[str, type[Scorer]] = {
     for cls in (
         ChoiceScorer, ExactScorer, NormalizedScorer, ContainsScorer, RegexScorer, NumericScorer,
         JsonScorer, JsonSchemaScorer, CodeScorer, GroundedScorer, ChrfScorer, JudgeScorer,
-        KoreanScorer, RefusalScorer, NamingScorer,
+        KoreanScorer, RefusalScorer, NamingScorer, LatencyScorer, CostScorer,
     )
 }
 

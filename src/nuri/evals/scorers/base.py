@@ -22,11 +22,14 @@ class Score:
 
 @dataclass
 class ScoreContext:
-    """What a scorer may need besides the reply: the prompt it answered and a judge."""
+    """What a scorer may need besides the reply: the prompt, a judge, and the call's measurements."""
 
     messages: list[dict[str, str]] = field(default_factory=list)
     judge: Callable[[], Awaitable[Provider]] | None = None
     seed: int = 0
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    cost: float | None = None
 
 
 class Scorer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from nuri.privacy.detectors.base import Hit, keywords, near
+from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, Hit, before, ean13, keywords, near
 from nuri.privacy.types import Evidence
 
 _ACCOUNT = re.compile(r"\d{2,14}(?:[-‐‑–\s]\d{2,7}){0,3}(?![\d])")
@@ -16,6 +16,10 @@ _BANKS = [
     "KB", "은행",
 ]
 _CTX = keywords(["계좌번호", "계좌", "예금주", "입금", "송금", "이체", "account", "acct", "bank", *_BANKS])
+
+
+_STRONG_CTX = keywords(["계좌번호", "계좌", "account no", "입금 계좌", "account"])
+_PHONE_SHAPE = re.compile(r"0(?:1[016789]|2|[3-6]\d|70)[-\s]?\d{3,4}[-\s]?\d{4}")
 
 
 def detect(text: str) -> list[Hit]:
@@ -29,6 +33,13 @@ def detect(text: str) -> list[Hit]:
         n = len(raw) - sum(1 for c in raw if not c.isdigit())
         if not 10 <= n <= 14:
             continue
+        if before(text, m.start(), NEGATIVE_CONTEXT, 16) or (n == 13 and ean13(raw)):
+            continue
         if near(text, m.start(), m.end(), _CTX, 20):
-            hits.append(Hit("BANK_ACCOUNT", m.start(), m.end(), 0.85, Evidence.CONTEXT))
+            # A number shaped like a phone number right after 연락/전화 is one; the account
+            # context may belong to the sentence before.
+            score = 0.7 if _PHONE_SHAPE.fullmatch(raw) else 0.85
+            if before(text, m.start(), _STRONG_CTX, 12):
+                score = 0.9
+            hits.append(Hit("BANK_ACCOUNT", m.start(), m.end(), score, Evidence.CONTEXT))
     return hits

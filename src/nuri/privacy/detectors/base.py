@@ -89,9 +89,19 @@ def luhn(number: str) -> bool:
     return total % 10 == 0
 
 
+def ean13(number: str) -> bool:
+    """A valid EAN-13 barcode starting 880 (GS1 Korea): a product, not a person."""
+    d = [c for c in number if c.isdigit()]
+    if len(d) != 13 or "".join(d[:3]) != "880":
+        return False
+    s = sum(int(c) * (3 if i % 2 else 1) for i, c in enumerate(d[:12]))
+    return (10 - s % 10) % 10 == int(d[12])
+
+
 # Words that say a number is an order, invoice, product or tracking code rather than personal data.
 NEGATIVE_CONTEXT = keywords([
     "주문번호", "주문 번호", "주문", "송장", "운송장", "결제번호", "거래번호", "승인번호", "접수번호", "예약번호",
     "상품코드", "상품번호", "품번", "모델명", "모델번호", "제품번호", "일련번호", "시리얼", "관리번호", "문서번호",
+    "바코드", "상품", "barcode", "ean", "isbn",
     "invoice", "order", "tracking", "sku", "serial", "part no", "model no", "ticket", "reference", "ref.",
 ])

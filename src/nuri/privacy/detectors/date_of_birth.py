@@ -3,6 +3,7 @@ A date without such a label is an ordinary date and is not reported."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 
 from nuri.privacy.detectors.base import Hit, valid_date
@@ -22,7 +23,7 @@ _LABEL = (
     r"생년월일|생일|출생일|출생|생년|태어난\s?날|태어남|"
     r"(?<![A-Za-z])(?:date of birth|birth\s?date|birthday|d\.?o\.?b\.?|born(?: on)?)(?![A-Za-z])"
 )
-_DOB = re.compile(rf"(?:{_LABEL})\s*(?:은|는|이|:|：|-|=)?\s*(?:[^\d\n]{{0,8}}?)(?<!\d)(?P<date>{_DATE})(?!\d)", re.IGNORECASE)
+_DOB = re.compile(rf"(?:{_LABEL})\s*(?:은|는|이|:|：|-|=)?\s*(?:[^\d]{{0,40}}?)(?<!\d)(?P<date>{_DATE})(?!\d)", re.IGNORECASE)
 
 
 def _ymd(m: re.Match[str]) -> tuple[int, int, int] | None:
@@ -47,7 +48,11 @@ def detect(text: str) -> list[Hit]:
         ymd = _ymd(m)
         if ymd is None:
             continue
-        if not valid_date(*ymd) and not (m.group("y2") and valid_date(ymd[0], ymd[2], ymd[1])):
-            continue  # D/M/Y is tried when M/D/Y is not a date
+        if not valid_date(*ymd):
+            if not (m.group("y2") and valid_date(ymd[0], ymd[2], ymd[1])):
+                continue  # D/M/Y is tried when M/D/Y is not a date
+            ymd = (ymd[0], ymd[2], ymd[1])
+        if _dt.date(*ymd) > _dt.date.today():
+            continue  # nobody is born in the future
         hits.append(Hit("DATE_OF_BIRTH", m.start("date"), m.end("date"), 0.9, Evidence.CONTEXT))
     return hits

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
-from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, SEP, Hit, before, keywords, near, valid_date
+from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, SEP, Hit, before, ean13, keywords, near, valid_date
 from nuri.privacy.types import Evidence
 
 _DASH = r"\s?[-‐‑–]?\s?"
@@ -100,11 +100,12 @@ def _six_seven(text: str) -> list[Hit]:
         check = frn_checksum(d) if foreign else rrn_checksum(d)
         ctx = near(text, s, e, _FRN_CTX if foreign else _RRN_CTX, 24) or (
             foreign and near(text, s, e, _RRN_CTX, 24))
-        if negative and not ctx and not (check and dashed):
+        if not ctx and ((negative and not (check and dashed)) or (not dashed and ean13(d))):
             continue
         if not ctx and not check and crn_checksum(d):
-            # Shape shared with corporate numbers; without context prefer the rarer, stricter match.
-            hits.append(Hit("KR_CRN" if not dashed else kind, s, e, 0.55, Evidence.PATTERN))
+            # Fits both a post-2020 RRN and a corporate number: report the one that must be
+            # protected more (a unique identifier), at a score that says it is uncertain.
+            hits.append(Hit(kind, s, e, 0.6 if dashed else 0.5, Evidence.PATTERN))
             continue
         score = 0.7 if dashed else 0.55
         evidence = Evidence.PATTERN

@@ -55,6 +55,8 @@ LABELS = (
     "성명", "이름", "고객명", "환자명", "담당자", "담당", "신청인", "보호자", "예금주", "수신인", "받는 분", "받는분",
     "작성자", "피해자", "피의자", "피고인", "원고", "피고", "대표자", "계약자", "임차인", "임대인", "근로자", "지원자",
     "수취인", "발신인", "세대주", "고객", "환자", "성함", "차주", "소유자", "운전자", "가입자", "명의자", "주문자",
+    "배우자", "부모", "남편", "아내", "자녀", "모친", "부친", "형제", "자매", "친구", "이름은", "이름이", "성함은",
+    "성함이", "제 이름은", "저는",
     "from", "to", "name", "cc",
 )
 PARTICLES = (
@@ -99,7 +101,12 @@ STOP = frozenset((
     "연천", "순창", "신안", "인제", "소련", "여신", "선전", "경장", "위안부", "선교사", "국세청", "유치원",
 ))
 STOP = STOP | frozenset(LABELS) | frozenset(TITLES) | frozenset(
-    ["배송지", "수신지", "발신지", "소재지", "주거지", "거주지", "근무지", "출생지", "본적지", "등록지"]
+    (
+        "배송지", "수신지", "발신지", "소재지", "주거지", "거주지", "근무지", "출생지", "본적지", "등록지", "신청일",
+        "작성일", "접수일", "발급일", "만료일", "계약일", "시작일", "종료일", "입사일", "퇴사일", "기록지", "신고서",
+        "보고서", "계약서", "주호소", "공영주", "기사", "기사님", "택배기사", "권태기", "전성기", "나서기", "황금기",
+        "사춘기", "갱년기", "연주기", "주기", "동기", "계기", "하반기", "상반기", "분기",
+    )
 )
 HISTORICAL = frozenset((
     "세종대왕", "세종", "이순신", "장영실", "김구", "안중근", "유관순", "윤봉길", "이봉창", "정약용", "이황", "이이", "신사임당", "김유신", "을지문덕",
@@ -117,7 +124,7 @@ _PERSONAL_TITLES = frozenset((
     "계장", "선배", "후배", "매니저", "책임", "선임", "어머니", "아버지", "할머니", "할아버지",
 ))
 # Last syllables that make a surname-shaped word a common noun or verb (경기도, 전문가, 채택하…).
-_NOT_LAST = frozenset("시부국관비가사단도장청실회권계세감력항간점측하자인대고위금리작용법률다려한요며면니까죠네해만동기")
+_NOT_LAST = frozenset("시부국관비가사단도장청실회권계세감력항간점측하자인대고위금리작용법률다려한요며면니까죠네해만동")
 
 
 def _alt(words: tuple[str, ...] | list[str] | frozenset[str]) -> str:
@@ -143,13 +150,6 @@ def _trie(words: list[str]) -> str:
 
 
 _GIVEN_CLASS = "".join(sorted(GIVEN))
-_SUFFIX = (
-    rf"(?:(?P<gap>\s?)(?P<title>{_alt([t for t in TITLES if t not in ('군', '양')])})"
-    rf"|(?P<title_b>군|양)(?=[은는이가을의과와]?(?![가-힣]))"
-    rf"|(?P<age>\s?\(\d{{1,3}}(?:세|살)?[,)])"
-    rf"|(?P<part>{_alt(PARTICLES)})(?![가-힣])"
-    r"|(?P<bare>(?=[^가-힣]|$)))"
-)
 # The lookbehind after the first syllable keeps the fast first-character scan and skips
 # surname-shaped syllables inside words. Strong evidence (title, age) accepts 2–3 syllable names;
 # weak evidence (particle, nothing) only three-syllable ones, and a bare word ending like a
@@ -172,15 +172,7 @@ _NAME_AFTER_LABEL = re.compile(
 )
 _SSI_BACK = re.compile(rf"(?P<sur>[{SURNAMES_1}])\s?(?:모\s?)?(?:\(\d{{1,3}}\)\s?)?$")
 _KO_LABELS = tuple(w for w in LABELS if not w.isascii())
-_EN_LABELS = ("name", "from", "to", "cc")
-_EN_HINTS = ("name", "patient", "customer", "employee", "applicant", "contact", "account holder", "i am", "i'm", "dear")
-_EN_TITLE = re.compile(
-    r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mister)\.?\s"
-    r"(?P<name>[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:\s[A-Z][a-z]+(?:-[a-z]+)?){0,2})"
-)
-_EN_SSI_BACK = re.compile(rf"(?P<sur>[{SURNAMES_1}])\s?(?:모\s?)?(?:\(\d{{1,3}}\)\s?)?$")
-_KO_LABELS = tuple(w for w in LABELS if not w.isascii())
-_EN_LABELS = ("name", "from", "to", "cc")
+_KO_LABEL_RE = re.compile(_alt(_KO_LABELS))
 _EN_HINTS = ("name", "patient", "customer", "employee", "applicant", "contact", "account holder", "i am", "i'm", "dear")
 _EN_TITLE = re.compile(
     r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mister)\.?\s"
@@ -199,22 +191,6 @@ _ROMANIZED = re.compile(
 _HAS_UPPER = re.compile(r"[A-Z][a-z]")
 _EN_TITLES = ("Mr", "Ms", "Dr", "Prof", "Sir", "Madam", "Mister", "Miss", "Mx")
 _ROMANIZED_HINT = re.compile(r" [A-Z][a-z]{1,5}-[a-z]")
-
-
-def _labelled(text: str, start: int) -> bool:
-    """A label right before `start`: 성명: / 고객 / 담당자, or an English one with a colon (Name:)."""
-    j = start
-    while j > 0 and text[j - 1] in " \t":
-        j -= 1
-    colon = j > 0 and text[j - 1] in ":："
-    if colon:
-        j -= 1
-        while j > 0 and text[j - 1] in " \t":
-            j -= 1
-    head = text[max(0, j - 6):j]
-    if head.endswith(_KO_LABELS):
-        return True
-    return colon and head.lower().endswith(_EN_LABELS)
 
 
 def _hangul(ch: str) -> bool:
@@ -276,18 +252,19 @@ class PersonDetector:
         return Hit("PERSON", start, end, 0.6 if kind == "part" else 0.5, Evidence.PATTERN)
 
     def _labelled_names(self, text: str) -> list[Hit]:
-        """Names right after a label (성명: 김민수, 고객 박서연, 예금주 이하늘)."""
+        """Names right after a label (성명: 김민수, 고객 박서연, 예금주 이하늘, 제 이름은 조순자이고)."""
         hits: list[Hit] = []
-        for label in _KO_LABELS:
-            i = text.find(label)
-            while i != -1:
-                j = i + len(label)
-                while j < len(text) and text[j] in " \t:：":
-                    j += 1
-                m = _NAME_AFTER_LABEL.match(text, j)
-                if m and m.group(0) not in STOP and m.group(0) not in HISTORICAL:
-                    hits.append(Hit("PERSON", m.start(), m.end(), 0.9, Evidence.CONTEXT))
-                i = text.find(label, i + 1)
+        n = len(text)
+        for lm in _KO_LABEL_RE.finditer(text):
+            i = lm.start()
+            if i and "가" <= text[i - 1] <= "힣" and lm.end() - i < 3:
+                continue     # 업무담당 / 고객센터: the label inside a longer word
+            j = lm.end()
+            while j < n and text[j] in " \t:：(":
+                j += 1
+            m = _NAME_AFTER_LABEL.match(text, j)
+            if m and m.group(0) not in STOP and m.group(0) not in HISTORICAL:
+                hits.append(Hit("PERSON", m.start(), m.end(), 0.9, Evidence.CONTEXT))
         return hits
 
     def detect(self, text: str) -> list[Hit]:

@@ -21,7 +21,7 @@ _KR_INTL = re.compile(r"(?:\+|00)82[-.\s]?(?:\(0\))?\s?" + _KR_REST)
 _PAREN_KR = re.compile(r"(?<!\d)\(0(2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70)\)\s?(\d{3,4})[-.\s]?(\d{4})(?!\d)")
 _INTL = re.compile(r"(?<![\w+])\+(?!82)[1-9][\d\s().\-]{6,20}\d(?!\d)")
 _US = re.compile(r"(?<![\d\w])(?:\(\d{3}\)\s?|\d{3}[-.])\d{3}[-.]\d{4}(?!\d)")
-_CTX = keywords(["전화", "연락처", "휴대폰", "핸드폰", "휴대전화", "tel", "phone", "mobile", "cell", "call", "fax", "팩스"])
+_CTX = keywords(["전화", "연락처", "연락", "휴대폰", "핸드폰", "휴대전화", "tel", "phone", "mobile", "cell", "call", "fax", "팩스"])
 
 
 def _intl(text: str, m: re.Match[str], region: str | None) -> Hit | None:
@@ -29,9 +29,11 @@ def _intl(text: str, m: re.Match[str], region: str | None) -> Hit | None:
         num = phonenumbers.parse(m.group(0), region)
     except phonenumbers.NumberParseException:
         return None
-    if not phonenumbers.is_valid_number(num):
-        return None
-    return Hit("PHONE", m.start(), m.end(), 0.85, Evidence.CHECKSUM)
+    if phonenumbers.is_valid_number(num):
+        return Hit("PHONE", m.start(), m.end(), 0.85, Evidence.CHECKSUM)
+    if phonenumbers.is_possible_number(num):      # right length for the country, unassigned range
+        return Hit("PHONE", m.start(), m.end(), 0.7, Evidence.PATTERN)
+    return None
 
 
 def detect(text: str) -> list[Hit]:

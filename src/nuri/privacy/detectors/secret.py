@@ -21,7 +21,7 @@ _KEYS = re.compile(
     r"|AIza[0-9A-Za-z_\-]{35}"
     r"|(?:sk|rk|pk)_(?:live|test)_[0-9A-Za-z]{16,}"
     r"|hf_[A-Za-z0-9]{30,}"
-    r"|eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
+    r"|eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"
     r")(?![A-Za-z0-9_\-])"
 )
 _PEM = re.compile(
@@ -29,7 +29,7 @@ _PEM = re.compile(
 )
 _URL_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{1,20}://[^\s:/@]{1,64}:([^\s@/]{1,128})@")
 _LABELLED = re.compile(
-    r"(?:(?<![A-Za-z_])(?:password|passwd|pwd|pass|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|token)"
+    r"(?:(?<![A-Za-z])(?:password|passwd|pwd|pass|secret|api[_\-]?key|access[_\-]?token|auth[_\-]?token|token)"
     r"|비밀번호|패스워드|암호)\s*[\"']?\s*([:=]|is|는|은)\s*[\"']?([^\s\"',;가-힣]{6,128})",
     re.IGNORECASE,
 )
