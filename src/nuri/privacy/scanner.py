@@ -40,6 +40,7 @@ ENTITY_TYPES = (
 
 _NAME_HINT = re.compile(r"[가-힣]|[A-Z][a-z]")
 _DOB_HINTS = ("생년", "생일", "출생", "태어", "birth", "dob", "d.o.b", "born")
+_BORN_HINT = re.compile(r"\d\s?생(?![가-힣])")
 _PASSPORT_HINTS = ("여권", "passport", "パスポート", "护照", "護照")
 
 Detect = Callable[[str], list[Hit]]
@@ -158,7 +159,7 @@ class Scanner:
         lowered = text.lower()
         if self._on("SECRET") and secret.may_match(lowered):
             hits += secret.detect(text)
-        if self._on("DATE_OF_BIRTH") and any(k in lowered for k in _DOB_HINTS):
+        if self._on("DATE_OF_BIRTH") and (any(k in lowered for k in _DOB_HINTS) or _BORN_HINT.search(text)):
             hits += date_of_birth.detect(text)
         if self._on("PASSPORT") and any(k in lowered for k in _PASSPORT_HINTS):
             hits += passport.detect(text)

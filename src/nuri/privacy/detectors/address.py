@@ -19,14 +19,14 @@ PROVINCES = frozenset(["서울특별시", "서울시", "서울", "부산광역�
 # character class keeps the scan fast; the district and province words before it are then checked
 # token by token, which is far cheaper than one regex trying every prefix.
 _ANCHOR = re.compile(
-    r"[로길](?:\s?\d{1,4}(?:번|번가)?길)?\s?(?:지하\s?)?\d{1,5}(?:-\d{1,4})?(?!\d)(?:\s?번지)?"
-    r"(?!\s?(?:번(?!지)|분|시|명|개|원|km|m(?![A-Za-z])))"
-    r"|(?P<lot>[동리가])\s?(?:산\s?)?\d{1,5}(?:-\d{1,5})?(?!\d)(?:\s?번지)?(?!\s?(?:번(?!지)|분|시|명|개|원|층|호))"
+    r"[로길](?:[ \t]?\d{1,4}(?:번|번가)?길)?[ \t]?(?:지하[ \t]?)?\d{1,5}(?:-\d{1,4})?(?!\d)(?:[ \t]?번지)?"
+    r"(?![ \t]?(?:번(?!지)|분|시|명|개|원|km|m(?![A-Za-z])))"
+    r"|(?P<lot>[동리가])[ \t]?(?:산[ \t]?)?\d{1,5}(?:-\d{1,5})?(?!\d)(?:[ \t]?번지)?(?![ \t]?(?:번(?!지)|분|시|명|개|원|층|호))"
 )
 _DETAIL = re.compile(
-    r"(?:,?\s?(?:[A-Za-z가-힣0-9]{1,12}(?:아파트|빌라|오피스텔|타워|빌딩|센터|맨션|하이츠)\s?)?"
-    r"(?:\d{1,4}\s?동\s?)?(?:\d{1,3}\s?층\s?)?(?:\d{1,5}\s?호)?)?"
-    r"(?:\s?\([가-힣0-9A-Za-z,\s·]{1,30}\))?"
+    r"(?:,?[ \t]?(?:[A-Za-z가-힣0-9]{1,12}(?:아파트|빌라|오피스텔|타워|빌딩|센터|맨션|하이츠)[ \t]?)?"
+    r"(?:\d{1,4}[ \t]?동[ \t]?)?(?:\d{1,3}[ \t]?층[ \t]?)?(?:\d{1,5}[ \t]?호)?)?"
+    r"(?:[ \t]?\([가-힣0-9A-Za-z, \t·]{1,30}\))?"
 )
 _DIST_WORD = re.compile(r"[가-힣]{1,6}(?:시|군|구)")
 _TOWN_WORD = re.compile(r"[가-힣]{1,5}(?:읍|면)")
@@ -87,7 +87,7 @@ def detect(text: str) -> list[Hit]:
         detail = _DETAIL.match(text, end)
         if detail:
             end = detail.end()
-        while end > start and text[end - 1] in " ,":
+        while end > start and text[end - 1] in " ,\t\n":
             end -= 1
         ctx = before(text, start, _CTX, 16)
         if lot and not (has_dist or ctx):

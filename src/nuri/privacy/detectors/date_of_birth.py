@@ -23,6 +23,7 @@ _LABEL = (
     r"생년월일|생일|출생일|출생|생년|태어난\s?날|태어남|"
     r"(?<![A-Za-z])(?:date of birth|birth\s?date|birthday|d\.?o\.?b\.?|born(?: on)?)(?![A-Za-z])"
 )
+_BORN_SUFFIX = re.compile(rf"(?<!\d)(?P<date>{_DATE})\s?생(?![가-힣])", re.IGNORECASE)   # 1981.06.17생
 _DOB = re.compile(rf"(?:{_LABEL})\s*(?:은|는|이|:|：|-|=)?\s*(?:[^\d]{{0,40}}?)(?<!\d)(?P<date>{_DATE})(?!\d)", re.IGNORECASE)
 
 
@@ -44,7 +45,10 @@ def _ymd(m: re.Match[str]) -> tuple[int, int, int] | None:
 
 def detect(text: str) -> list[Hit]:
     hits: list[Hit] = []
-    for m in _DOB.finditer(text):
+    matches = list(_DOB.finditer(text))
+    if "생" in text:
+        matches += _BORN_SUFFIX.finditer(text)
+    for m in matches:
         ymd = _ymd(m)
         if ymd is None:
             continue

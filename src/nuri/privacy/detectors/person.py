@@ -56,6 +56,7 @@ LABELS = (
     "작성자", "피해자", "피의자", "피고인", "원고", "피고", "대표자", "계약자", "임차인", "임대인", "근로자", "지원자",
     "수취인", "발신인", "세대주", "고객", "환자", "성함", "차주", "소유자", "운전자", "가입자", "명의자", "주문자",
     "배우자", "부모", "남편", "아내", "자녀", "모친", "부친", "형제", "자매", "친구", "이름은", "이름이", "성함은",
+    "참석", "참석자", "수급자", "사용자", "결재", "수신", "참조", "요청자", "승인자", "검토자",
     "성함이", "제 이름은", "저는",
     "from", "to", "name", "cc",
 )
@@ -169,19 +170,22 @@ _KO_WEAK = re.compile(rf"(?P<name>{_SUR_START}[{_GIVEN_CLASS}]{{2}}){_WEAK}")
 _KO2 = re.compile(rf"(?P<name>{_alt(SURNAMES_2)}[{_GIVEN_CLASS}]{{1,2}})(?:{_STRONG}|{_WEAK})")
 _NAME_AFTER_LABEL = re.compile(
     rf"(?:{_alt(SURNAMES_2)}|[{SURNAMES_1}])[{_GIVEN_CLASS}]{{1,2}}(?=(?:{_alt(PARTICLES)})?(?![가-힣]))"
+    r"|[A-Z][a-z]+(?:[ -][A-Z][a-z]+){1,2}(?![A-Za-z])"
 )
+_LABEL_GAP = re.compile(r"[ \t:：]*(?:\([^)\n]{0,6}\))?[ \t:：]*")
+_LIST_SEP = re.compile(r"\s?[,·/]\s?")
 _SSI_BACK = re.compile(rf"(?P<sur>[{SURNAMES_1}])\s?(?:모\s?)?(?:\(\d{{1,3}}\)\s?)?$")
 _KO_LABELS = tuple(w for w in LABELS if not w.isascii())
 _KO_LABEL_RE = re.compile(_alt(_KO_LABELS))
 _EN_HINTS = ("name", "patient", "customer", "employee", "applicant", "contact", "account holder", "i am", "i'm", "dear")
 _EN_TITLE = re.compile(
     r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mister)\.?\s"
-    r"(?P<name>[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:\s[A-Z][a-z]+(?:-[a-z]+)?){0,2})"
+    r"(?P<name>[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?: [A-Z][a-z]+(?:-[a-z]+)?){0,2})"
 )
 _EN_LABEL = re.compile(
     r"(?:[Nn]ame|[Pp]atient|[Cc]ustomer|[Ee]mployee|[Aa]pplicant|[Cc]ontact|[Aa]ccount holder)\s?[:：]\s?"
-    r"(?P<name>[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:\s[A-Z][a-z]+(?:-[a-z]+)?){1,2})"
-    r"|(?:[Mm]y name is|I am|I'm|Dear)\s(?P<name2>[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?:\s[A-Z][a-z]+(?:-[a-z]+)?){1,2})"
+    r"(?P<name>[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?: [A-Z][a-z]+(?:-[a-z]+)?){1,2})"
+    r"|(?:[Mm]y name is|I am|I'm|Dear)\s(?P<name2>[A-Z][a-z]+(?:[-'][A-Z]?[a-z]+)?(?: [A-Z][a-z]+(?:-[a-z]+)?){1,2})"
 )
 _ROMANIZED = re.compile(
     r"(?:Kim|Lee|Park|Choi|Jung|Jeong|Kang|Cho|Jo|Yoon|Yun|Jang|Lim|Han|Oh|Seo|Shin|Kwon|Hwang|Ahn|Song|"
@@ -252,19 +256,23 @@ class PersonDetector:
         return Hit("PERSON", start, end, 0.6 if kind == "part" else 0.5, Evidence.PATTERN)
 
     def _labelled_names(self, text: str) -> list[Hit]:
-        """Names right after a label (성명: 김민수, 고객 박서연, 예금주 이하늘, 제 이름은 조순자이고)."""
+        """Names after a label (성명: 김민수, 예금주 이하늘, 제 이름은 조순자이고, 신청인 성명: Sarah Lee),
+        and the rest of a list that starts there (참석: 정선영, 표혁, Michael Walker)."""
         hits: list[Hit] = []
-        n = len(text)
         for lm in _KO_LABEL_RE.finditer(text):
             i = lm.start()
             if i and "가" <= text[i - 1] <= "힣" and lm.end() - i < 3:
                 continue     # 업무담당 / 고객센터: the label inside a longer word
-            j = lm.end()
-            while j < n and text[j] in " \t:：(":
-                j += 1
-            m = _NAME_AFTER_LABEL.match(text, j)
-            if m and m.group(0) not in STOP and m.group(0) not in HISTORICAL:
+            pos = _LABEL_GAP.match(text, lm.end()).end()
+            for _ in range(12):
+                m = _NAME_AFTER_LABEL.match(text, pos)
+                if not m or m.group(0) in STOP or m.group(0) in HISTORICAL:
+                    break
                 hits.append(Hit("PERSON", m.start(), m.end(), 0.9, Evidence.CONTEXT))
+                sep = _LIST_SEP.match(text, m.end())
+                if not sep:
+                    break
+                pos = sep.end()
         return hits
 
     def detect(self, text: str) -> list[Hit]:
