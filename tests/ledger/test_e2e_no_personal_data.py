@@ -24,6 +24,13 @@ EMAIL = "gildong.hong@example.kr"
 KNOWN = [RRN, PHONE, EMAIL, RRN.replace("-", ""), PHONE.replace("-", "")]
 
 
+class VerboseGateway(GatewayProcess):
+    """`nuri serve --log-level info`, so every request writes its JSON log line."""
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--log-level", "info"]
+
+
 def test_no_personal_data_in_anything_emitted(tmp_path: Path) -> None:
     env = {"NURI_AUDIT_HMAC_KEY": "e2e-hmac", "NURI_AUDIT_SIGNING_KEY": "e2e-sign", "NURI_TRACING": "console"}
     with RunningUpstream() as upstream:
@@ -37,7 +44,7 @@ def test_no_personal_data_in_anything_emitted(tmp_path: Path) -> None:
              "--data-dir", str(data)], capture_output=True, text=True, env={**os.environ, **env}, check=True,
         )
         api_key = json.loads(key.stdout)["key"]
-        gw = GatewayProcess(tmp_path, config, env=env, data_dir=data).start(timeout=60)
+        gw = VerboseGateway(tmp_path, config, env=env, data_dir=data).start(timeout=60)
         try:
             client = openai.OpenAI(base_url=gw.base_url, api_key=api_key, max_retries=0)
             prompt = f"제 주민등록번호는 {RRN}이고 전화번호는 {PHONE}, 이메일은 {EMAIL} 입니다. 확인 부탁드립니다."
@@ -59,7 +66,9 @@ def test_no_personal_data_in_anything_emitted(tmp_path: Path) -> None:
                             capture_output=True, text=True, env={**os.environ, **env})
     assert verify.returncode == 0, verify.stdout
     assert "gen_ai_client_token_usage" in metrics_text
-    assert '"name": "nuri.upstream' in gw.log_path.read_text(errors="replace"), "spans should be exported"
+    log_text = gw.log_path.read_text(errors="replace")
+    assert '"name": "nuri.upstream' in log_text, "spans should be exported"
+    assert '"request_id": "req_' in log_text, "JSON request logs should be written"
 
     blobs = {"export": export, "metrics": metrics_text, "gateway log (JSON lines, spans)": gw.log()}
     blobs["gateway log (JSON lines, spans)"] = gw.log_path.read_text(errors="replace")

@@ -40,9 +40,25 @@ class _Channel:
         return text
 
 
+class _KnownScans:
+    """The classification's scan of each request field, reused when masking that field."""
+
+    def __init__(self, scanner: Any, body: dict[str, Any], endpoint: str, classification: Classification) -> None:
+        self.scanner = scanner
+        by_path: dict[Any, list[Any]] = {}
+        for e in classification.entities:
+            by_path.setdefault(getattr(e, "path", None), []).append(e)
+        self.known = {text: by_path.get(path, []) for path, text in fields.request_texts(body, endpoint)}
+
+    def scan(self, text: str) -> list[Any]:
+        hit = self.known.get(text)
+        return list(hit) if hit is not None else self.scanner.scan(text)
+
+
 class ReplyPrivacy:
     def __init__(self, scanner: Any, classification: Classification | None, settings: Any, guard: bool) -> None:
         self.scanner = scanner
+        self.classification = classification
         self.settings = settings
         self.sent = {e.text for e in classification.entities} if classification is not None else set()
         self.guard_on = guard and scanner is not None
@@ -55,7 +71,10 @@ class ReplyPrivacy:
             return body
         if self.pseudonymizer is None:
             self.pseudonymizer = Pseudonymizer(self.settings)
-        return self.pseudonymizer.mask_request(body, endpoint, self.scanner, set(mask_types))
+        scans = self.scanner
+        if self.classification is not None:
+            scans = _KnownScans(self.scanner, body, endpoint, self.classification)
+        return self.pseudonymizer.mask_request(body, endpoint, scans, set(mask_types))
 
     def _guard(self) -> ReplyGuard | None:
         if not self.guard_on:

@@ -29,16 +29,15 @@ def configure(mode: str | None = None, service_name: str = "nuri") -> bool:
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
 
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if mode == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        exporter: Any = OTLPSpanExporter()
-    else:
-        exporter = ConsoleSpanExporter()
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    else:   # console is for debugging: write each span as it ends
+        provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     trace.set_tracer_provider(provider)
     _tracer = trace.get_tracer("nuri")
     return True
@@ -71,7 +70,7 @@ def span(name: str, attributes: Mapping[str, Any] | None = None, **attrs: Any) -
 
 
 def shutdown() -> None:
-    """Flush exported spans (at gateway shutdown)."""
+    """Flush spans still batched for OTLP; the gateway calls it when it stops."""
     if _tracer is None:
         return
     from opentelemetry import trace
