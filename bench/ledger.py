@@ -118,9 +118,49 @@ async def run_mode(mode: str, upstream: str, seconds: float, n1: int) -> dict[st
             "errors": via["c1"]["errors"] + via["rate200"]["errors"]}
 
 
+async def measure_calls(mode: str, n: int) -> dict[str, Any]:
+    """The ledger's own calls in this process: authenticate, admit, finish (sequential: one commit
+    per record; then n finishes at once: group commit shares the commits)."""
+    import time
+
+    from nuri.ledger import AuditRecord
+
+    with ledger_settings(mode) as settings, tempfile.TemporaryDirectory(prefix="nuri-bench-calls-") as tmp:
+        assert settings is not None
+        os.environ.update(ENV)
+        led = await Ledger.open(LedgerSettings(**settings), Path(tmp))
+        try:
+            new = await led.create_key("bench", budget=1e9, rpm=10**7, tpm=10**10, team_rpm=10**7)
+            header = "Bearer " + new.key
+            spent = {"authenticate": 0.0, "admit": 0.0, "finish": 0.0}
+            for i in range(n):
+                t0 = time.perf_counter()
+                p = await led.authenticate(header)
+                t1 = time.perf_counter()
+                adm = await led.admit(p, 300)
+                t2 = time.perf_counter()
+                await led.finish(adm, AuditRecord(request_id=f"s{i}", endpoint="chat", team="bench", key_id=new.key_id,
+                                                  prompt_tokens=200, completion_tokens=20, cost=0.0001))
+                t3 = time.perf_counter()
+                spent["authenticate"] += t1 - t0
+                spent["admit"] += t2 - t1
+                spent["finish"] += t3 - t2
+            out = {f"{k}_ms": v / n * 1000 for k, v in spent.items()}
+            t0 = time.perf_counter()
+            await asyncio.gather(*[led.finish(None, AuditRecord(request_id=f"c{i}", endpoint="chat", team="bench"))
+                                   for i in range(n)])
+            out["finish_concurrent_ms_per_record"] = (time.perf_counter() - t0) / n * 1000
+            return out
+        finally:
+            await led.close()
+
+
 async def main_async(modes: list[str], seconds: float, n1: int) -> dict[str, Any]:
     pin_self(1)   # load generator beside the upstream; the gateway has core 0 to itself
-    out: dict[str, Any] = {"modes": {}}
+    out: dict[str, Any] = {"modes": {}, "calls": {}}
+    for mode in modes:
+        if mode != "off":
+            out["calls"][mode] = await measure_calls(mode, 200)
     with upstream_process(cpu=1) as upstream:
         for mode in modes:
             console.print(f"[bold]{mode}[/bold] …")
@@ -137,6 +177,13 @@ async def main_async(modes: list[str], seconds: float, n1: int) -> dict[str, Any
 
 
 def report(res: dict[str, Any]) -> None:
+    calls = Table(title="ledger calls in process (ms; sequential, and per record when 200 finish at once)")
+    for col in ("mode", "authenticate", "admit", "finish", "finish ×200 concurrent"):
+        calls.add_column(col)
+    for mode, c in res.get("calls", {}).items():
+        calls.add_row(mode, f"{c['authenticate_ms']:.3f}", f"{c['admit_ms']:.3f}", f"{c['finish_ms']:.3f}",
+                      f"{c['finish_concurrent_ms_per_record']:.3f}")
+    console.print(calls)
     t = Table(title="gateway overhead by ledger mode (1 KB Korean chat, policy off)")
     for col in ("mode", "added c1 p50 ms", "added 200/s p50 ms", "added 200/s p99 ms", "achieved rps",
                 "ratio p50 @200/s vs off", "errors"):

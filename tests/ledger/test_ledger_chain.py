@@ -242,3 +242,13 @@ async def test_body_holds_usage_fields(store: Backend) -> None:
             assert field in data
     finally:
         await led.close()
+
+
+async def test_replicas_starting_together_migrate_once(store: Backend) -> None:
+    ledgers = await asyncio.gather(*[store.open() for _ in range(3)])
+    try:
+        await asyncio.gather(*[led.finish(None, record(i)) for i, led in enumerate(ledgers)])
+        assert (await ledgers[0].verify()).head_seq == 3
+    finally:
+        for led in ledgers:
+            await led.close()

@@ -137,7 +137,8 @@ def run_cmd(
 
     cfg, directory, store = _state(config, data_dir)
     chosen = _resolve_suites(suites, _suites(directory, suites_dir))
-    model_ids = [m.strip() for m in models.split(",") if m.strip()] or cfg.aliases.get("default", [])
+    named = [m.strip() for m in models.split(",") if m.strip()] or ["default"]
+    model_ids = list(dict.fromkeys(d for m in named for d in cfg.aliases.get(m, [m])))  # aliases expanded
     overrides = {k: v for k, v in {"temperature": temperature, "seed": seed, "max_tokens": max_tokens,
                                    "num_shots": shots}.items() if v is not None}
     options = RunOptions(limit=limit, concurrency=concurrency, retries=retries, via_gateway=via_gateway,

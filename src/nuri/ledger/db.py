@@ -180,12 +180,12 @@ class Database:
                 conn.commit()
             return
         with self.engine.connect() as conn:
-            if self.schema:
-                conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                conn.commit()
             conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _MIGRATION_LOCK})
             conn.commit()
             try:
+                if self.schema:   # under the lock: two replicas creating it at once would collide
+                    conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                    conn.commit()
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")
                 conn.commit()

@@ -1,8 +1,11 @@
 """The scanner: normalise once, run the detectors that can match, resolve overlaps, map back.
 
-Speed matters (every request passes here): regexes are compiled at import, and a detector runs
-only when a cheap prefilter says it can match (no digits → no identifier detectors; no ``@`` → no
-e-mail scan). Overlaps keep the highest-scoring entity, then the longest.
+Speed matters (every request passes here): regexes are compiled at import and start with a plain
+character class (so the engine's fast first-character scan applies), and a detector runs only
+where a cheap prefilter says it can match: identifier detectors see only windows around digit
+runs (joined by blank lines, hits mapped back), addresses only windows around "로/길/동 + number",
+e-mail only around ``@``; secrets, dates of birth and passports only when a hint word occurs.
+Overlaps keep the highest-scoring entity, then the longest.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from nuri.privacy.detectors import (
     vehicle_plate,
 )
 from nuri.privacy.detectors.base import Hit, category
-from nuri.privacy.normalize import normalize
+from nuri.privacy.normalize import Normalized, normalize
 from nuri.privacy.types import Classification, Entity, PipaCategory
 
 ENTITY_TYPES = (
@@ -173,7 +176,9 @@ class Scanner:
         """Entities sorted by start, non-overlapping, spans in the original `text`."""
         if not text:
             return []
-        norm = normalize(text)
+        return self._entities(text, normalize(text))
+
+    def _entities(self, text: str, norm: Normalized) -> list[Entity]:
         out: list[Entity] = []
         for h in resolve(self._hits(norm.text)):
             start, end = norm.span(h.start, h.end)
@@ -186,10 +191,11 @@ class Scanner:
 
     def analyse(self, text: str) -> tuple[Classification, dict[str, int]]:
         """`classify_text` plus the per-script character counts, so requests can sum them."""
-        entities = self.scan(text)
-        norm = normalize(text).text if text else ""
+        normalized = normalize(text)
+        entities = self._entities(text, normalized) if text else []
+        norm = normalized.text
         grade, found = signals.markings(norm, self.settings.n2sf_markings)
-        found_topics = signals.topics(norm)
+        found_topics, found_domains = signals.topics_and_domains(norm)
         cats = {e.category for e in entities}
         if found_topics:
             cats.add(PipaCategory.SENSITIVE)
@@ -201,6 +207,6 @@ class Scanner:
             n2sf_grade=grade,
             markings=found,
             languages=signals.shares(counts),
-            domains=signals.domains(norm),
+            domains=found_domains,
             chars=len(text),
         ), counts

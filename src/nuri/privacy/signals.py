@@ -12,17 +12,25 @@ need two hits, so "병원 앞에서 만나요" is not a health record.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 _ASCII_WORD = re.compile(r"[A-Za-z]")
 
 
-def _rx(words: Iterable[str]) -> re.Pattern[str]:
-    alts = []
-    for w in sorted(set(words), key=len, reverse=True):
-        esc = re.escape(w)
-        alts.append(rf"(?<![A-Za-z]){esc}" if _ASCII_WORD.match(w) else esc)
-    return re.compile("|".join(alts), re.IGNORECASE)
+def _trie(words: list[str]) -> str:
+    """Trie-shaped alternation: one pass over the text tests every keyword at C speed."""
+    groups: dict[str, list[str]] = {}
+    end = False
+    for w in words:
+        if not w:
+            end = True
+        else:
+            groups.setdefault(w[0], []).append(w[1:])
+    branches = [re.escape(c) + _trie(rest) for c, rest in sorted(groups.items())]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if end else body
 
 
 # topic → (strong keywords, weak keywords)
@@ -75,7 +83,6 @@ _TOPICS: dict[str, tuple[list[str], list[str]]] = {
         ["ethnic", "혼혈"],
     ),
 }
-_TOPIC_RX = {t: (_rx(s), _rx(w)) for t, (s, w) in _TOPICS.items()}
 
 _DOMAINS: dict[str, list[str]] = {
     "hiring": ["채용", "면접", "지원자", "입사 지원", "이력서", "인사평가", "서류전형", "합격 여부", "hiring", "recruit",
@@ -94,52 +101,78 @@ _DOMAINS: dict[str, list[str]] = {
     "public_decision": ["행정처분", "민원 심사", "복지 수급", "수급 자격", "인허가", "공공 의사결정", "행정 결정", "benefit eligibility",
                         "public service decision", "government decision", "welfare eligibility"],
 }
-_DOMAIN_RX = {d: _rx(w) for d, w in _DOMAINS.items()}
+
+# keyword (lower case) → what it signals: ("topic", name, weight) or ("domain", name, 0)
+_KEYWORDS: dict[str, list[tuple[str, str, int]]] = {}
+for _topic, (_strong, _weak) in _TOPICS.items():
+    for _w in _strong:
+        _KEYWORDS.setdefault(_w.lower(), []).append(("topic", _topic, 2))
+    for _w in _weak:
+        _KEYWORDS.setdefault(_w.lower(), []).append(("topic", _topic, 1))
+for _domain, _words in _DOMAINS.items():
+    for _w in _words:
+        _KEYWORDS.setdefault(_w.lower(), []).append(("domain", _domain, 0))
+_KEYWORD_RE = re.compile(_trie(sorted(_KEYWORDS)))
+
+
+def _signals(text: str) -> tuple[set[str], set[str]]:
+    """(sensitive topics, high-impact domains) in one pass over the lower-cased text."""
+    low = text.lower()
+    weights: dict[str, int] = {}
+    found_domains: set[str] = set()
+    for m in _KEYWORD_RE.finditer(low):
+        word = m.group(0)
+        if _ASCII_WORD.match(word) and m.start() and low[m.start() - 1].isascii() and low[m.start() - 1].isalpha():
+            continue   # "disease" inside "predisease" is fine, "race" inside "embrace" is not: left edge only
+        for kind, name, weight in _KEYWORDS[word]:
+            if kind == "domain":
+                found_domains.add(name)
+            else:
+                weights[name] = weights.get(name, 0) + weight
+    return {t for t, w in weights.items() if w >= 2}, found_domains
 
 # N2SF markings (REFERENCE §2): C classified, S sensitive. 비밀/기밀 only as whole words, so
 # 비밀번호 (password) or 기밀유지계약 is not a marking.
-_MARKINGS: list[tuple[re.Pattern[str], str, str]] = [
-    (re.compile(r"(?<![가-힣])(?:[Ⅰ-Ⅲ1-3I]+급\s?)?비밀(?![가-힣])"), "비밀", "C"),
-    (re.compile(r"(?<![가-힣])극비(?![가-힣])"), "극비", "C"),
-    (re.compile(r"(?<![가-힣])기밀(?![가-힣])"), "기밀", "C"),
-    (re.compile(r"\[C\]"), "[C]", "C"),
+_MARKINGS: list[tuple[re.Pattern[str], str, str, tuple[str, ...]]] = [
+    (re.compile(r"(?<![가-힣])(?:[Ⅰ-Ⅲ1-3I]+급\s?)?비밀(?![가-힣])"), "비밀", "C", ("비밀",)),
+    (re.compile(r"(?<![가-힣])극비(?![가-힣])"), "극비", "C", ("극비",)),
+    (re.compile(r"(?<![가-힣])기밀(?![가-힣])"), "기밀", "C", ("기밀",)),
+    (re.compile(r"\[C\]"), "[C]", "C", ("[C]",)),
     (re.compile(r"(?<![A-Za-z_])(?:TOP SECRET|CONFIDENTIAL|CLASSIFIED)(?![A-Za-z_])|\[SECRET\]|SECRET//"),
-     "CONFIDENTIAL", "C"),
-    (re.compile(r"대외비"), "대외비", "S"),
-    (re.compile(r"\[S\]"), "[S]", "S"),
-    (re.compile(r"(?<![A-Za-z_])(?:FOR OFFICIAL USE ONLY|FOUO|INTERNAL ONLY)(?![A-Za-z_])"), "FOUO", "S"),
+     "CONFIDENTIAL", "C", ("SECRET", "CONFIDENTIAL", "CLASSIFIED")),
+    (re.compile(r"대외비"), "대외비", "S", ("대외비",)),
+    (re.compile(r"\[S\]"), "[S]", "S", ("[S]",)),
+    (re.compile(r"(?<![A-Za-z_])(?:FOR OFFICIAL USE ONLY|FOUO|INTERNAL ONLY)(?![A-Za-z_])"), "FOUO", "S", ("FOUO", "ONLY")),
 ]
 _GRADE_RANK = {"O": 0, "S": 1, "C": 2}
 
-_HANGUL = re.compile(r"[가-힣ㄱ-ㆎ\u1100-\u11ff]")
-_LATIN = re.compile(r"[A-Za-zÀ-ɏ]")
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
-_SCRIPTS = (("hangul", _HANGUL), ("latin", _LATIN), ("han", _HAN), ("kana", _KANA))
+# Script shares from UTF-8 lead bytes: bytes.count runs at memchr speed, where a character-class
+# regex costs more than the whole scan on Korean text. Lead bytes 0xEA–0xED are U+A000–U+DFFF
+# (Hangul syllables and a few rare scripts), 0xE4–0xE9 U+4000–U+9FFF (Han), 0xE3 holds kana and
+# Hangul compatibility jamo (ㅋㅋ), which are counted exactly; 0xC3–0xC9 are accented Latin letters,
+# 0xCD–0xDF and 0xE0 other alphabets (Greek, Cyrillic, Arabic, Indic …).
+_ASCII_NON_LETTERS = bytes(c for c in range(256) if not (65 <= c <= 90 or 97 <= c <= 122))
+_E3_SCRIPTS = re.compile(r"(?P<kana>[\u3040-\u30ff\u31f0-\u31ff]+)|(?P<hangul>[\u3131-\u318e]+)")
 
 
 def topics(text: str) -> set[str]:
-    out: set[str] = set()
-    for topic, (strong, weak) in _TOPIC_RX.items():
-        if strong.search(text):
-            out.add(topic)
-            continue
-        it = weak.finditer(text)
-        if next(it, None) is not None and next(it, None) is not None:
-            out.add(topic)
-    return out
+    return _signals(text)[0]
 
 
 def domains(text: str) -> set[str]:
-    return {d for d, rx in _DOMAIN_RX.items() if rx.search(text)}
+    return _signals(text)[1]
+
+
+def topics_and_domains(text: str) -> tuple[set[str], set[str]]:
+    return _signals(text)
 
 
 def markings(text: str, extra: Mapping[str, str] | None = None) -> tuple[str, list[str]]:
     """(highest grade, markings found); `extra` maps a literal marking to a grade C/S/O."""
     found: list[str] = []
     grade = "O"
-    for rx, label, g in _MARKINGS:
-        if rx.search(text):
+    for rx, label, g, hint in _MARKINGS:
+        if any(h in text for h in hint) and rx.search(text):
             found.append(label)
             grade = higher(grade, g)
     for marking, g in (extra or {}).items():
@@ -155,18 +188,19 @@ def higher(a: str, b: str) -> str:
 
 
 def script_counts(text: str) -> dict[str, int]:
-    """Characters per script; letters of other scripts go to `other`."""
-    counts = {name: len(rx.findall(text)) for name, rx in _SCRIPTS}
-    letters = _alpha_count(text)
-    counts["other"] = max(0, letters - sum(counts.values()))
+    """Letters per script (approximate at the block level): hangul, latin, han, kana, other."""
+    b = text.encode("utf-8", "surrogatepass")
+    counts = {
+        "hangul": b.count(0xEA) + b.count(0xEB) + b.count(0xEC) + b.count(0xED),
+        "latin": len(b.translate(None, _ASCII_NON_LETTERS)) + sum(b.count(x) for x in range(0xC3, 0xCA)),
+        "han": sum(b.count(x) for x in range(0xE4, 0xEA)),
+        "kana": 0,
+        "other": sum(b.count(x) for x in range(0xCD, 0xE1)),
+    }
+    if 0xE3 in b:
+        for m in _E3_SCRIPTS.finditer(text):
+            counts[m.lastgroup or "kana"] += m.end() - m.start()
     return counts
-
-
-_NON_ALPHA = re.compile(r"[\W\d_]+")
-
-
-def _alpha_count(text: str) -> int:
-    return len(_NON_ALPHA.sub("", text))
 
 
 def shares(counts: Mapping[str, int]) -> dict[str, float]:

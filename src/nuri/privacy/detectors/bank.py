@@ -8,7 +8,7 @@ import re
 from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, Hit, before, ean13, keywords, near
 from nuri.privacy.types import Evidence
 
-_ACCOUNT = re.compile(r"\d{2,14}(?:[-‐‑–\s]\d{2,7}){0,3}(?![\d])")
+_ACCOUNT = re.compile(r"\d(?<!\d\d)\d{1,13}(?:[-‐‑–\s]\d{2,7}){0,3}(?![\d])")
 _BANKS = [
     "국민은행", "국민", "신한", "우리은행", "우리", "하나은행", "하나", "농협", "NH", "기업은행", "기업", "IBK",
     "카카오뱅크", "카뱅", "토스뱅크", "케이뱅크", "수협", "새마을금고", "신협", "우체국", "SC제일", "제일은행",

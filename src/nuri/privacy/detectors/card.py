@@ -11,7 +11,7 @@ import re
 from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, Hit, before, digits, keywords, luhn, near
 from nuri.privacy.types import Evidence
 
-_CARD = re.compile(r"\d{4}(?:[ \-‐‑–.]?\d{2,6}){2,4}(?![\d])")
+_CARD = re.compile(r"\d(?<!\d\d)\d{3}(?:[ \-‐‑–.]?\d{2,6}){2,4}(?![\d])")
 _GROUPED = re.compile(r"^\d{4}([ \-‐‑–.])\d{4}\1\d{4}\1\d{1,7}$|^\d{4}([ \-‐‑–.])\d{6}\2\d{4,5}$")
 _IIN = re.compile(r"^(?:4|5[1-5]|2[2-7]|3[47]|3[0689]|35|6|9)")
 _CTX = keywords(["카드", "신용카드", "체크카드", "결제", "card", "visa", "master", "amex", "credit", "debit"])

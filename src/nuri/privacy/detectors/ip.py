@@ -10,7 +10,7 @@ from nuri.privacy.detectors.base import Hit, before, keywords
 from nuri.privacy.types import Evidence
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_V4 = re.compile(r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\d]|\.\d)")
+_V4 = re.compile(r"\d(?<![\d.]\d)\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\d]|\.\d)")
 _V4_EXACT = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 _V6 = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])")
 _VERSION = keywords(["version", "ver", "v", "release", "build"], ascii_words=True)

@@ -16,11 +16,11 @@ from nuri.privacy.types import Evidence
 _DASH = r"\s?[-‐‑–]?\s?"
 # YYMMDD-GNNNNNN; also the 6-7 shape of corporate registration numbers.
 # Patterns start with a plain character class (fast scan); the left boundary is checked in code.
-_SIX_SEVEN = re.compile(rf"(\d{{6}})({_DASH})(\d{{7}})(?![\d])")
-_BRN = re.compile(r"(\d{3})(\s?[-‐‑–]\s?|)(\d{2})\2(\d{5})(?![\d])")
+_SIX_SEVEN = re.compile(rf"(\d(?<!\d\d)\d{{5}})({_DASH})(\d{{7}})(?![\d])")
+_BRN = re.compile(r"(\d(?<!\d\d)\d{2})(\s?[-‐‑–]\s?|)(\d{2})\2(\d{5})(?![\d])")
 _PASSPORT_KR = re.compile(r"([MSROD])(\d{8}|\d{3}[A-Z]\d{4})(?![A-Za-z0-9])")
 _REGION_NAMES = "서울|부산|경기|강원|충북|충남|전북|전남|경북|경남|제주|대구|인천|광주|대전|울산"
-_LICENSE = re.compile(rf"(1[1-9]|2[0-6]|28)()({SEP})(\d{{2}})({SEP})(\d{{6}})({SEP})(\d{{2}})(?![\d])")
+_LICENSE = re.compile(rf"([12](?<!\d[12])\d)()({SEP})(\d{{2}})({SEP})(\d{{6}})({SEP})(\d{{2}})(?![\d])")
 _LICENSE_REGION = re.compile(
     rf"()({_REGION_NAMES})\s?({SEP})(\d{{2}})({SEP})(\d{{6}})({SEP})(\d{{2}})(?![\d])"
 )
@@ -155,6 +155,9 @@ def _license(text: str) -> list[Hit]:
         matches += _LICENSE_REGION.finditer(text)
     for m in matches:
         if _left_bad(text, m.start(), "-"):
+            continue
+        region = m.group(1)
+        if region and not ("11" <= region <= "26" or region == "28"):
             continue
         seps = [m.group(3), m.group(5), m.group(7)]
         dashed = sum(1 for x in seps if x.strip()) >= 2

@@ -16,7 +16,7 @@ from nuri.privacy.types import Evidence
 
 _S = r"(?:\s?[-‐‑–.)]\s?|\s)?"
 _KR_REST = rf"(1[016789]|2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70){_S}(\d{{3,4}}){_S}(\d{{4}})(?!\d)"
-_KR = re.compile("0" + _KR_REST)
+_KR = re.compile("0(?<!\\d0)" + _KR_REST)
 _KR_INTL = re.compile(r"(?:\+|00)82[-.\s]?(?:\(0\))?\s?" + _KR_REST)
 _PAREN_KR = re.compile(r"(?<!\d)\(0(2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70)\)\s?(\d{3,4})[-.\s]?(\d{4})(?!\d)")
 _INTL = re.compile(r"(?<![\w+])\+(?!82)[1-9][\d\s().\-]{6,20}\d(?!\d)")

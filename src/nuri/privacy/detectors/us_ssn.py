@@ -8,7 +8,7 @@ import re
 from nuri.privacy.detectors.base import Hit, keywords, near
 from nuri.privacy.types import Evidence
 
-_SSN = re.compile(r"(\d{3})([-‐‑– ]?)(\d{2})\2(\d{4})(?![\d\-])")
+_SSN = re.compile(r"(\d(?<!\d\d)\d{2})([-‐‑– ]?)(\d{2})\2(\d{4})(?![\d\-])")
 _CTX = keywords(["ssn", "social security", "social sec", "사회보장번호", "taxpayer", "itin"])
 
 

@@ -94,14 +94,9 @@ def upgrade() -> None:
         sa.Column("period", sa.String(16), primary_key=True),
         sa.Column("spent_nanos", sa.BigInteger, nullable=False),
     )
-    op.create_table(
-        "ledger_meta",
-        sa.Column("key", sa.String(64), primary_key=True),
-        sa.Column("value", sa.Text, nullable=False),
-    )
 
 
 def downgrade() -> None:
-    for name in ("ledger_meta", "budget_spend", "rate_window", "usage_daily", "audit_checkpoint",
+    for name in ("budget_spend", "rate_window", "usage_daily", "audit_checkpoint",
                  "audit_head", "audit_log", "api_keys", "teams"):
         op.drop_table(name)
