@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -34,15 +33,6 @@ def _use_data_dir(data_dir: Path | None) -> Path:
     return path
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @app.command()
 def serve(
     config: ConfigOpt = None,
@@ -64,7 +54,7 @@ def serve(
         console.print(f"[red]nuri: {exc}[/red]")
         raise typer.Exit(2) from exc
     try:
-        application = create_app(cfg, state_dir)
+        application = create_app(cfg, state_dir, listen_host=host)
     except Exception as exc:  # a policy or catalog problem found at start-up
         console.print(f"[red]nuri: cannot start: {exc}[/red]")
         raise typer.Exit(2) from exc
@@ -75,27 +65,10 @@ def serve(
     configure_tracing()
     gateway = application.state.gateway
     console.print(f"nuri {__version__}: serving {', '.join(gateway.catalog.names())} on http://{host}:{port}/v1")
-    uvicorn_config = uvicorn.Config(application, host=host, port=port, log_level=log_level, access_log=False,
-                                    loop="uvloop", http="httptools", lifespan="on")
-    server = uvicorn.Server(uvicorn_config)
-
-    original_startup = server.startup
-
-    async def startup(sockets: object = None) -> None:
-        await original_startup(sockets=sockets)  # type: ignore[arg-type]
-        if gateway.open_access:
-            if not _is_loopback(host) and not cfg.server.allow_open_non_loopback:
-                console.print("[red]nuri: no API key exists, so the gateway would run open; it refuses to do that "
-                              "on a non-loopback address. Create a key (nuri keys create --team T) or set "
-                              "server.allow_open_non_loopback.[/red]")
-                server.should_exit = True
-                return
-            console.print("[yellow]nuri: no API key exists: running open on loopback only "
-                          "(create one with `nuri keys create --team T`).[/yellow]")
-
-    server.startup = startup  # type: ignore[method-assign]
-    server.run()
-    if gateway.open_access and not _is_loopback(host) and not cfg.server.allow_open_non_loopback:
+    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False, loop="uvloop",
+                http="httptools", lifespan="on")
+    if gateway.refused:
+        console.print(f"[red]nuri: {gateway.refused}[/red]")
         raise typer.Exit(2)
 
 

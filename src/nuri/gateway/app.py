@@ -98,8 +98,8 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return error_response(InternalError("internal error; the request was not forwarded"))
 
 
-def create_app(config: NuriConfig, data_dir: Path) -> Starlette:
-    gateway = Gateway.build(config, data_dir)
+def create_app(config: NuriConfig, data_dir: Path, listen_host: str = "127.0.0.1") -> Starlette:
+    gateway = Gateway.build(config, data_dir, listen_host)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,15 @@ from nuri.providers.base import Provider
 log = logging.getLogger("nuri.gateway")
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass
 class Gateway:
     config: NuriConfig
@@ -33,11 +43,13 @@ class Gateway:
     router: Any = None
     health: Any = None
     ledger: Any = None
+    listen_host: str = "127.0.0.1"
     open_access: bool = True
+    refused: str | None = None            # why start-up refused to serve, for the CLI to report
     warmup: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @classmethod
-    def build(cls, config: NuriConfig, data_dir: Path) -> Gateway:
+    def build(cls, config: NuriConfig, data_dir: Path, listen_host: str = "127.0.0.1") -> Gateway:
         from nuri.routing.health import HealthBook
         from nuri.routing.router import Router
 
@@ -54,14 +66,23 @@ class Gateway:
         return cls(
             config=config, data_dir=data_dir, catalog=catalog, providers=providers,
             scanner=scanner, engine=engine, router=Router(config.routing, health), health=health,
+            listen_host=listen_host,
         )
 
     async def start(self) -> None:
+        """Open the ledger, refuse to run open on a reachable address, warm the providers up."""
         if self.config.ledger.enabled:
             from nuri.ledger import Ledger
 
             self.ledger = await Ledger.open(self.config.ledger, self.data_dir, deployments=self.config.deployments)
             self.open_access = self.ledger.open_mode
+        if self.open_access:
+            why = "the ledger is disabled" if self.ledger is None else "no API key exists"
+            if not _is_loopback(self.listen_host) and not self.config.server.allow_open_non_loopback:
+                self.refused = (f"{why}, so the gateway would run open; it refuses to on {self.listen_host}. "
+                                "Create a key (nuri keys create --team T) or set server.allow_open_non_loopback.")
+                raise RuntimeError(self.refused)
+            log.warning("%s: serving without authentication on loopback only", why)
         # Load models and open pools in the background: /readyz says when they are ready.
         for provider in self.providers.values():
             self.warmup.append(asyncio.create_task(self._start_provider(provider)))

@@ -10,16 +10,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from nuri.privacy.scanner import Scanner
-from nuri.privacy.types import Classification, Entity
+if TYPE_CHECKING:  # the scanner loads its tables on import: only when a command runs
+    from nuri.privacy.scanner import Scanner
+    from nuri.privacy.types import Classification, Entity
 
 
 def scan_result(text: str, scanner: Scanner | None = None) -> dict[str, Any]:
     """The `--json` document for `text`."""
+    from nuri.privacy.scanner import Scanner
+
     classification: Classification = (scanner or Scanner()).classify_text(text)
     return {
         "entities": [_entity_json(e) for e in classification.entities],
