@@ -91,3 +91,17 @@ def test_invalid_config_stops_startup_naming_the_field(tmp_path):
                           str(tmp_path / "d"), "--port", "1"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "deployments[0](id=x).jurisdiction" in out.stderr.replace("\n", "")
+
+
+def test_refuses_to_run_open_on_a_reachable_address(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "open.yaml"
+    cfg.write_text("deployments:\n  - {id: x, provider: openai_compatible, base_url: 'http://127.0.0.1:9/v1',"
+                   " jurisdiction: KR, hosting: on_prem}\nledger: {enabled: false}\n")
+    out = subprocess.run([sys.executable, "-m", "nuri", "serve", "--config", str(cfg), "--host", "0.0.0.0",
+                          "--port", "0", "--data-dir", str(tmp_path / "d")], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode != 0
+    assert "refuses" in out.stderr and "nuri keys create" in out.stderr
