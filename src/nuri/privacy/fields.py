@@ -88,12 +88,16 @@ def _set(root: Any, path: Path, value: str) -> None:
 
 
 def rewrite(body: dict[str, Any], fields: list[tuple[Path, str]], fn: Callable[[str], str]) -> dict[str, Any]:
-    """A deep copy of `body` with fn applied to each given text field; the input stays untouched."""
+    """`body` with fn applied to each given text field; the input stays untouched.
+
+    When fn changes nothing (the common case for a reply guard) the body itself is returned:
+    no copy on the hot path."""
+    changes = [(path, new) for path, text in fields if (new := fn(text)) != text]
+    if not changes:
+        return body
     out = copy.deepcopy(body)
-    for path, text in fields:
-        new = fn(text)
-        if new != text:
-            _set(out, _adjust(path), new)
+    for path, new in changes:
+        _set(out, _adjust(path), new)
     return out
 
 
