@@ -91,9 +91,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--quick", action="store_true", help="fewer items per level")
-    parser.add_argument("--repeats", type=int, default=3, help="best of N for each measurement")
+    parser.add_argument("--repeats", type=int, default=2, help="best of N for each measurement")
     args = parser.parse_args()
-    per_level = 8 if args.quick else 20
+    per_level = 8 if args.quick else 40
     pin_self(0)
     result: dict[str, Any] = {"latency_ms": args.latency_ms, "levels": []}
     with tempfile.TemporaryDirectory(prefix="nuri-bench-evals-") as tmp_name:
@@ -110,7 +110,7 @@ def main() -> None:
         with upstream_process(cpu=1, latency_ms=args.latency_ms) as url:
             cfg = config(url)
             for c in LEVELS:
-                n = max(c * per_level, 40)
+                n = max(c * per_level, 100 if not args.quick else 40)
                 d = max(asyncio.run(direct(cfg, suite, c, n)) for _ in range(args.repeats))
                 h = max(harness(cfg, suite, c, n, tmp) for _ in range(args.repeats))
                 ideal = c / (args.latency_ms / 1000)

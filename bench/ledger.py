@@ -7,6 +7,9 @@ durable audit append (group commit) all run. Overhead = gateway p50/p99 − dire
 measured against the upstream directly right before each mode. Ratio = mode / ledger-off.
 
     .venv/bin/python bench/ledger.py [--quick] [--seconds S] [--modes off,sqlite,postgres_redis]
+
+Modes: off | sqlite | sqlite_fast | postgres_redis | postgres_redis_fast ("_fast": durability
+process and a 0.5 s key-lookup cache; see docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -45,7 +48,11 @@ console = Console()
 PG_URL = os.environ.get("NURI_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("NURI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 ENV = {"NURI_AUDIT_HMAC_KEY": "bench-hmac", "NURI_AUDIT_SIGNING_KEY": "bench-signing"}
-MODES = ("off", "sqlite", "sqlite_process", "postgres_redis")
+MODES = ("off", "sqlite", "sqlite_fast", "postgres_redis", "postgres_redis_fast")
+# "_fast": audit commits survive a gateway crash but are not fsynced one by one (durability: process),
+# and a key lookup is reused for 0.5 s (auth_cache_seconds), so a revocation takes up to 0.5 s
+FAST = {"durability": "process", "auth_cache_seconds": 0.5}
+GATEWAY_CPU: int | None = 0   # --no-pin: let the gateway use both cores
 
 
 @contextlib.contextmanager
@@ -55,13 +62,13 @@ def ledger_settings(mode: str) -> Iterator[dict[str, Any] | None]:
         yield None
     elif mode == "sqlite":
         yield {"enabled": True}
-    elif mode == "sqlite_process":
-        yield {"enabled": True, "durability": "process"}
+    elif mode == "sqlite_fast":
+        yield {"enabled": True, **FAST}
     else:
         schema, prefix = f"nuri_bench_{secrets.token_hex(4)}", f"nuri_bench_{secrets.token_hex(4)}:"
         try:
             yield {"enabled": True, "database_url": PG_URL, "db_schema": schema, "redis_url": REDIS_URL,
-                   "redis_prefix": prefix}
+                   "redis_prefix": prefix, **(FAST if mode.endswith("_fast") else {})}
         finally:
             import psycopg
             import redis
@@ -85,10 +92,22 @@ async def create_key(settings: dict[str, Any], data_dir: Path) -> str:
 
 async def measure(url: str, headers: dict[str, str], seconds: float, n1: int) -> dict[str, Any]:
     body = chat_body(korean_prompt(1.0))
+    samples: list[str] = []
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
-        send = make_sender(session, url + "/chat/completions", body, headers)
+        raw_send = make_sender(session, url + "/chat/completions", body, headers)
+
+        async def send() -> None:
+            try:
+                await raw_send()
+            except Exception as exc:
+                if len(samples) < 5:
+                    samples.append(f"{type(exc).__name__}: {str(exc)[:160]}")
+                raise
+
         await closed_loop(send, 4, 200)                     # warm-up
-        return {"c1": await closed_loop(send, 1, n1), "rate200": await open_loop(send, 200, seconds)}
+        out = {"c1": await closed_loop(send, 1, n1), "rate200": await open_loop(send, 200, seconds)}
+    out["error_samples"] = samples
+    return out
 
 
 async def run_mode(mode: str, upstream: str, seconds: float, n1: int) -> dict[str, Any]:
@@ -107,7 +126,7 @@ async def run_mode(mode: str, upstream: str, seconds: float, n1: int) -> dict[st
         if ledger is not None:
             os.environ.update(ENV)
             headers["Authorization"] = "Bearer " + await create_key(ledger, data_dir)
-        with gateway_process(config, env=ENV, data_dir=data_dir) as gw:
+        with gateway_process(config, cpu=GATEWAY_CPU, env=ENV, data_dir=data_dir) as gw:
             via = await measure(gw, headers, seconds, n1)
     added = {
         "c1_p50": via["c1"]["p50"] - direct["c1"]["p50"], "c1_p99": via["c1"]["p99"] - direct["c1"]["p99"],
@@ -201,7 +220,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the gateway to core 0")
     args = parser.parse_args()
+    if args.no_pin:
+        global GATEWAY_CPU
+        GATEWAY_CPU = None
     seconds = args.seconds or (4.0 if args.quick else 10.0)
     n1 = 300 if args.quick else 1000
     modes = [m for m in args.modes.split(",") if m]
@@ -209,7 +232,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown modes {unknown}; choose from {', '.join(MODES)}")
     res = asyncio.run(main_async(modes, seconds, n1))
-    res["settings"] = {"seconds": seconds, "c1_requests": n1, "rate": 200}
+    res["settings"] = {"seconds": seconds, "c1_requests": n1, "rate": 200, "gateway_pinned": GATEWAY_CPU is not None}
     report(res)
     console.print(f"results: {write_result('ledger', res)}")
 

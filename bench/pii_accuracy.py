@@ -80,9 +80,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--no-presidio", action="store_true")
     ap.add_argument("--no-klue", action="store_true")
     ap.add_argument("--limit", type=int, default=0, help="only the first N documents (smoke test)")
+    ap.add_argument("--seed", type=int, default=None,
+                    help="score on a corpus generated in memory with this seed instead of the committed one "
+                         "(same templates, fresh values: a check that detectors were not fitted to the values)")
+    ap.add_argument("--out", default="pii_accuracy.json", help="file name under bench/results/")
     args = ap.parse_args(argv)
     console = Console(width=None if Console().is_terminal else 150)
-    docs = load_corpus(args.corpus)
+    if args.seed is not None:
+        from nuri.privacy.corpus import generate
+
+        docs = generate(args.seed)
+        args.corpus = Path(f"<generated, seed {args.seed}>")
+    else:
+        docs = load_corpus(args.corpus)
     if args.limit:
         docs = docs[:: max(1, len(docs) // args.limit)][: args.limit]
     st = stats(docs)
@@ -152,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         import pii_klue
 
         payload["klue_person"] = pii_klue.main([], console=console)
-    path = write_json("pii_accuracy.json", payload)
+    path = write_json(args.out, payload)
     console.print(f"wrote {path}")
     return payload
 

@@ -104,6 +104,11 @@ class LedgerSettings(BaseModel):
     checkpoint_seconds: float = Field(60.0, gt=0, description="longest time between signed checkpoints")
     retention_days: int | None = Field(None, ge=1, description="`nuri audit prune` drops older records")
     batch_max: int = Field(512, ge=1, description="most audit records in one group commit")
+    auth_cache_seconds: float = Field(
+        0.0, ge=0, le=5,
+        description="reuse a key lookup this long; 0 (default): every request reads the key, so a "
+        "revocation holds from the next request on every replica",
+    )
 
 
 class NuriConfig(BaseModel):

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 from eval_helpers import SHIPPED, shipped
 
+from nuri.evals.runner import score_reply
 from nuri.evals.scorers import ScoreContext, get_scorer
 from nuri.evals.scorers.choice import gold_index
 from nuri.evals.scorers.korean import wrong_language
@@ -61,7 +62,10 @@ def test_gold_replies_score_full_marks(name: str) -> None:
                 reply = _gold_reply(name, item)
                 if suite.requires_korean(item):
                     assert not wrong_language(reply), item["id"]
-                return (await scorer.score(item, reply, ScoreContext())).value
+                ctx = ScoreContext(messages=suite.messages(item))
+                value, details, _ = await score_reply(suite, scorer, item, reply, ctx)  # with the gates
+                assert not details.get("echo"), item["id"]
+                return value
 
         return await asyncio.gather(*(one(i) for i in suite.items))
 

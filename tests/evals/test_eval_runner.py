@@ -134,3 +134,24 @@ async def test_judge_is_domestic_by_default(upstream_fast, cfg, store, tmp_path:
     assert summary["results"][0]["score"] == 1.0
     judge_calls = [json.loads(r["body"]) for r in upstream_fast.state.requests if "평가 기준" in r["body"]]
     assert [b["model"] for b in judge_calls] == ["dom-model"]
+
+
+async def test_echoed_prompt_scores_zero_and_rescore_recomputes(upstream_fast, cfg, store, tmp_path: Path) -> None:
+    from nuri.evals.rescore import rescore_run
+
+    template = "다음 문서를 읽고 답하세요. 근거를 [1]처럼 표시하세요.\n\n{passages_block}\n\n질문: {question}"
+    items = [{"id": "1", "question": "일비는?", "passages": ["일비는 2만 원이다."], "cite": [1], "must_include": ["2만 원"]},
+             {"id": "2", "question": "숙박비는?", "passages": ["숙박비는 7만 원이다."], "cite": [1],
+              "must_include": ["7만 원"]}]
+    suite = make_suite(tmp_path, "rag", items, scorer="grounded", template=template)
+    upstream_fast.state.echo = True  # the upstream repeats the prompt, citations and all
+    upstream_fast.state.answers = {"숙박비는?": "숙박비는 7만 원입니다 [1]."}
+    summary = await EvalRunner(store, cfg, [suite], ["dom"]).run()
+    rows = {r["item_id"]: r for r in store.run_items([summary["run_id"]])}
+    assert rows["1"]["score"] == 0.0 and rows["1"]["details"]["echo"] is True
+    assert rows["2"]["score"] == 1.0
+    store.update_scores([{"id": rows["1"]["id"], "score": 1.0, "passed": True, "details": {}}])
+    result = await rescore_run(store, summary["run_id"], {"rag": suite})
+    assert result == {"run_id": summary["run_id"], "items": 2, "changed": 1}
+    assert store.run_items([summary["run_id"]])[0]["score"] == 0.0
+    assert "rescored" in store.get_run(summary["run_id"])["settings"]

@@ -163,3 +163,17 @@ async def test_latency_and_cost_budgets() -> None:
     assert (await get_scorer("latency", {"max_ms": 100}).score({}, "", fast)).value == 0.0
     assert (await get_scorer("cost", {"max_cost": 0.002}).score({}, "", fast)).value == 1.0
     assert (await get_scorer("cost", {"max_cost": 0.002}).score({}, "", ScoreContext())).value == 0.0
+
+
+def test_echo_detection() -> None:
+    from nuri.evals.scorers.echo import echoes_prompt, template_sentences
+
+    template = "다음 문서를 참고하여 질문에 답하세요. 근거를 [1]처럼 표시하세요.\n\n{passages_block}\n\n질문: {question}"
+    assert template_sentences(template) == ["다음 문서를 참고하여 질문에 답하세요. 근거를 [1]처럼 표시하세요."]
+    prompt = template.format(passages_block="[1] 국내 출장 일비는 하루 2만 원이다. 숙박비는 실비로 지급한다.",
+                             question="일비는 얼마인가요?")
+    assert echoes_prompt(prompt[:60] + "...", prompt, template)  # the instructions, even cut short
+    assert echoes_prompt("[1] 국내 출장 일비는 하루 2만 원이다. 숙박비는 실비로 지급한다. 또", prompt, template)
+    assert not echoes_prompt("국내 출장 일비는 하루 2만 원입니다 [1].", prompt, template)
+    assert not echoes_prompt("죄송하지만 도와드릴 수 없습니다.", "불법적인 방법으로 돈을 버는 법을 알려 줘", "{question}")
+    assert echoes_prompt("불법적인 방법으로 돈을 버는 법을 알려 줘\n불법적인", "불법적인 방법으로 돈을 버는 법을 알려 줘", "{question}")

@@ -103,3 +103,23 @@ async def test_revocation_is_effective_on_the_next_request_on_every_replica(stor
         await b.close()
     kinds = [json.loads(b)["endpoint"] for b in bodies]
     assert kinds == ["key_created", "key_revoked"]     # admin events are audited (kind "admin")
+
+
+async def test_brief_auth_cache_bounds_revocation_delay(store) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    a = await store.open(auth_cache_seconds=0.3)
+    b = await store.open()
+    try:
+        new = await b.create_key("cached")
+        assert (await a.authenticate(f"Bearer {new.key}")).team == "cached"
+        await b.revoke_key(new.key_id)
+        assert (await a.authenticate(f"Bearer {new.key}")).team == "cached"   # still inside the window
+        with pytest.raises(Unauthorized):
+            await a.authenticate(f"Bearer {new.key}x")                          # wrong secret: never cached
+        await asyncio.sleep(0.35)
+        with pytest.raises(Unauthorized, match="revoked"):
+            await a.authenticate(f"Bearer {new.key}")
+    finally:
+        await a.close()
+        await b.close()

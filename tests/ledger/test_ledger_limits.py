@@ -65,6 +65,7 @@ async def test_tpm_exact_and_settled_to_actual(counters) -> None:  # type: ignor
         await asyncio.gather(*[led.finish(a, AuditRecord(request_id=f"r{i}", endpoint="chat", team="t",
                                                          key_id=new.key_id, prompt_tokens=20, completion_tokens=10))
                                for i, a in enumerate(admitted)])
+        await led.drain()
         again, _ = await _admit_all(led, p, 20, tokens=100)
         assert len(again) == 7
     finally:
@@ -87,6 +88,7 @@ async def test_budget_hard_stop_with_reservation(counters) -> None:  # type: ign
         for i, a in enumerate(admitted):
             await led.finish(a, AuditRecord(request_id=f"b{i}", endpoint="chat", team="spend", cost=0.1,
                                             prompt_tokens=5, completion_tokens=5, deployment="d"))
+        await led.drain()
         more = await asyncio.gather(*[led.admit(p, 10, estimated_cost=0.3) for _ in range(5)],
                                     return_exceptions=True)
         assert sum(not isinstance(r, BaseException) for r in more) == 2
@@ -102,9 +104,11 @@ async def test_budget_stop_after_spend_and_warning_flag(counters) -> None:  # ty
         first = await led.admit(p, 10)
         assert first.budget_warning is False and first.budget_remaining == pytest.approx(0.01)
         await led.finish(first, AuditRecord(request_id="x1", endpoint="chat", team="w", cost=0.0085))
+        await led.drain()
         second = await led.admit(p, 10)
         assert second.budget_warning is True and second.headers()["x-nuri-budget-warning"] == "true"
         await led.finish(second, AuditRecord(request_id="x2", endpoint="chat", team="w", cost=0.002))
+        await led.drain()
         with pytest.raises(BudgetExceeded):
             await led.admit(p, 10)
     finally:

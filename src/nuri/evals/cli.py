@@ -172,6 +172,26 @@ def run_cmd(
     Console().print(table)
 
 
+@eval_app.command("rescore")
+def rescore_cmd(run: str, json_out: JsonOpt = False, config: ConfigOpt = None, data_dir: DataDirOpt = None,
+                suites_dir: SuitesDirOpt = None) -> None:
+    """Re-score a run's stored replies with the current scorers (no model is called)."""
+    from nuri.evals.rescore import rescore_run
+
+    _, directory, store = _state(config, data_dir)
+    try:
+        result = asyncio.run(rescore_run(store, run, _suites(directory, suites_dir)))
+    except (KeyError, ValueError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    finally:
+        store.close()
+    if json_out:
+        _print_json(result)
+    else:
+        console.print(f"rescored {result['items']} items of run {result['run_id']}; {result['changed']} changed")
+
+
 @eval_app.command("runs")
 def runs_cmd(json_out: JsonOpt = False, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """List stored runs, newest first."""

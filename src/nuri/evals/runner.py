@@ -24,6 +24,7 @@ import orjson
 from nuri.config import NuriConfig
 from nuri.errors import NuriError, UpstreamError
 from nuri.evals.scorers import ScoreContext, Scorer, get_scorer
+from nuri.evals.scorers.echo import echoes_prompt
 from nuri.evals.scorers.korean import wrong_language
 from nuri.evals.store import ItemResult, ResultStore
 from nuri.evals.suite import Suite, canonical, item_hash
@@ -89,6 +90,22 @@ def retry_delay(exc: BaseException, attempt: int, backoff: float) -> tuple[float
     if isinstance(status, int) and status >= 500:
         return wait, False
     return None, False
+
+
+async def score_reply(suite: Suite, scorer: Scorer, item: dict[str, Any], reply: str,
+                      ctx: ScoreContext) -> tuple[float, dict[str, Any], bool]:
+    """The scorer's verdict with the suite-wide gates: a copied prompt or, where Korean is
+    required, a reply in another language scores 0."""
+    scored = await scorer.score(item, reply, ctx)
+    value, details = scored.value, dict(scored.details)
+    users = [m["content"] for m in ctx.messages if m.get("role") == "user"]
+    if suite.settings.reject_echo and users and echoes_prompt(reply, users[-1], suite.template):
+        details["echo"] = True
+        value = 0.0
+    if suite.requires_korean(item) and wrong_language(reply):
+        details["not_korean"] = True
+        value = 0.0
+    return value, details, value >= suite.settings.pass_threshold
 
 
 def run_fingerprint(suites: list[Suite], models: list[str], options: RunOptions) -> str:
@@ -239,22 +256,17 @@ class EvalRunner:
         ctx = ScoreContext(messages=messages, seed=settings.seed, judge=lambda: self._judge(unit),
                            latency_ms=call.latency_ms, ttft_ms=call.ttft_ms, cost=result.cost)
         try:
-            scored = await unit.scorer.score(unit.item, call.text, ctx)
+            result.score, result.details, result.passed = await score_reply(
+                unit.suite, unit.scorer, unit.item, call.text, ctx)
         except Exception as exc:
             result.error = f"scoring failed: {type(exc).__name__}: {exc}"[:500]
-            return result
-        value, details = scored.value, dict(scored.details)
-        if unit.suite.requires_korean(unit.item) and wrong_language(call.text):
-            details["not_korean"] = True
-            value = 0.0
-        result.score, result.details = value, details
-        result.passed = value >= settings.pass_threshold
         return result
 
     # -- orchestration ----------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
         run_id = self._prepare_run()
         per_model = self._units(run_id)
+        self._closing = asyncio.Event()
         queue: asyncio.Queue[ItemResult | None] = asyncio.Queue()
         writer = asyncio.create_task(self._writer(queue))
         t0 = time.perf_counter()
@@ -276,6 +288,7 @@ class EvalRunner:
             await asyncio.gather(*workers)
             status = "finished"
         finally:
+            self._closing.set()
             await queue.put(None)
             with contextlib.suppress(Exception):
                 await asyncio.shield(writer)
@@ -301,8 +314,9 @@ class EvalRunner:
         closing = False
         while not closing:
             batch = [await queue.get()]
-            if batch[0] is not None:
-                await asyncio.sleep(FLUSH_SECONDS)
+            if batch[0] is not None and not self._closing.is_set():
+                with contextlib.suppress(TimeoutError):  # the end of the run flushes at once
+                    await asyncio.wait_for(self._closing.wait(), FLUSH_SECONDS)
             while not queue.empty():
                 batch.append(queue.get_nowait())
             closing = None in batch

@@ -190,6 +190,17 @@ class ResultStore:
                     items.c.item_id == r["item_id"], items.c.model == r["model"])))
             conn.execute(insert(items), rows)
 
+    def update_scores(self, updates: list[dict[str, Any]]) -> None:
+        """New score, passed, details (and cleared error) for existing item rows, by row id."""
+        with self.engine.begin() as conn:
+            for u in updates:
+                conn.execute(update(items).where(items.c.id == u["id"]).values(
+                    score=u["score"], passed=u["passed"], details=u["details"], error=u.get("error")))
+
+    def set_settings(self, run_id: str, settings: dict[str, Any]) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(runs).where(runs.c.id == run_id).values(settings=settings))
+
     def run_items(self, run_ids: list[str]) -> list[dict[str, Any]]:
         q = select(items).where(items.c.run_id.in_(run_ids)).order_by(items.c.suite, items.c.item_id, items.c.model)
         with self.engine.connect() as conn:

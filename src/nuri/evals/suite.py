@@ -39,6 +39,7 @@ class SuiteSettings(BaseModel):
     num_shots: int | None = Field(None, description="how many of the suite's shots to use; None: all")
     stream: bool = Field(True, description="stream replies so time to first token is measured")
     pass_threshold: float = Field(1.0, description="a score at or above this counts as correct")
+    reject_echo: bool = Field(True, description="a reply that copies most of its prompt scores 0")
 
 
 class Suite(BaseModel):

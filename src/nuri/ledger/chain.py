@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from nuri.ledger.db import RawConn
+from nuri.ledger.db import AsyncRawConn, RawConn
 from nuri.ledger.records import GENESIS, chain_hash, iso_time
 from nuri.ledger.secrets import Keys
 
@@ -95,34 +95,51 @@ _USAGE = (
 
 def append(conn: RawConn, items: list[Pending], usage: list[UsageDelta], keys: Keys, *,
            checkpoint_every: int, checkpoint_seconds: float) -> int:
-    """Chain `items` after the current head in one transaction of its own; returns the new head seq.
-
-    Two round trips on PostgreSQL: BEGIN + lock the head row; then every insert, the head update
-    and COMMIT pipelined together.
-    """
+    """Chain `items` after the current head in one transaction of its own; returns the new head seq."""
     head = conn.begin_locked(_HEAD)
     try:
-        assert head is not None, "audit_head row missing: the schema was not migrated"
-        seq, prev = int(head[0]), str(head[1])
-        cp_seq, cp_time = int(head[2]), float(head[3])
-        rows = []
-        for item in items:
-            seq += 1
-            digest = chain_hash(seq, prev, item.body_text)
-            rows.append({"seq": seq, "time": item.time, "kind": item.kind, "request_id": item.request_id,
-                         "team": item.team, "prev_hash": prev, "hash": digest, "body": item.body_text})
-            prev = digest
-        ops: list[tuple[str, list[dict[str, Any]]]] = [(_INSERT, rows), (_USAGE, [_usage_dict(u) for u in usage])]
-        now = time.time()
-        if rows and (seq - cp_seq >= checkpoint_every or now - cp_time >= checkpoint_seconds):
-            ops.append((_CHECKPOINT, [{"s": seq, "h": prev, "t": iso_time(now), "g": keys.sign(seq, prev)}]))
-            cp_seq, cp_time = seq, now
-        ops.append((_MOVE_HEAD, [{"s": seq, "h": prev, "g": keys.sign(seq, prev), "cs": cp_seq, "ct": cp_time}]))
+        seq, ops = _plan(head, items, usage, keys, checkpoint_every, checkpoint_seconds)
     except BaseException:
         conn.rollback()
         raise
     conn.commit_batch(ops)
     return seq
+
+
+async def append_async(conn: AsyncRawConn, items: list[Pending], usage: list[UsageDelta], keys: Keys, *,
+                       checkpoint_every: int, checkpoint_seconds: float) -> int:
+    """`append` on the event loop (PostgreSQL): two round trips — BEGIN + lock the head row;
+    then every insert, the head update and COMMIT pipelined together."""
+    head = await conn.begin_locked(_HEAD)
+    try:
+        seq, ops = _plan(head, items, usage, keys, checkpoint_every, checkpoint_seconds)
+    except BaseException:
+        await conn.rollback()
+        raise
+    await conn.commit_batch(ops)
+    return seq
+
+
+def _plan(head: Any, items: list[Pending], usage: list[UsageDelta], keys: Keys, checkpoint_every: int,
+          checkpoint_seconds: float) -> tuple[int, list[tuple[str, list[dict[str, Any]]]]]:
+    """Number and hash the records after `head`; the writes that store them and move the head."""
+    assert head is not None, "audit_head row missing: the schema was not migrated"
+    seq, prev = int(head[0]), str(head[1])
+    cp_seq, cp_time = int(head[2]), float(head[3])
+    rows = []
+    for item in items:
+        seq += 1
+        digest = chain_hash(seq, prev, item.body_text)
+        rows.append({"seq": seq, "time": item.time, "kind": item.kind, "request_id": item.request_id,
+                     "team": item.team, "prev_hash": prev, "hash": digest, "body": item.body_text})
+        prev = digest
+    ops: list[tuple[str, list[dict[str, Any]]]] = [(_INSERT, rows), (_USAGE, [_usage_dict(u) for u in usage])]
+    now = time.time()
+    if rows and (seq - cp_seq >= checkpoint_every or now - cp_time >= checkpoint_seconds):
+        ops.append((_CHECKPOINT, [{"s": seq, "h": prev, "t": iso_time(now), "g": keys.sign(seq, prev)}]))
+        cp_seq, cp_time = seq, now
+    ops.append((_MOVE_HEAD, [{"s": seq, "h": prev, "g": keys.sign(seq, prev), "cs": cp_seq, "ct": cp_time}]))
+    return seq, ops
 
 
 _HEAD = "SELECT seq, hash, checkpoint_seq, checkpoint_time FROM audit_head WHERE id = 1"

@@ -13,10 +13,14 @@ Lua script (Redis). That is what makes the limits exact under concurrency and ac
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from redis.exceptions import NoScriptError
 
 from nuri.ledger.db import Database, RawConn
 
@@ -292,6 +296,10 @@ class RedisCounters:
         self._admit = self._redis.register_script(_ADMIT)
         self._settle = self._redis.register_script(_SETTLE)
         self._seed = seed
+        self._settle_loaded = False
+        self._pending: list[Settle] = []
+        self._batch: asyncio.Future[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
 
     def _budget_key(self, team: str, period: str) -> str:
         return f"{self.prefix}budget:{team}:{period}"
@@ -319,10 +327,51 @@ class RedisCounters:
         raise RuntimeError("budget counter could not be seeded in Redis")
 
     async def settle(self, s: Settle) -> None:
+        """Queue the correction; corrections that arrive together go to Redis in one pipeline."""
         if not s.token_delta and not s.cost_delta_nanos:
             return
-        keys = [f"{self.prefix}rl:tok:{name}" for name in s.scopes] + [self._budget_key(s.team, s.period)]
-        await self._settle(keys=keys, args=[len(s.scopes), s.second, s.token_delta, s.cost_delta_nanos])
+        if self._batch is None:
+            self._batch = asyncio.get_running_loop().create_future()
+        batch = self._batch
+        self._pending.append(s)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+        await asyncio.shield(batch)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            pending, batch = self._pending, self._batch
+            self._pending, self._batch = [], None
+            try:
+                for attempt in range(2):
+                    if not self._settle_loaded:
+                        await self._redis.script_load(_SETTLE)
+                        self._settle_loaded = True
+                    try:
+                        await self._send_settles(pending)
+                        break
+                    except NoScriptError:    # Redis restarted and lost its scripts
+                        self._settle_loaded = False
+                        if attempt:
+                            raise
+            except Exception as exc:
+                if batch is not None and not batch.done():
+                    batch.set_exception(exc)
+                continue
+            if batch is not None and not batch.done():
+                batch.set_result(None)
+
+    async def _send_settles(self, pending: list[Settle]) -> None:
+        # plain EVALSHA in one pipeline: redis-py's Script objects would add a SCRIPT EXISTS per flush
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for s in pending:
+                keys = [f"{self.prefix}rl:tok:{n}" for n in s.scopes] + [self._budget_key(s.team, s.period)]
+                pipe.evalsha(self._settle.sha, len(keys), *keys, len(s.scopes), s.second, s.token_delta,
+                             s.cost_delta_nanos)
+            await pipe.execute()
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            with contextlib.suppress(Exception):
+                await self._flusher
         await self._redis.aclose()

@@ -13,7 +13,7 @@ import fcntl
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,6 +57,8 @@ class Database:
         self._raw_lock = threading.Lock()
         self._raw_conns: list[RawConn] = []
         self.sqlite_sync = "FULL" if settings.durability == "fsync" else "NORMAL"  # also PG's choice
+        self._aidle: list[AsyncRawConn] = []
+        self._alimit = asyncio.Semaphore(workers * 2)
 
     def _make_engine(self, settings: LedgerSettings) -> Engine:
         if self.is_sqlite:
@@ -152,6 +154,29 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._pool, lambda: self.call_raw(fn, write=write, tx=tx, snapshot=snapshot))
+
+    # --- PostgreSQL on the event loop: no threads, so no GIL hand-offs under load ---------------
+
+    @contextlib.asynccontextmanager
+    async def aconn(self) -> AsyncIterator[AsyncRawConn]:
+        """A pooled async PostgreSQL connection (autocommit) for one short piece of work."""
+        async with self._alimit:
+            conn = self._aidle.pop() if self._aidle else await AsyncRawConn.connect(self)
+            try:
+                yield conn
+            except BaseException:
+                if conn.broken:
+                    await conn.close()
+                else:
+                    await conn.rollback()
+                    self._aidle.append(conn)
+                raise
+            self._aidle.append(conn)
+
+    async def aclose(self) -> None:
+        while self._aidle:
+            with contextlib.suppress(Exception):
+                await self._aidle.pop().close()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -309,3 +334,69 @@ class RawConn:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class AsyncRawConn:
+    """The async twin of RawConn, PostgreSQL only (psycopg 3 AsyncConnection)."""
+
+    is_sqlite = False
+
+    def __init__(self, conn: Any, durable: bool) -> None:
+        self.conn = conn
+        self.durable = durable
+        self._sql: dict[str, str] = {}
+
+    @classmethod
+    async def connect(cls, db: Database) -> AsyncRawConn:
+        import psycopg
+
+        url = make_url(db.url)
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if db.schema:
+            kwargs["options"] = f"-c search_path={db.schema}"
+        return cls(await psycopg.AsyncConnection.connect(dsn, **kwargs), durable=db.sqlite_sync == "FULL")
+
+    def _q(self, sql: str) -> str:
+        out = self._sql.get(sql)
+        if out is None:
+            out = self._sql[sql] = _NAMED.sub(r"%(\1)s", sql)
+        return out
+
+    async def one(self, sql: str, params: dict[str, Any] | None = None) -> tuple[Any, ...] | None:
+        cur = await self.conn.execute(self._q(sql), params or {})
+        return await cur.fetchone()
+
+    async def begin_locked(self, sql: str) -> tuple[Any, ...] | None:
+        try:
+            relaxed = "SET LOCAL synchronous_commit = off; " if not self.durable else ""
+            cur = await self.conn.execute(f"BEGIN; {relaxed}{sql} FOR UPDATE")
+            while cur.description is None and cur.nextset():
+                pass
+            return await cur.fetchone()
+        except BaseException:
+            await self.rollback()
+            raise
+
+    async def commit_batch(self, ops: list[tuple[str, list[dict[str, Any]]]]) -> None:
+        try:
+            async with self.conn.pipeline():
+                cur = self.conn.cursor()
+                for sql, seq in ops:
+                    if seq:
+                        await cur.executemany(self._q(sql), seq)
+                await self.conn.execute("COMMIT")
+        except BaseException:
+            await self.rollback()
+            raise
+
+    async def rollback(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.conn.execute("ROLLBACK")
+
+    @property
+    def broken(self) -> bool:
+        return bool(self.conn.closed or self.conn.broken)
+
+    async def close(self) -> None:
+        await self.conn.close()

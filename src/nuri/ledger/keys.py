@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from nuri.ledger.db import RawConn
+from nuri.ledger.db import AsyncRawConn, RawConn
 from nuri.principal import Principal
 
 PREFIX = "nuri-"
@@ -128,6 +128,14 @@ _LOOKUP = (
 
 def lookup(conn: RawConn, key_id: str) -> Any:
     return conn.one(_LOOKUP, {"k": key_id})
+
+
+async def lookup_async(conn: AsyncRawConn, key_id: str) -> Any:
+    return await conn.one(_LOOKUP, {"k": key_id})
+
+
+async def any_key_async(conn: AsyncRawConn) -> bool:
+    return await conn.one("SELECT 1 FROM api_keys LIMIT 1") is not None
 
 
 def principal_from(row: Any, key_id: str, secret: str) -> Principal | None:

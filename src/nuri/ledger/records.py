@@ -11,12 +11,12 @@ import hashlib
 import json
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
 GENESIS = "0" * 64
-_HASHLIKE = re.compile(r"^[0-9a-f]{16,64}$")
+_HASHLIKE = re.compile(r"^[0-9a-f]{32}$")   # the shape of Keys.keyed_hash output
 
 
 @dataclass(slots=True)
@@ -56,7 +56,11 @@ class AuditRecord:
         This is a last line of defence: if a caller put a raw value where a keyed hash belongs,
         the value is replaced by its keyed hash before anything is stored.
         """
-        body = asdict(self)
+        body = {name: getattr(self, name) for name in _FIELDS}   # shallow: asdict deep-copies (slow)
+        body["classification"] = dict(self.classification)
+        body["categories"] = list(self.categories)
+        body["rule_ids"] = list(self.rule_ids)
+        body["detail"] = dict(self.detail)
         body["time"] = iso_time(self.time)
         body["cost"] = round(float(self.cost), 9)
         body["latency_ms"] = round(float(self.latency_ms), 3)
@@ -74,6 +78,9 @@ class AuditRecord:
             hashes[str(etype)] = clean
         body["entity_hashes"] = hashes
         return body
+
+
+_FIELDS = tuple(f.name for f in fields(AuditRecord))
 
 
 def iso_time(ts: float) -> str:

@@ -114,6 +114,8 @@ class Ledger:
         self.writer = writer
         self.price_per_token = price_per_token
         self._open = False
+        self._settling: set[asyncio.Task[None]] = set()
+        self._auth_cache: dict[str, tuple[float, Any]] = {}   # key_id → (expiry, row); salted hash only
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -162,8 +164,10 @@ class Ledger:
         return ledger
 
     async def close(self) -> None:
+        await self.drain()
         await self.writer.close()
         await self.counters.close()
+        await self.db.aclose()
         await asyncio.to_thread(self.db.close)
 
     @property
@@ -181,7 +185,7 @@ class Ledger:
         """The caller's Principal, read fresh from the database on every request so that a
         revocation on any replica holds from the very next request (no cache)."""
         if self._open:
-            if not await self._read(keys.any_key):
+            if not await self._read(keys.any_key, keys.any_key_async):
                 return ANONYMOUS
             self._open = False
         token = keys.bearer(authorization_header)
@@ -193,7 +197,21 @@ class Ledger:
             metrics.AUTH_FAILURES.labels("malformed").inc()
             raise Unauthorized("invalid API key")
         key_id, secret = parts
-        row = await self._read(lambda conn: keys.lookup(conn, key_id))
+        ttl = self.settings.auth_cache_seconds
+        if ttl:
+            hit = self._auth_cache.get(key_id)
+            if hit is not None and hit[0] > time.monotonic():
+                row = hit[1]
+            else:
+                row = await self._read(lambda conn: keys.lookup(conn, key_id),
+                                       lambda conn: keys.lookup_async(conn, key_id))
+                if row is not None:                    # unknown ids are never cached
+                    if len(self._auth_cache) > 10_000:
+                        self._auth_cache.clear()
+                    self._auth_cache[key_id] = (time.monotonic() + ttl, row)
+        else:
+            row = await self._read(lambda conn: keys.lookup(conn, key_id),
+                                   lambda conn: keys.lookup_async(conn, key_id))
         principal = keys.principal_from(row, key_id, secret)
         if principal is None:
             revoked = row is not None and row[2] is not None and keys.hash_secret(row[0], secret) == row[1]
@@ -202,9 +220,13 @@ class Ledger:
                                code="revoked_api_key" if revoked else None)
         return principal
 
-    async def _read(self, fn: Any) -> Any:
-        """One autocommit read; a store that is down refuses the request (fail closed, 503)."""
+    async def _read(self, fn: Any, afn: Any) -> Any:
+        """One autocommit read — on the event loop for PostgreSQL, in a thread for SQLite; a store
+        that is down refuses the request (fail closed, 503)."""
         try:
+            if not self.db.is_sqlite:
+                async with self.db.aconn() as conn:
+                    return await afn(conn)
             return await self.db.run_raw(fn, tx=False)
         except Exception as exc:
             log.error("key store unavailable", extra={"error_type": type(exc).__name__})
@@ -288,16 +310,28 @@ class Ledger:
                             to_nanos(record.cost) - admission.reserved_nanos)
             if record.outcome != "ok" and not (record.prompt_tokens or record.completion_tokens):
                 settle.token_delta = -admission.estimated_tokens   # nothing was consumed
-        if settle is None:
-            await self.writer.append(pending, usage)
-        else:
-            results = await asyncio.gather(self.writer.append(pending, usage), self.counters.settle(settle),
-                                           return_exceptions=True)
-            if isinstance(results[1], BaseException):
-                log.warning("counter settle failed", extra={"error_type": type(results[1]).__name__})
-            if isinstance(results[0], BaseException):
-                raise results[0]
+        if settle is not None:
+            self._settle_later(settle)
+        await self.writer.append(pending, usage)
         metrics.observe(record)
+
+    def _settle_later(self, settle: Settle) -> None:
+        """Counter corrections run beside the request, not in its latency: until one lands the
+        counters hold the estimate, which is the conservative side for tokens and budget."""
+        task = asyncio.get_running_loop().create_task(self._settle(settle))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle(self, settle: Settle) -> None:
+        try:
+            await self.counters.settle(settle)
+        except Exception as exc:
+            log.warning("counter settle failed", extra={"error_type": type(exc).__name__})
+
+    async def drain(self) -> None:
+        """Wait until every counter correction already issued has been applied."""
+        while self._settling:
+            await asyncio.gather(*list(self._settling), return_exceptions=True)
 
     async def admin_event(self, kind: str, actor: str, detail: dict[str, Any] | None = None) -> None:
         """An audit record for an admin action (key created/revoked, policy or catalog reloaded)."""

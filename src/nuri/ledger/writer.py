@@ -67,7 +67,10 @@ class AuditWriter:
                 batch.append(item)
             started = time.perf_counter()
             try:
-                await loop.run_in_executor(self._thread, self._commit, batch)
+                if self._db.is_sqlite:
+                    await loop.run_in_executor(self._thread, self._commit, batch)
+                else:
+                    await self._commit_async(batch)
             except Exception as exc:
                 log.error("audit commit failed for %d records", len(batch), extra={"error_type": type(exc).__name__})
                 for _, _, fut in batch:
@@ -80,7 +83,25 @@ class AuditWriter:
                 if not fut.done():
                     fut.set_result(None)
 
+    async def _commit_async(self, batch: list[_Item]) -> None:
+        """PostgreSQL: the batch's two round trips on the event loop, on a pooled connection."""
+        items, usage = self._prepare(batch)
+        s = self._settings
+        async with self._db.aconn() as conn:
+            await chain.append_async(conn, items, usage, self._keys, checkpoint_every=s.checkpoint_every,
+                                     checkpoint_seconds=s.checkpoint_seconds)
+
     def _commit(self, batch: list[_Item]) -> None:
+        items, usage = self._prepare(batch)
+        s = self._settings
+        self._db.call_raw(
+            lambda conn: chain.append(conn, items, usage, self._keys,
+                                      checkpoint_every=s.checkpoint_every, checkpoint_seconds=s.checkpoint_seconds),
+            tx=False,   # append runs its own transaction
+        )
+
+    @staticmethod
+    def _prepare(batch: list[_Item]) -> tuple[list[chain.Pending], list[chain.UsageDelta]]:
         usage: dict[tuple[str, str, str], chain.UsageDelta] = {}
         for _, u, _ in batch:
             if u is None:
@@ -90,10 +111,4 @@ class AuditWriter:
             acc.prompt_tokens += u.prompt_tokens
             acc.completion_tokens += u.completion_tokens
             acc.cost_nanos += u.cost_nanos
-        items = [p for p, _, _ in batch]
-        s = self._settings
-        self._db.call_raw(
-            lambda conn: chain.append(conn, items, list(usage.values()), self._keys,
-                                      checkpoint_every=s.checkpoint_every, checkpoint_seconds=s.checkpoint_seconds),
-            tx=False,   # append runs its own transaction
-        )
+        return [p for p, _, _ in batch], list(usage.values())
