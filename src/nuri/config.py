@@ -47,7 +47,9 @@ class PrivacySettings(BaseModel):
         96, ge=16, le=4096, description="streaming reply guard: most characters held back as a tail"
     )
     guard_min_score: float = Field(
-        0.0, ge=0.0, le=1.0, description="reply guard: entities scored below this are not masked"
+        0.6, ge=0.0, le=1.0,
+        description="reply guard: entities scored below this are not masked (a bare three-syllable word "
+                    "that might be a name scores 0.5; masking those would garble ordinary replies)",
     )
 
 

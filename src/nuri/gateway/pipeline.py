@@ -148,13 +148,15 @@ async def _relay(gw: Gateway, ctx: RequestContext, first: dict[str, Any], iterat
     model = ctx.step.deployment.id
     status, error = 200, None
     completion_chars: list[str] = []
+    chunk_filter = privacy.stream_filter()
     try:
         chunk: dict[str, Any] | None = first
         while chunk is not None:
             if chunk.get("usage"):
                 ctx.usage = chunk["usage"]
             chunk["model"] = model
-            chunk = privacy.chunk(chunk)
+            if chunk_filter is not None:
+                chunk = chunk_filter.process(chunk, in_place=True)
             for choice in chunk.get("choices") or []:
                 text = choice.get("text") or (choice.get("delta") or {}).get("content")
                 if text:
@@ -164,11 +166,9 @@ async def _relay(gw: Gateway, ctx: RequestContext, first: dict[str, Any], iterat
                     chunk.pop("usage", None)
                 yield encode_event(chunk)
             chunk = await anext(iterator, None)
-        for (kind, idx, *_), text in privacy.leftovers():
-            delta = {"content": text} if kind == "content" else {}
-            yield encode_event({"object": first.get("object", "chat.completion.chunk"), "model": model,
-                                "choices": [{"index": idx, "delta": delta, "finish_reason": None}
-                                            if kind != "text" else {"index": idx, "text": text}]})
+        rest = chunk_filter.close() if chunk_filter is not None else None
+        if rest is not None:
+            yield encode_event({"object": first.get("object", "chat.completion.chunk"), "model": model, **rest})
         if not ctx.usage:
             prompt = estimate_many(t for _, t in fields.request_texts(body, ctx.endpoint))
             completion = estimate_many(completion_chars)

@@ -314,13 +314,14 @@ class ChunkFilter:
         types: set[str] | None = None,
         sent_values: Iterable[str] = (),
         hold_chars: int = DEFAULT_HOLD_CHARS,
+        min_emit: int = DEFAULT_MIN_EMIT,
         min_score: float = 0.0,
     ) -> None:
         sent = set(sent_values)
 
         def make(json_escape: bool) -> ReplyFilter:
             return ReplyFilter(pseudonymizer, scanner, types=types, sent_values=sent, json_escape=json_escape,
-                               hold_chars=hold_chars, min_score=min_score)
+                               hold_chars=hold_chars, min_emit=min_emit, min_score=min_score)
 
         self._make = make
         self._filters: dict[tuple[int, str, int], ReplyFilter] = {}
@@ -331,9 +332,10 @@ class ChunkFilter:
             f = self._filters[key] = self._make(key[1] == "arguments")
         return f
 
-    def process(self, chunk: dict[str, Any]) -> dict[str, Any]:
-        """A new chunk with its text fields replaced by what is safe to emit now."""
-        out = copy.deepcopy(chunk)
+    def process(self, chunk: dict[str, Any], *, in_place: bool = False) -> dict[str, Any]:
+        """The chunk with its text fields replaced by what is safe to emit now (a new dict unless
+        `in_place`: the gateway's chunks are its own, and a copy per token is measurable)."""
+        out = chunk if in_place else copy.deepcopy(chunk)
         for choice in out.get("choices") or []:
             if not isinstance(choice, dict):
                 continue
