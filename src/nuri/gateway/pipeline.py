@@ -26,8 +26,7 @@ from nuri.gateway.responses import JSONResponse, error_event, error_response
 from nuri.gateway.state import Gateway
 from nuri.gateway.wire import read_json_body, validate
 from nuri.ledger import tracing
-from nuri.policy.evaluate import evaluate_request
-from nuri.policy.unrestricted import unrestricted_decision
+from nuri.policy.evaluate import evaluate_request, policy_off
 from nuri.privacy import fields
 from nuri.providers.sse import DONE, encode_event
 from nuri.routing.fallback import run_with_fallback
@@ -68,7 +67,7 @@ async def handle(request: Request, endpoint: str) -> Response:
                 scanner=gw.scanner, engine=gw.engine, router=gw.router, config=gw.config, candidates=candidates,
             )
         else:
-            ctx.decision = unrestricted_decision(candidates, parsed.model)
+            ctx.decision = policy_off(parsed.model, candidates)   # operator switched policy off
             steps = gw.router.plan(ctx.decision, {d.id: d for d in candidates}, 0)
         prompt_tokens = estimate_many(t for _, t in fields.request_texts(body, endpoint))
         if gw.ledger is not None:                                                # budgets, rate limits

@@ -104,3 +104,6 @@ class Gateway:
                 await provider.close()
         if self.ledger is not None:
             await self.ledger.close()
+        from nuri.ledger import tracing
+
+        tracing.shutdown()

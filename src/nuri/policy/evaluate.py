@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from nuri.catalog import Deployment
 from nuri.errors import InternalError, ModelNotFound, NuriError
+from nuri.ledger import tracing
 from nuri.policy.decision import Decision, Verdict
 from nuri.principal import Principal
 from nuri.privacy.types import Classification
@@ -79,7 +80,8 @@ def evaluate(
     try:
         if classifier is None:
             from nuri.privacy.classify import classify_request as classifier
-        classification = classifier(body, endpoint, scanner)
+        with tracing.span("nuri.classify", endpoint=endpoint):
+            classification = classifier(body, endpoint, scanner)
     except NuriError:
         raise
     except Exception as exc:
@@ -93,7 +95,8 @@ def evaluate(
                 raise RuntimeError("policy is enabled but no engine is loaded")
             decision = policy_off(requested, candidates)
         else:
-            decision = engine.decide(classification, principal, requested, candidates, tier, endpoint=endpoint)
+            with tracing.span("nuri.decide", requested=requested):
+                decision = engine.decide(classification, principal, requested, candidates, tier, endpoint=endpoint)
     except Exception as exc:
         raise InternalError(
             f"policy evaluation failed ({type(exc).__name__}); the request was not forwarded",
@@ -102,7 +105,8 @@ def evaluate(
     chosen = strategy or router.strategy_for(tier)
     deployments = {d.id: d for d in candidates}
     try:
-        steps = router.plan(decision, deployments, estimate_tokens(classification), chosen)
+        with tracing.span("nuri.route", strategy=chosen):
+            steps = router.plan(decision, deployments, estimate_tokens(classification), chosen)
     except NuriError as exc:
         return Evaluation(classification, decision, [], chosen, exc)
     except Exception as exc:
@@ -110,28 +114,11 @@ def evaluate(
     return Evaluation(classification, decision, steps, chosen)
 
 
-def evaluate_request(
-    body: dict[str, Any],
-    endpoint: str,
-    principal: Principal,
-    requested: str | None,
-    *,
-    scanner: Any,
-    engine: PolicyEngine | None,
-    router: Router,
-    config: NuriConfig,
-    latency_tier: str | None = None,
-    strategy: str | None = None,
-    candidates: list[Deployment] | None = None,
-    classifier: Callable[[dict[str, Any], str, Any], Classification] | None = None,
-) -> tuple[Classification, Decision, list[RouteStep]]:
-    """The gateway's call: raises PermissionDenied (403), ServiceUnavailable (503) or
-    InternalError (500); on success every step is eligible and carries its mask types."""
-    result = evaluate(
-        body, endpoint, principal, requested, scanner=scanner, engine=engine, router=router,
-        config=config, latency_tier=latency_tier, strategy=strategy, candidates=candidates,
-        classifier=classifier,
-    )
+def evaluate_request(*args: Any, **kwargs: Any) -> tuple[Classification, Decision, list[RouteStep]]:
+    """The gateway's call, with `evaluate`'s arguments: raises PermissionDenied (403),
+    ServiceUnavailable (503) or InternalError (500); on success every step is eligible and
+    carries its mask types."""
+    result = evaluate(*args, **kwargs)
     if result.error is not None:
         raise result.error
     return result.classification, result.decision, result.steps
