@@ -54,7 +54,7 @@ def serve(
         console.print(f"[red]nuri: {exc}[/red]")
         raise typer.Exit(2) from exc
     try:
-        application = create_app(cfg, state_dir, listen_host=host)
+        application = create_app(cfg, state_dir, listen_host=host, config_path=config)
     except Exception as exc:  # a policy or catalog problem found at start-up
         console.print(f"[red]nuri: cannot start: {exc}[/red]")
         raise typer.Exit(2) from exc

@@ -81,6 +81,17 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=content_type)
 
 
+async def reload_policy(request: Request) -> Response:
+    """Re-read the policy section of the config file; a policy that fails to load changes nothing."""
+    gw: Gateway = request.app.state.gateway
+    try:
+        require_admin(request)
+        summary = await gw.reload_policy()
+    except NuriError as exc:
+        return error_response(exc)
+    return JSONResponse(summary)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
@@ -98,8 +109,10 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return error_response(InternalError("internal error; the request was not forwarded"))
 
 
-def create_app(config: NuriConfig, data_dir: Path, listen_host: str = "127.0.0.1") -> Starlette:
+def create_app(config: NuriConfig, data_dir: Path, listen_host: str = "127.0.0.1",
+               config_path: Path | None = None) -> Starlette:
     gateway = Gateway.build(config, data_dir, listen_host)
+    gateway.config_path = config_path
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -118,6 +131,7 @@ def create_app(config: NuriConfig, data_dir: Path, listen_host: str = "127.0.0.1
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
+        Route("/v1/nuri/admin/reload", reload_policy, methods=["POST"]),
     ]
     app = Starlette(
         routes=routes,

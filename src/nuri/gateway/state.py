@@ -46,6 +46,7 @@ class Gateway:
     listen_host: str = "127.0.0.1"
     open_access: bool = True
     refused: str | None = None            # why start-up refused to serve, for the CLI to report
+    config_path: Path | None = None
     warmup: list[asyncio.Task[Any]] = field(default_factory=list)
 
     @classmethod
@@ -92,6 +93,29 @@ class Gateway:
             await provider.start()
         except Exception:
             log.exception("deployment %s failed to start", provider.deployment.id)
+
+    async def reload_policy(self) -> dict[str, Any]:
+        """Load the config file's policy again and swap it in; on any error keep the old one."""
+        from nuri.config import ConfigError, load_config
+        from nuri.errors import InvalidRequest
+        from nuri.policy.model import PolicyError
+
+        if self.engine is None or self.config_path is None:
+            raise InvalidRequest("policy reload needs a running policy engine and a config file")
+        try:
+            fresh = load_config(self.config_path)
+            self.engine.reload(fresh.policy, self.config.deployments)
+        except (ConfigError, PolicyError, OSError) as exc:
+            if self.ledger is not None:
+                await self.ledger.admin_event("policy_reload_failed", "admin", {"error": str(exc)[:500]})
+            raise InvalidRequest(f"policy not reloaded, the previous policy stays in force: {exc}",
+                                 code="policy_invalid") from exc
+        self.config.policy = fresh.policy
+        summary = {"reloaded": True, "packs": fresh.policy.packs, "rules": len(self.engine.rules)}
+        if self.ledger is not None:
+            await self.ledger.admin_event("policy_reloaded", "admin", {"packs": fresh.policy.packs,
+                                                                        "rules": summary["rules"]})
+        return summary
 
     async def ready(self) -> dict[str, bool]:
         return {dep_id: await p.ready() for dep_id, p in self.providers.items()}
