@@ -169,7 +169,8 @@ def test_echo_detection() -> None:
     from nuri.evals.scorers.echo import echoes_prompt, template_sentences
 
     template = "다음 문서를 참고하여 질문에 답하세요. 근거를 [1]처럼 표시하세요.\n\n{passages_block}\n\n질문: {question}"
-    assert template_sentences(template) == ["다음 문서를 참고하여 질문에 답하세요. 근거를 [1]처럼 표시하세요."]
+    assert template_sentences(template) == ["다음 문서를 참고하여 질문에 답하세요.", "근거를 [1]처럼 표시하세요."]
+    assert echoes_prompt("다음 문서를 참고하여 질문에 답하세요. 근거를 [2]처럼 표시하세요.", "", template)
     prompt = template.format(passages_block="[1] 국내 출장 일비는 하루 2만 원이다. 숙박비는 실비로 지급한다.",
                              question="일비는 얼마인가요?")
     assert echoes_prompt(prompt[:60] + "...", prompt, template)  # the instructions, even cut short

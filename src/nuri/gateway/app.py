@@ -105,7 +105,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s", request.url.path)
+    log.error("unhandled %s on %s", type(exc).__name__, request.url.path)  # no traceback: it may quote data
     return error_response(InternalError("internal error; the request was not forwarded"))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -32,6 +33,7 @@ from nuri.providers.sse import DONE, encode_event
 from nuri.routing.fallback import run_with_fallback
 from nuri.tokens import estimate_many
 
+log = logging.getLogger("nuri.gateway")
 _CALLS = {"chat": "chat", "completions": "complete", "embeddings": "embed"}
 _STREAMS = {"chat": "stream_chat", "completions": "stream_complete"}
 
@@ -84,6 +86,13 @@ async def handle(request: Request, endpoint: str) -> Response:
     except NuriError as exc:
         await record(gw, ctx, status=exc.status, error=exc)
         return error_response(exc, headers=ctx.headers())
+    except Exception as exc:
+        # A defect, not a refusal: still one audit record. Only the exception's type is logged, as
+        # its message or traceback could quote the request.
+        log.error("request %s failed: %s", ctx.request_id, type(exc).__name__)
+        failure = InternalError("internal error; the request was not completed", code="internal_error")
+        await record(gw, ctx, status=500, error=failure)
+        return error_response(failure, headers=ctx.headers())
 
 
 def _max_tokens(body: dict[str, Any]) -> int:

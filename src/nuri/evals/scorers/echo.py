@@ -12,13 +12,15 @@ from __future__ import annotations
 import re
 
 _FIELD = re.compile(r"\{[^{}]*\}")
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 
 
 def template_sentences(template: str, min_chars: int = 15) -> list[str]:
-    """The fixed text of a template, line by line, without its {fields}."""
+    """The fixed text of a template, sentence by sentence, without its {fields}."""
     out: list[str] = []
     for part in _FIELD.split(template):
-        out += [line.strip() for line in part.splitlines() if len(line.strip()) >= min_chars]
+        for line in part.splitlines():
+            out += [s.strip() for s in _SENTENCE_END.split(line) if len(s.strip()) >= min_chars]
     return out
 
 
