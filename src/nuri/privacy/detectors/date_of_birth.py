@@ -20,7 +20,7 @@ _DATE = (
     r"|(?P<d4>\d{1,2})\s(?P<mon4>jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?\s(?P<y4>(?:19|20)\d{2})"
 )
 _LABEL = (
-    r"생년월일|생일|출생일|출생|생년|태어난\s?날|태어남|"
+    r"생년월일|(?<!발)(?<!재)(?<!회)생일|출생일|출생|생년|태어난\s?날|태어남|"
     r"(?<![A-Za-z])(?:date of birth|birth\s?date|birthday|d\.?o\.?b\.?|born(?: on)?)(?![A-Za-z])"
 )
 _BORN_SUFFIX = re.compile(rf"(?<!\d)(?P<date>{_DATE})\s?생(?![가-힣])", re.IGNORECASE)   # 1981.06.17생
@@ -43,12 +43,32 @@ def _ymd(m: re.Match[str]) -> tuple[int, int, int] | None:
     return None
 
 
+# Cheap substring checks that gate the regexes: most text has no birth label at all, and
+# "생" (학생, 발생, 생각 …) is common, so the "…생" form is searched only just before each one.
+_LABEL_HINTS = ("생년", "생일", "출생", "태어", "birth", "dob", "d.o.b", "born")
+_SUFFIX_WINDOW = 32
+
+
+def _matches(text: str) -> list[tuple[re.Match[str], int]]:
+    found: list[tuple[re.Match[str], int]] = []
+    lower = text.lower()
+    if any(h in lower for h in _LABEL_HINTS):
+        found += [(m, 0) for m in _DOB.finditer(text)]
+    pos = text.find("생")
+    while pos >= 0:
+        start = max(0, pos - _SUFFIX_WINDOW)
+        while start > 0 and text[start - 1].isdigit():   # never cut a number: (?<!\d) must see it whole
+            start -= 1
+        window = text[start:pos + 2]
+        found += [(m, start) for m in _BORN_SUFFIX.finditer(window) if m.end() >= len(window) - 2]
+        pos = text.find("생", pos + 1)
+    return found
+
+
 def detect(text: str) -> list[Hit]:
     hits: list[Hit] = []
-    matches = list(_DOB.finditer(text))
-    if "생" in text:
-        matches += _BORN_SUFFIX.finditer(text)
-    for m in matches:
+    seen: set[tuple[int, int]] = set()
+    for m, offset in _matches(text):
         ymd = _ymd(m)
         if ymd is None:
             continue
@@ -58,5 +78,8 @@ def detect(text: str) -> list[Hit]:
             ymd = (ymd[0], ymd[2], ymd[1])
         if _dt.date(*ymd) > _dt.date.today():
             continue  # nobody is born in the future
-        hits.append(Hit("DATE_OF_BIRTH", m.start("date"), m.end("date"), 0.9, Evidence.CONTEXT))
+        span = (offset + m.start("date"), offset + m.end("date"))
+        if span not in seen:
+            seen.add(span)
+            hits.append(Hit("DATE_OF_BIRTH", span[0], span[1], 0.9, Evidence.CONTEXT))
     return hits
