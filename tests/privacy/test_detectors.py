@@ -167,3 +167,11 @@ def test_date_of_birth_answered_on_the_next_line() -> None:
     text = "상담원: 생년월일 말씀 부탁드립니다.\n고객: 1985.08.20이요."
     assert found(text) == [("DATE_OF_BIRTH", "1985.08.20")]
     assert "DATE_OF_BIRTH" not in types("생년월일 확인 후 2999-01-01 방문")   # a future date
+
+
+def test_date_of_birth_needs_a_birth_label_not_a_lookalike() -> None:
+    from nuri.privacy.detectors.date_of_birth import detect
+
+    assert detect("사고 발생일 2020-01-01, 재생일 2021.03.04") == []
+    assert [(h.start, h.end) for h in detect("학생 김하늘(2009.06.17생)")] == [(6, 16)]
+    assert detect("12019.06.17생") == []  # no date inside a longer number
