@@ -173,5 +173,5 @@ def test_date_of_birth_needs_a_birth_label_not_a_lookalike() -> None:
     from nuri.privacy.detectors.date_of_birth import detect
 
     assert detect("사고 발생일 2020-01-01, 재생일 2021.03.04") == []
-    assert [(h.start, h.end) for h in detect("학생 김하늘(2009.06.17생)")] == [(6, 16)]
+    assert [(h.start, h.end) for h in detect("학생 김하늘(2009.06.17생)")] == [(7, 17)]
     assert detect("12019.06.17생") == []  # no date inside a longer number
