@@ -139,12 +139,8 @@ def version() -> None:
 
 
 # Commands owned by their packages: each module exposes register(app).
-for _module in ("nuri.privacy.cli", "nuri.policy.cli", "nuri.ledger.cli", "nuri.evals.cli", "nuri.planning.cli"):
-    try:
-        importlib.import_module(_module).register(app)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _module:
-            raise
+for _module in ("nuri.privacy.cli", "nuri.policy.cli", "nuri.ledger.cli", "nuri.evals.cli"):
+    importlib.import_module(_module).register(app)
 
 
 def main() -> None:
