@@ -127,6 +127,8 @@ def test_upstream_timeout_is_504(proxied):
         client.chat.completions.create(model="default", messages=[{"role": "user", "content": "hi"}])
     assert info.value.status_code == 504
     assert info.value.response.json()["error"]["code"] == "upstream_timeout"
+    upstream.state.script = []
+    assert client.chat.completions.create(model="default", messages=[{"role": "user", "content": "hi"}]).choices
 
 
 @pytest.mark.parametrize("fault", [{"fault": "drop", "after_chunks": 2}, {"fault": "malformed"}])
