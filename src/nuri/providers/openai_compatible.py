@@ -70,7 +70,7 @@ class OpenAICompatibleProvider(Provider):
             async with self._session.post(url, data=self._prepare(body)) as resp:
                 raw = await resp.read()
                 if resp.status >= 400:
-                    raise self._status_error(resp.status, raw)
+                    raise self._status_error(resp.status, raw, resp.headers.get("Retry-After"))
         except TimeoutError as exc:
             raise UpstreamTimeout(f"deployment {self.deployment.id} timed out") from exc
         except aiohttp.ClientError as exc:
@@ -87,11 +87,14 @@ class OpenAICompatibleProvider(Provider):
             raise UpstreamError(f"deployment {self.deployment.id} returned a non-object reply", retryable=True)
         return data
 
-    def _status_error(self, status: int, raw: bytes) -> UpstreamError:
+    def _status_error(self, status: int, raw: bytes, retry_after: str | None = None) -> UpstreamError:
         retryable = status >= 500 or status in (408, 429)
         message = f"deployment {self.deployment.id} answered {status}: {_error_message(status, raw)}"
         if status == 429:
-            return UpstreamError(message, upstream_status=429, retryable=True, code="upstream_rate_limited")
+            err = UpstreamError(message, upstream_status=429, retryable=True, code="upstream_rate_limited")
+            if retry_after:
+                err.headers["retry-after"] = retry_after   # passed on to the client and to eval runs
+            return err
         if status >= 500:
             return UpstreamError(message, upstream_status=status, retryable=True)
         return UpstreamError(message, upstream_status=status, retryable=retryable, code="upstream_rejected")
@@ -103,7 +106,7 @@ class OpenAICompatibleProvider(Provider):
         try:
             async with self._session.post(url, data=self._prepare(body)) as resp:
                 if resp.status >= 400:
-                    raise self._status_error(resp.status, await resp.read())
+                    raise self._status_error(resp.status, await resp.read(), resp.headers.get("Retry-After"))
                 async for data in iter_sse_data(resp.content.iter_any()):
                     if data.strip() == b"[DONE]":
                         return
