@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    RESULTS,
     chat_body,
     closed_loop,
     gateway_process,
@@ -98,7 +100,9 @@ def measure_model(gateway_url: str | None, quick: bool) -> dict[str, Any]:
     messages = [{"role": "user", "content": "Write a long story about a lighthouse keeper in Busan."}]
     max_tokens = 64 if quick else 160
     runs = 2 if quick else 4
-    llm = Llama(model_path=str(embedded_model_path()), n_ctx=2048, chat_format="gemma", verbose=False)
+    # the same threads as the gateway's llamacpp provider uses by default
+    llm = Llama(model_path=str(embedded_model_path()), n_ctx=2048, chat_format="gemma", verbose=False,
+                n_threads=os.cpu_count() or 2)
     eos = llm.token_eos()
     direct: list[float] = []
     for _ in range(runs):
@@ -112,15 +116,16 @@ def measure_model(gateway_url: str | None, quick: bool) -> dict[str, Any]:
     via: list[float] = []
     assert gateway_url is not None
     body = {"model": "default", "messages": messages, "max_tokens": max_tokens, "stream": True, "temperature": 0,
-            "logit_bias": {str(eos): -100.0}}
+            "logit_bias": {str(eos): -100.0}, "stream_options": {"include_usage": True}}
     for _ in range(runs):
         t0, n = time.perf_counter(), 0
         with httpx.stream("POST", gateway_url + "/chat/completions", json=body, timeout=300) as resp:
             for line in resp.iter_lines():
                 if line.startswith("data: {"):
                     chunk = json.loads(line[6:])
-                    if chunk.get("choices") and chunk["choices"][0].get("delta", {}).get("content"):
-                        n += 1
+                    if chunk.get("usage"):
+                        # tokens, not events: the reply guard may join a few tokens into one event
+                        n = chunk["usage"]["completion_tokens"]
         via.append(n / (time.perf_counter() - t0))
     d, g = max(direct), max(via)
     return {"direct_tokens_per_s": d, "gateway_tokens_per_s": g, "ratio": g / d, "runs": runs,
@@ -151,11 +156,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests (a smoke run)")
     parser.add_argument("--modes", default="core,full")
     parser.add_argument("--skip-model", action="store_true")
+    parser.add_argument("--skip-http", action="store_true", help="only the embedded model's tokens/s")
     args = parser.parse_args()
     pin_self(1)
     results: dict[str, Any] = {"modes": {}}
+    previous = RESULTS / "overhead.json"
+    if args.skip_http and previous.exists():
+        results["modes"] = json.loads(previous.read_text()).get("modes", {})
     with upstream_process(cpu=1) as upstream:
-        for mode in args.modes.split(","):
+        for mode in [] if args.skip_http else args.modes.split(","):
             with gateway_process(gateway_config(upstream, mode), cpu=0) as gw:
                 res = asyncio.run(measure_http(upstream, gw, args.quick))
             results["modes"][mode] = res
