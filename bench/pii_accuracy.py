@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         console.print("[red]Presidio ahead on: " + ", ".join(sorted(behind)) + "[/red]")
 
     payload: dict[str, Any] = {
-        "corpus": {"path": str(args.corpus), **st},
+        "corpus": {"path": _shown(args.corpus), **st},
         "match": "same type and overlapping span, one-to-one; micro_strict requires identical boundaries",
         "nuri": nuri,
         "presidio": presidio,
@@ -165,6 +165,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     path = write_json(args.out, payload)
     console.print(f"wrote {path}")
     return payload
+
+
+
+
+def _shown(path: object) -> str:
+    """A path as the results JSON shows it: relative to the repository where it can be."""
+    from pathlib import Path
+
+    p = Path(str(path)).resolve()
+    root = Path(__file__).resolve().parents[1]
+    try:
+        return str(p.relative_to(root))
+    except ValueError:
+        return str(p.relative_to(root.parent)) if p.is_relative_to(root.parent) else str(p)
 
 
 if __name__ == "__main__":

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None, console: Console | None = None) -> dict[
         fn += c["PERSON"]
     seconds = time.perf_counter() - t0
     res = {"sentences": len(sents), "gold_person_spans": tp + fn, **prf(tp, fp, fn), "seconds": round(seconds, 3),
-           "data": str(args.data), "licence": "KLUE-NER, CC BY-SA 4.0"}
+           "data": "../" + str(Path(args.data).resolve().relative_to(ROOT.parent)) if Path(args.data).resolve().is_relative_to(ROOT.parent) else str(args.data), "licence": "KLUE-NER, CC BY-SA 4.0"}
     console.print(f"KLUE-NER PERSON ({len(sents)} sentences, {tp + fn} PS spans): P {res['precision']:.3f} "
                   f"R {res['recall']:.3f} F1 {res['f1']:.3f}  ({seconds:.1f} s)")
     write_json("pii_klue.json", res)

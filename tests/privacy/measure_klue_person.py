@@ -1,7 +1,7 @@
 """PERSON precision / recall / F1 on KLUE-NER PS tags (run by hand, not collected by pytest).
 
 Data: KLUE-NER v1.1 dev (part 1), CC BY-SA 4.0, https://klue-benchmark.com — copied in
-/work/shared/data/klue-ner/. Usage: python tests/privacy/measure_klue_person.py [--kiwi] [PATH]
+../shared/data/klue-ner/ beside the repository. Usage: python tests/privacy/measure_klue_person.py [--kiwi] [PATH]
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from nuri.privacy.detectors.person import PersonDetector
 
-DEFAULT = Path("/work/shared/data/klue-ner/klue-ner-v1.1_dev_part1.tsv")
+DEFAULT = Path(__file__).resolve().parents[3] / "shared" / "data" / "klue-ner" / "klue-ner-v1.1_dev_part1.tsv"
 
 
 def load(path: Path) -> list[tuple[str, list[tuple[int, int]], str]]:
