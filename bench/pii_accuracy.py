@@ -167,8 +167,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return payload
 
 
-
-
 def _shown(path: object) -> str:
     """A path as the results JSON shows it: relative to the repository where it can be."""
     from pathlib import Path
