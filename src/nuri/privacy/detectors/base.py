@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from nuri.privacy.types import Evidence, PipaCategory
@@ -105,3 +106,24 @@ NEGATIVE_CONTEXT = keywords([
     "바코드", "상품", "barcode", "ean", "isbn",
     "invoice", "order", "tracking", "sku", "serial", "part no", "model no", "ticket", "reference", "ref.",
 ])
+
+
+def keyword_pattern(words: Iterable[str]) -> str:
+    """A trie-shaped regex alternation of `words`: one pass over the text tests every keyword at C
+    speed, with far fewer backtracks than a flat `a|b|c` list."""
+    return _trie(sorted(set(words)))
+
+
+def _trie(words: list[str]) -> str:
+    groups: dict[str, list[str]] = {}
+    end = False
+    for w in words:
+        if not w:
+            end = True
+        else:
+            groups.setdefault(w[0], []).append(w[1:])
+    branches = [re.escape(c) + _trie(rest) for c, rest in sorted(groups.items())]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if end else body

@@ -28,7 +28,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from nuri.privacy.detectors.base import Hit
+from nuri.privacy.detectors.base import Hit, keyword_pattern
 from nuri.privacy.types import Evidence
 
 # Surnames carried by nearly all Koreans (Statistics Korea 2015 census, top ~110); rarer ones that
@@ -132,28 +132,6 @@ _PERSONAL_TITLES = frozenset((
 _NOT_LAST = frozenset("시부국관비가사단도장청실회권계세감력항간점측하자인대고위금리작용법률다려한요며면니까죠네해만동")
 
 
-def _alt(words: tuple[str, ...] | list[str] | frozenset[str]) -> str:
-    """A trie-shaped alternation (longest first at each branch): far fewer backtracks than a flat list."""
-    return _trie(sorted(set(words)))
-
-
-def _trie(words: list[str]) -> str:
-    groups: dict[str, list[str]] = {}
-    end = False
-    for w in words:
-        if not w:
-            end = True
-        else:
-            groups.setdefault(w[0], []).append(w[1:])
-    branches = [re.escape(c) + _trie(rest) for c, rest in sorted(groups.items())]
-    if not branches:
-        return ""
-    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-    if end:
-        return f"(?:{body})?"
-    return body
-
-
 _GIVEN_CLASS = "".join(sorted(GIVEN))
 # The lookbehind after the first syllable keeps the fast first-character scan and skips
 # surname-shaped syllables inside words. Strong evidence (title, age) accepts 2–3 syllable names;
@@ -161,26 +139,26 @@ _GIVEN_CLASS = "".join(sorted(GIVEN))
 # particle (안건은 = 안건 + 은) is a noun far more often than a name.
 _SUR_START = rf"[{SURNAMES_1}](?<![가-힣][{SURNAMES_1}])"
 _STRONG = (
-    rf"(?:(?P<gap>\s?)(?P<title>{_alt([t for t in TITLES if t not in ('군', '양')])})"
+    rf"(?:(?P<gap>\s?)(?P<title>{keyword_pattern([t for t in TITLES if t not in ('군', '양')])})"
     rf"|(?P<title_b>군|양)(?=[은는이가을의과와]?(?![가-힣]))"
     rf"|(?P<age>\s?\(\d{{1,3}}(?:세|살)?[,)]))"
 )
 _WEAK = (
-    rf"(?:(?P<part>{_alt(PARTICLES)})(?![가-힣])"
+    rf"(?:(?P<part>{keyword_pattern(PARTICLES)})(?![가-힣])"
     r"|(?P<bare>(?<![는을를의과와에은이가도])(?=[^가-힣]|$)))"
 )
 _KO = re.compile(rf"(?P<name>{_SUR_START}[{_GIVEN_CLASS}]{{1,2}}){_STRONG}")
 _KO_WEAK = re.compile(rf"(?P<name>{_SUR_START}[{_GIVEN_CLASS}]{{2}}){_WEAK}")
-_KO2 = re.compile(rf"(?P<name>{_alt(SURNAMES_2)}[{_GIVEN_CLASS}]{{1,2}})(?:{_STRONG}|{_WEAK})")
+_KO2 = re.compile(rf"(?P<name>{keyword_pattern(SURNAMES_2)}[{_GIVEN_CLASS}]{{1,2}})(?:{_STRONG}|{_WEAK})")
 _NAME_AFTER_LABEL = re.compile(
-    rf"(?:{_alt(SURNAMES_2)}|[{SURNAMES_1}])[{_GIVEN_CLASS}]{{1,2}}(?=(?:{_alt(PARTICLES)})?(?![가-힣]))"
+    rf"(?:{keyword_pattern(SURNAMES_2)}|[{SURNAMES_1}])[{_GIVEN_CLASS}]{{1,2}}(?=(?:{keyword_pattern(PARTICLES)})?(?![가-힣]))"
     r"|[A-Z][a-z]+(?:[ -][A-Z][a-z]+){1,2}(?![A-Za-z])"
 )
 _LABEL_GAP = re.compile(r"[ \t:：]*(?:\([^)\n]{0,6}\))?[ \t:：]*")
 _LIST_SEP = re.compile(r"\s?[,·/]\s?")
 _SSI_BACK = re.compile(rf"(?P<sur>[{SURNAMES_1}])\s?(?:모\s?)?(?:\(\d{{1,3}}\)\s?)?$")
 _KO_LABELS = tuple(w for w in LABELS if not w.isascii())
-_KO_LABEL_RE = re.compile(_alt(_KO_LABELS))
+_KO_LABEL_RE = re.compile(keyword_pattern(_KO_LABELS))
 _EN_HINTS = ("name", "patient", "customer", "employee", "applicant", "contact", "account holder", "i am", "i'm", "dear")
 _EN_TITLE = re.compile(
     r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Madam|Mister)\.?\s"
