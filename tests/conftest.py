@@ -32,11 +32,9 @@ def module_upstream() -> Iterator[RunningUpstream]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def module_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Like `gateway`, but the processes live for the whole test module (start-up costs seconds)."""
+def _gateways(workdir: Path) -> Iterator[Any]:
+    """A factory: start(config) runs `nuri serve` with that config; all are stopped at the end."""
     started: list[GatewayProcess] = []
-    workdir = tmp_path_factory.mktemp("gw")
 
     def start(config: dict[str, Any] | None, **kwargs: Any) -> GatewayProcess:
         proc = GatewayProcess(workdir, config, **kwargs).start()
@@ -48,19 +46,16 @@ def module_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         proc.stop()
 
 
+@pytest.fixture(scope="module")
+def module_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Like `gateway`, but the processes live for the whole test module (start-up costs seconds)."""
+    yield from _gateways(tmp_path_factory.mktemp("gw"))
+
+
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[Any]:
     """A factory: gateway(config) starts `nuri serve` with that config; all are stopped at the end."""
-    started: list[GatewayProcess] = []
-
-    def start(config: dict[str, Any] | None, **kwargs: Any) -> GatewayProcess:
-        proc = GatewayProcess(tmp_path, config, **kwargs).start()
-        started.append(proc)
-        return proc
-
-    yield start
-    for proc in started:
-        proc.stop()
+    yield from _gateways(tmp_path)
 
 
 @pytest.fixture(scope="session")

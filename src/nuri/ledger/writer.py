@@ -67,11 +67,7 @@ class AuditWriter:
                 batch.append(item)
             started = time.perf_counter()
             try:
-                if self._db.is_sqlite and self._settings.durability != "fsync":
-                    # Without an fsync a WAL commit takes well under a millisecond: cheaper on
-                    # the loop than the two thread hand-offs a worker would cost.
-                    self._commit(batch)
-                elif self._db.is_sqlite:
+                if self._db.is_sqlite:
                     await loop.run_in_executor(self._thread, self._commit, batch)
                 else:
                     await self._commit_async(batch)
