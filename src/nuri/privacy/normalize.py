@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from itertools import chain
 
 # Zero-width and invisible formatting characters used to split identifiers.
 _INVISIBLE = "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"
@@ -24,7 +25,6 @@ _INVISIBLE_SET = frozenset(_INVISIBLE)
 # Seven or more digits written one at a time with one separator between them. Ordinary
 # formatting never groups digits singly that often, so dropping the separators is safe.
 _SPACED_DIGITS = re.compile(r"(?<!\d)\d(?:[ .\-·_/]{1,3}\d){6,}(?!\d)")
-_SPACED_SEP = re.compile(r"[ .\-·_/]")
 _INVISIBLE_RX = re.compile(f"[{_INVISIBLE}]")
 _SPACED_HINT = re.compile(r"\d[ .\-·_/]{1,3}\d[ .\-·_/]{1,3}\d[ .\-·_/]{1,3}\d")
 
@@ -89,13 +89,24 @@ def normalize(text: str) -> Normalized:
         ends.extend(range(pos + 1, len(text) + 1))
     joined = "".join(out)
     # Second pass on the normalised text: drop separators inside digits spelled out one by one.
-    if _SPACED_DIGITS.search(joined):
-        keep = [True] * len(joined)
-        for m in _SPACED_DIGITS.finditer(joined):
-            for k in range(m.start(), m.end()):
-                if _SPACED_SEP.match(joined[k]):
-                    keep[k] = False
-        joined = "".join(c for c, k in zip(joined, keep, strict=True) if k)
-        starts = [s for s, k in zip(starts, keep, strict=True) if k]
-        ends = [e for e, k in zip(ends, keep, strict=True) if k]
+    drop = [k for m in _SPACED_DIGITS.finditer(joined) for k in range(m.start(), m.end())
+            if joined[k] in _SPACED_SEP_CHARS]
+    if drop:
+        joined, starts, ends = (_without(seq, drop) for seq in (joined, starts, ends))  # type: ignore[assignment]
     return Normalized(joined, starts, ends)
+
+
+_SPACED_SEP_CHARS = frozenset(" .-·_/")
+
+
+def _without(seq: str | list[int], drop: list[int]) -> str | list[int]:
+    """`seq` minus the (sorted) positions in `drop`, copied in slices rather than item by item."""
+    parts = []
+    prev = 0
+    for k in drop:
+        parts.append(seq[prev:k])
+        prev = k + 1
+    parts.append(seq[prev:])
+    if isinstance(seq, str):
+        return "".join(parts)
+    return list(chain.from_iterable(parts))

@@ -160,8 +160,8 @@ class Scanner:
         if self._on("IP_ADDRESS") and ":" in text:
             hits += ip.detect_v6(text)
         lowered = text.lower()
-        if self._on("SECRET") and secret.may_match(lowered):
-            hits += secret.detect(text)
+        if self._on("SECRET"):
+            hits += secret.detect(text, lowered)
         if self._on("DATE_OF_BIRTH") and (any(k in lowered for k in _DOB_HINTS) or _BORN_HINT.search(text)):
             hits += date_of_birth.detect(text)
         if self._on("PASSPORT") and any(k in lowered for k in _PASSPORT_HINTS):

@@ -43,25 +43,44 @@ def _ymd(m: re.Match[str]) -> tuple[int, int, int] | None:
     return None
 
 
-# Cheap substring checks that gate the regexes: most text has no birth label at all, and
-# "생" (학생, 발생, 생각 …) is common, so the "…생" form is searched only just before each one.
+# Cheap substring checks place the regexes: most text has no birth label at all, so `_DOB` is only
+# tried where a label starts (each hint found by `str.find` on the lower-cased text; "date of birth"
+# starts 8 characters before its hint), and the "…생" form only before a digit + "생" (학생, 발생,
+# 생각 … are common).
 _LABEL_HINTS = ("생년", "생일", "출생", "태어", "birth", "dob", "d.o.b", "born")
+_DATE_OF = len("date of ")
+_SUFFIX_HINT = re.compile(r"\d\s?생(?![가-힣])")
 _SUFFIX_WINDOW = 32
+
+
+def _label_starts(text: str) -> list[int]:
+    lower = text.lower()
+    if len(lower) != len(text):        # a rare character changed length: offsets would not agree
+        return [m.start() for m in _DOB.finditer(text)] if any(h in lower for h in _LABEL_HINTS) else []
+    found: list[int] = []
+    for hint in _LABEL_HINTS:
+        i = lower.find(hint)
+        while i >= 0:
+            found.append(i)
+            if hint == "birth" and i >= _DATE_OF:
+                found.append(i - _DATE_OF)
+            i = lower.find(hint, i + 1)
+    return found
 
 
 def _matches(text: str) -> list[tuple[re.Match[str], int]]:
     found: list[tuple[re.Match[str], int]] = []
-    lower = text.lower()
-    if any(h in lower for h in _LABEL_HINTS):
-        found += [(m, 0) for m in _DOB.finditer(text)]
-    pos = text.find("생")
-    while pos >= 0:
+    for start in _label_starts(text):
+        m = _DOB.match(text, start)
+        if m:
+            found.append((m, 0))
+    for hint in _SUFFIX_HINT.finditer(text):
+        pos = hint.end() - 1
         start = max(0, pos - _SUFFIX_WINDOW)
         while start > 0 and text[start - 1].isdigit():   # never cut a number: (?<!\d) must see it whole
             start -= 1
         window = text[start:pos + 2]
         found += [(m, start) for m in _BORN_SUFFIX.finditer(window) if m.end() >= len(window) - 2]
-        pos = text.find("생", pos + 1)
     return found
 
 

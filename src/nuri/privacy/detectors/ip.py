@@ -13,6 +13,8 @@ _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _V4 = re.compile(r"\d(?<![\d.]\d)\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\d]|\.\d)")
 _V4_EXACT = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 _V6 = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])")
+# Two hex groups joined by colons: colons after Hangul labels ("고객: …") never start an address.
+_V6_HINT = re.compile(r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
 _VERSION = keywords(["version", "ver", "v", "release", "build"], ascii_words=True)
 _VERSION_KO = keywords(["버전"])
 _IP_WORD = re.compile(r"(?<![A-Za-z])ip(?![A-Za-z])|아이피|서버|server|host", re.IGNORECASE)
@@ -33,7 +35,7 @@ def detect(text: str) -> list[Hit]:
 def detect_v6(text: str) -> list[Hit]:
     """IPv6 runs on the whole text (its digits need not trigger the numeric windows)."""
     hits: list[Hit] = []
-    if "::" in text or text.count(":") >= 7:
+    if "::" in text or _V6_HINT.search(text):
         for m in _V6.finditer(text):
             try:
                 ipaddress.IPv6Address(m.group(0))

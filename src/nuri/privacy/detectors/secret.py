@@ -34,29 +34,52 @@ _LABELLED = re.compile(
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"(?<![A-Za-z])Bearer\s+([A-Za-z0-9._~+/\-]{20,}=*)")
-_HINTS = (
-    "sk-", "sk_", "rk_", "pk_", "akia", "asia", "agpa", "aida", "aroa", "gh", "glpat", "xox", "aiza", "hf_", "eyj",
-    "private key", "://", "pass", "pwd", "secret", "key", "token", "bearer", "비밀번호", "패스워드", "암호",
+# Each pattern runs only when its own hint occurs (substring tests run at C speed); the labelled
+# form is tried only where a label word starts, as a case-insensitive scan of the whole text costs
+# more than all other detectors together.
+_KEY_HINTS = (
+    "sk-", "sk_", "rk_", "pk_", "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+    "github_pat_", "glpat-", "xox", "AIza", "hf_", "eyJ",
 )
+_LABEL_HINTS = ("pass", "pwd", "secret", "key", "token", "비밀번호", "패스워드", "암호")
+_LABEL_BACK = len("access_")     # the hint "token" sits this far into "access_token"
+_IGNORED_VALUES = frozenset({"required", "none", "null", "******", "hidden"})
 
 
-def may_match(lowered: str) -> bool:
-    """Cheap prefilter on lower-cased text: substring tests run at C speed."""
-    return any(h in lowered for h in _HINTS)
+def _label_matches(text: str, lowered: str) -> list[re.Match[str]]:
+    if len(lowered) != len(text):      # a rare character changed length: offsets would not agree
+        return list(_LABELLED.finditer(text))
+    found: dict[int, re.Match[str]] = {}
+    for hint in _LABEL_HINTS:
+        i = lowered.find(hint)
+        while i >= 0:
+            for start in range(max(0, i - _LABEL_BACK), i + 1):
+                m = _LABELLED.match(text, start)
+                if m:
+                    found[m.start()] = m
+                    break
+            i = lowered.find(hint, i + 1)
+    return list(found.values())
 
 
-def detect(text: str) -> list[Hit]:
-    if not may_match(text.lower()):
-        return []
-    hits = [Hit("SECRET", m.start(), m.end(), 0.97, Evidence.PATTERN) for m in _KEYS.finditer(text)]
-    hits += [Hit("SECRET", m.start(), m.end(), 0.99, Evidence.PATTERN) for m in _PEM.finditer(text)]
-    hits += [Hit("SECRET", m.start(1), m.end(1), 0.98, Evidence.PATTERN) for m in _URL_PASSWORD.finditer(text)]
-    hits += [Hit("SECRET", m.start(1), m.end(1), 0.9, Evidence.PATTERN) for m in _BEARER.finditer(text)]
-    for m in _LABELLED.finditer(text):
-        value = m.group(2)
-        if m.group(1) not in ":=" and (value.isalpha() or not any(c.isascii() for c in value)):
-            continue  # "password is required", "비밀번호는 변경되었습니다"
-        if value.lower() in {"required", "none", "null", "******", "hidden"} or set(value) <= {"*", "x", "X"}:
-            continue
-        hits.append(Hit("SECRET", m.start(2), m.end(2), 0.8, Evidence.CONTEXT))
+def detect(text: str, lowered: str | None = None) -> list[Hit]:
+    """Secrets in `text`; pass `lowered` (``text.lower()``) when the caller already has it."""
+    lowered = text.lower() if lowered is None else lowered
+    hits: list[Hit] = []
+    if any(h in text for h in _KEY_HINTS):
+        hits += [Hit("SECRET", m.start(), m.end(), 0.97, Evidence.PATTERN) for m in _KEYS.finditer(text)]
+    if "PRIVATE KEY" in text:
+        hits += [Hit("SECRET", m.start(), m.end(), 0.99, Evidence.PATTERN) for m in _PEM.finditer(text)]
+    if "://" in text and "@" in text:
+        hits += [Hit("SECRET", m.start(1), m.end(1), 0.98, Evidence.PATTERN) for m in _URL_PASSWORD.finditer(text)]
+    if "Bearer" in text:
+        hits += [Hit("SECRET", m.start(1), m.end(1), 0.9, Evidence.PATTERN) for m in _BEARER.finditer(text)]
+    if any(h in lowered for h in _LABEL_HINTS):
+        for m in _label_matches(text, lowered):
+            value = m.group(2)
+            if m.group(1) not in ":=" and (value.isalpha() or not any(c.isascii() for c in value)):
+                continue  # "password is required", "비밀번호는 변경되었습니다"
+            if value.lower() in _IGNORED_VALUES or set(value) <= {"*", "x", "X"}:
+                continue
+            hits.append(Hit("SECRET", m.start(2), m.end(2), 0.8, Evidence.CONTEXT))
     return hits
