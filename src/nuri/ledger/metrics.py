@@ -8,7 +8,7 @@ jurisdictions, actions and rule ids — configuration names, never request conte
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -85,6 +85,24 @@ OVERHEAD = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05), registry=REGISTRY,
 )
 
+_CHILDREN: dict[tuple[Any, tuple[str, ...]], Any] = {}
+_CHILDREN_MAX = 10_000
+
+
+def _child(metric: Any, *labels: str) -> Any:
+    """`metric.labels(*labels)`, remembered: prometheus-client validates the labels and takes a
+    lock on every `labels()` call, which cost more than the rest of `observe` together. Label
+    values are mostly configuration names (teams, deployments, rules); the cache is bounded all
+    the same, as the requested model name comes from the client."""
+    key = (metric, labels)
+    child = _CHILDREN.get(key)
+    if child is None:
+        if len(_CHILDREN) >= _CHILDREN_MAX:
+            _CHILDREN.clear()
+        child = _CHILDREN[key] = metric.labels(*labels)
+    return child
+
+
 _CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "half-open": 1, "open": 2}
 
 
@@ -103,25 +121,25 @@ def observe(record: AuditRecord, provider: str = "") -> None:
     op = _operation(record.endpoint)
     deployment = record.deployment or "-"
     requested = record.model_requested or "-"
-    REQUESTS.labels(record.endpoint, record.team, deployment, record.outcome, str(record.status)).inc()
+    _child(REQUESTS, record.endpoint, record.team, deployment, record.outcome, str(record.status)).inc()
     for token_type, count in (("input", record.prompt_tokens), ("output", record.completion_tokens)):
         if count:
-            TOKEN_USAGE.labels(op, provider, requested, deployment, token_type).observe(count)
-            TOKENS.labels(record.team, deployment, token_type).inc(count)
+            _child(TOKEN_USAGE, op, provider, requested, deployment, token_type).observe(count)
+            _child(TOKENS, record.team, deployment, token_type).inc(count)
     if record.cost:
-        COST.labels(record.team, deployment, record.currency).inc(record.cost)
-    DURATION.labels(op, requested, deployment, record.error_code or "").observe(record.latency_ms / 1000)
+        _child(COST, record.team, deployment, record.currency).inc(record.cost)
+    _child(DURATION, op, requested, deployment, record.error_code or "").observe(record.latency_ms / 1000)
     if record.ttft_ms is not None:
-        TTFT.labels(op, requested, deployment).observe(record.ttft_ms / 1000)
+        _child(TTFT, op, requested, deployment).observe(record.ttft_ms / 1000)
     if record.action:
         for rule in record.rule_ids or ["-"]:
-            DECISIONS.labels(record.action, rule).inc()
+            _child(DECISIONS, record.action, rule).inc()
     if record.jurisdiction:
-        JURISDICTION.labels(record.jurisdiction).inc()
+        _child(JURISDICTION, record.jurisdiction).inc()
 
 
 def set_circuit_state(deployment: str, state: str | int) -> None:
-    CIRCUIT.labels(deployment).set(_CIRCUIT_VALUES.get(state, 0) if isinstance(state, str) else state)
+    _child(CIRCUIT, deployment).set(_CIRCUIT_VALUES.get(state, 0) if isinstance(state, str) else state)
 
 
 def set_budget_remaining(team: str, remaining: float) -> None:
