@@ -42,8 +42,6 @@ ENTITY_TYPES = (
 )
 
 _NAME_HINT = re.compile(r"[가-힣]|[A-Z][a-z]")
-_DOB_HINTS = ("생년", "생일", "출생", "태어", "birth", "dob", "d.o.b", "born")
-_BORN_HINT = re.compile(r"\d\s?생(?![가-힣])")
 _PASSPORT_HINTS = ("여권", "passport", "パスポート", "护照", "護照")
 
 Detect = Callable[[str], list[Hit]]
@@ -59,6 +57,11 @@ _NUMERIC: list[tuple[frozenset[str], Detect]] = [
     (frozenset({"VEHICLE_PLATE"}), vehicle_plate.detect),
     (frozenset({"IP_ADDRESS"}), ip.detect),
 ]
+# Identifier windows need no snapping: a match starts at most 6 characters before its digits
+# ("+82 ", "(02) ", "서울 "), context is looked for at most 24 characters before a match (one more for
+# a lookbehind) and 12 after it, so these reaches see exactly what the whole text would show.
+_NUMERIC_BEFORE = 32
+_NUMERIC_AFTER = 16
 _SEPARATOR = "\n\n\n\n"
 _AT = re.compile("@")
 _SNAP = 32
@@ -80,12 +83,15 @@ def _snap_right(text: str, b: int) -> int:
     return m.start() if m else min(len(text), b + _SNAP)
 
 
-def windows(text: str, trigger: re.Pattern[str], before: int, after: int) -> list[tuple[int, int]]:
-    """Merged spans around each trigger match, widened to whitespace so boundaries behave."""
+def windows(text: str, trigger: re.Pattern[str], before: int, after: int, snap: bool = True) -> list[tuple[int, int]]:
+    """Merged spans around each trigger match; `snap` widens them to whitespace so that words at
+    the edges stay whole (addresses walk back over words; identifiers need only fixed context)."""
     n = len(text)
     out: list[tuple[int, int]] = []
     for m in trigger.finditer(text):
-        a, b = _snap_left(text, max(0, m.start() - before)), _snap_right(text, min(n, m.end() + after))
+        a, b = max(0, m.start() - before), min(n, m.end() + after)
+        if snap:
+            a, b = _snap_left(text, a), _snap_right(text, b)
         if out and a <= out[-1][1]:
             out[-1] = (out[-1][0], max(out[-1][1], b))
         else:
@@ -151,7 +157,7 @@ class Scanner:
     def _hits(self, text: str) -> list[Hit]:
         hits: list[Hit] = []
         if self._numeric:
-            hits += _run_windowed(text, windows(text, _NUMERIC_TRIGGER, 32, 24), self._numeric)
+            hits += _run_windowed(text, windows(text, _NUMERIC_TRIGGER, _NUMERIC_BEFORE, _NUMERIC_AFTER, snap=False), self._numeric)
         if self._on("ADDRESS"):
             hits += _run_windowed(text, windows(text, address.TRIGGER, 64, 48), [address.detect])
             hits += address.detect_english(text)
@@ -162,8 +168,8 @@ class Scanner:
         lowered = text.lower()
         if self._on("SECRET"):
             hits += secret.detect(text, lowered)
-        if self._on("DATE_OF_BIRTH") and (any(k in lowered for k in _DOB_HINTS) or _BORN_HINT.search(text)):
-            hits += date_of_birth.detect(text)
+        if self._on("DATE_OF_BIRTH"):
+            hits += date_of_birth.detect(text, lowered)
         if self._on("PASSPORT") and any(k in lowered for k in _PASSPORT_HINTS):
             hits += passport.detect(text)
         if self._person is not None and _NAME_HINT.search(text):

@@ -30,16 +30,17 @@ def detect(text: str) -> list[Hit]:
         raw = m.group(0)
         if len(raw) < 10:
             continue
-        n = len(raw) - sum(1 for c in raw if not c.isdigit())
+        n = sum(c.isdigit() for c in raw)
         if not 10 <= n <= 14:
             continue
+        if not near(text, m.start(), m.end(), _CTX, 20):
+            continue               # no bank word around: not reported (checked first, it is the rarer)
         if before(text, m.start(), NEGATIVE_CONTEXT, 16) or (n == 13 and ean13(raw)):
             continue
-        if near(text, m.start(), m.end(), _CTX, 20):
-            # A number shaped like a phone number right after 연락/전화 is one; the account
-            # context may belong to the sentence before.
-            score = 0.7 if _PHONE_SHAPE.fullmatch(raw) else 0.85
-            if before(text, m.start(), _STRONG_CTX, 12):
-                score = 0.9
-            hits.append(Hit("BANK_ACCOUNT", m.start(), m.end(), score, Evidence.CONTEXT))
+        # A number shaped like a phone number right after 연락/전화 is one; the account
+        # context may belong to the sentence before.
+        score = 0.7 if _PHONE_SHAPE.fullmatch(raw) else 0.85
+        if before(text, m.start(), _STRONG_CTX, 12):
+            score = 0.9
+        hits.append(Hit("BANK_ACCOUNT", m.start(), m.end(), score, Evidence.CONTEXT))
     return hits

@@ -49,12 +49,10 @@ def _ymd(m: re.Match[str]) -> tuple[int, int, int] | None:
 # 생각 … are common).
 _LABEL_HINTS = ("생년", "생일", "출생", "태어", "birth", "dob", "d.o.b", "born")
 _DATE_OF = len("date of ")
-_SUFFIX_HINT = re.compile(r"\d\s?생(?![가-힣])")
 _SUFFIX_WINDOW = 32
 
 
-def _label_starts(text: str) -> list[int]:
-    lower = text.lower()
+def _label_starts(text: str, lower: str) -> list[int]:
     if len(lower) != len(text):        # a rare character changed length: offsets would not agree
         return [m.start() for m in _DOB.finditer(text)] if any(h in lower for h in _LABEL_HINTS) else []
     found: list[int] = []
@@ -68,14 +66,25 @@ def _label_starts(text: str) -> list[int]:
     return found
 
 
-def _matches(text: str) -> list[tuple[re.Match[str], int]]:
+def _suffix_positions(text: str) -> list[int]:
+    """Where "생" follows a digit (optionally one space between) and ends the word: 1981.06.17생."""
+    out = []
+    pos = text.find("생")
+    while pos >= 0:
+        j = pos - 1 if pos and not text[pos - 1].isspace() else pos - 2
+        if j >= 0 and text[j].isdigit() and not (pos + 1 < len(text) and "가" <= text[pos + 1] <= "힣"):
+            out.append(pos)
+        pos = text.find("생", pos + 1)
+    return out
+
+
+def _matches(text: str, lower: str) -> list[tuple[re.Match[str], int]]:
     found: list[tuple[re.Match[str], int]] = []
-    for start in _label_starts(text):
+    for start in _label_starts(text, lower):
         m = _DOB.match(text, start)
         if m:
             found.append((m, 0))
-    for hint in _SUFFIX_HINT.finditer(text):
-        pos = hint.end() - 1
+    for pos in _suffix_positions(text):
         start = max(0, pos - _SUFFIX_WINDOW)
         while start > 0 and text[start - 1].isdigit():   # never cut a number: (?<!\d) must see it whole
             start -= 1
@@ -84,10 +93,12 @@ def _matches(text: str) -> list[tuple[re.Match[str], int]]:
     return found
 
 
-def detect(text: str) -> list[Hit]:
+def detect(text: str, lowered: str | None = None) -> list[Hit]:
+    """Dates of birth in `text`; pass `lowered` (``text.lower()``) when the caller already has it."""
     hits: list[Hit] = []
     seen: set[tuple[int, int]] = set()
-    for m, offset in _matches(text):
+    today = _dt.date.today()
+    for m, offset in _matches(text, text.lower() if lowered is None else lowered):
         ymd = _ymd(m)
         if ymd is None:
             continue
@@ -95,7 +106,7 @@ def detect(text: str) -> list[Hit]:
             if not (m.group("y2") and valid_date(ymd[0], ymd[2], ymd[1])):
                 continue  # D/M/Y is tried when M/D/Y is not a date
             ymd = (ymd[0], ymd[2], ymd[1])
-        if _dt.date(*ymd) > _dt.date.today():
+        if _dt.date(*ymd) > today:
             continue  # nobody is born in the future
         span = (offset + m.start("date"), offset + m.end("date"))
         if span not in seen:

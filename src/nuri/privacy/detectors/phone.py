@@ -11,17 +11,20 @@ import re
 
 import phonenumbers
 
-from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, Hit, before, keywords, near
+from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, Hit, before, keyword_pattern, keywords, near
 from nuri.privacy.types import Evidence
 
 _S = r"(?:\s?[-‐‑–.)]\s?|\s)?"
 _KR_REST = rf"(1[016789]|2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70){_S}(\d{{3,4}}){_S}(\d{{4}})(?!\d)"
 _KR = re.compile("0(?<!\\d0)" + _KR_REST)
 _KR_INTL = re.compile(r"(?:\+|00)82[-.\s]?(?:\(0\))?\s?" + _KR_REST)
-_PAREN_KR = re.compile(r"(?<!\d)\(0(2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70)\)\s?(\d{3,4})[-.\s]?(\d{4})(?!\d)")
+# Patterns start with a literal or a plain class (the engine's fast scan); left boundaries are checked in code.
+_PAREN_KR = re.compile(r"\(0(2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70)\)\s?(\d{3,4})[-.\s]?(\d{4})(?!\d)")
 _INTL = re.compile(r"(?<![\w+])\+(?!82)[1-9][\d\s().\-]{6,20}\d(?!\d)")
-_US = re.compile(r"(?<![\d\w])(?:\(\d{3}\)\s?|\d{3}[-.])\d{3}[-.]\d{4}(?!\d)")
-_CTX = keywords(["전화", "연락처", "연락", "휴대폰", "핸드폰", "휴대전화", "tel", "phone", "mobile", "cell", "call", "fax", "팩스"])
+_US = re.compile(r"(?:\(\d{3}\)\s?|\d{3}[-.])\d{3}[-.]\d{4}(?!\d)")
+_CTX_WORDS = ("전화", "연락처", "연락", "휴대폰", "핸드폰", "휴대전화", "tel", "phone", "mobile", "cell", "call", "fax", "팩스")
+_CTX = keywords(_CTX_WORDS)
+_CTX_TRIE = re.compile(keyword_pattern(_CTX_WORDS))
 
 
 def _intl(text: str, m: re.Match[str], region: str | None) -> Hit | None:
@@ -39,7 +42,7 @@ def _intl(text: str, m: re.Match[str], region: str | None) -> Hit | None:
 def detect(text: str) -> list[Hit]:
     hits: list[Hit] = []
     matches = [m for m in _KR.finditer(text) if not (m.start() and text[m.start() - 1] in "0123456789+")]
-    if "82" in text:
+    if "+82" in text or "0082" in text:
         matches += [m for m in _KR_INTL.finditer(text) if not (m.start() and text[m.start() - 1].isdigit())]
     for m in matches:
         mobile = m.group(1).startswith("1")
@@ -55,14 +58,20 @@ def detect(text: str) -> list[Hit]:
         ctx = near(text, m.start(), m.end(), _CTX, 16)
         hits.append(Hit("PHONE", m.start(), m.end(), min(score + (0.08 if ctx else 0), 0.98),
                         Evidence.CONTEXT if ctx else Evidence.PATTERN))
-    for m in _PAREN_KR.finditer(text):
-        hits.append(Hit("PHONE", m.start(), m.end(), 0.95, Evidence.PATTERN))  # wins over "02) …"
+    if "(0" in text:
+        for m in _PAREN_KR.finditer(text):
+            if not (m.start() and text[m.start() - 1].isdigit()):
+                hits.append(Hit("PHONE", m.start(), m.end(), 0.95, Evidence.PATTERN))  # wins over "02) …"
     if "+" in text:
         for m in _INTL.finditer(text):
             hit = _intl(text, m, None)
             if hit:
                 hits.append(hit)
+    if not _CTX_TRIE.search(text.lower()):
+        return hits                # North American numbers count only next to a phone word
     for m in _US.finditer(text):
+        if m.start() and (text[m.start() - 1].isalnum() or text[m.start() - 1] == "_"):
+            continue
         if near(text, m.start(), m.end(), _CTX, 20):
             hit = _intl(text, m, "US")
             if hit:

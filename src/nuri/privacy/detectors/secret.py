@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from nuri.privacy.detectors.base import Hit
+from nuri.privacy.detectors.base import Hit, keyword_pattern
 from nuri.privacy.types import Evidence
 
 _KEYS = re.compile(
@@ -43,6 +43,10 @@ _KEY_HINTS = (
 )
 _LABEL_HINTS = ("pass", "pwd", "secret", "key", "token", "비밀번호", "패스워드", "암호")
 _LABEL_BACK = len("access_")     # the hint "token" sits this far into "access_token"
+# One pass over the lower-cased text decides whether any of the patterns can match at all.
+_ANY_HINT = re.compile(keyword_pattern(
+    [h.lower() for h in _KEY_HINTS] + list(_LABEL_HINTS) + ["private key", "://", "bearer"]
+))
 _IGNORED_VALUES = frozenset({"required", "none", "null", "******", "hidden"})
 
 
@@ -65,6 +69,8 @@ def _label_matches(text: str, lowered: str) -> list[re.Match[str]]:
 def detect(text: str, lowered: str | None = None) -> list[Hit]:
     """Secrets in `text`; pass `lowered` (``text.lower()``) when the caller already has it."""
     lowered = text.lower() if lowered is None else lowered
+    if not _ANY_HINT.search(lowered):
+        return []
     hits: list[Hit] = []
     if any(h in text for h in _KEY_HINTS):
         hits += [Hit("SECRET", m.start(), m.end(), 0.97, Evidence.PATTERN) for m in _KEYS.finditer(text)]
