@@ -154,6 +154,7 @@ _NAME_AFTER_LABEL = re.compile(
     rf"(?:{keyword_pattern(SURNAMES_2)}|[{SURNAMES_1}])[{_GIVEN_CLASS}]{{1,2}}(?=(?:{keyword_pattern(PARTICLES)})?(?![가-힣]))"
     r"|[A-Z][a-z]+(?:[ -][A-Z][a-z]+){1,2}(?![A-Za-z])"
 )
+_NAME_FIRST = frozenset(SURNAMES_1) | {s[0] for s in SURNAMES_2} | set("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _LABEL_GAP = re.compile(r"[ \t:：]*(?:\([^)\n]{0,6}\))?[ \t:：]*")
 _LIST_SEP = re.compile(r"\s?[,·/]\s?")
 _SSI_BACK = re.compile(rf"(?P<sur>[{SURNAMES_1}])\s?(?:모\s?)?(?:\(\d{{1,3}}\)\s?)?$")
@@ -246,6 +247,8 @@ class PersonDetector:
             if i and "가" <= text[i - 1] <= "힣" and lm.end() - i < 3:
                 continue     # 업무담당 / 고객센터: the label inside a longer word
             pos = _LABEL_GAP.match(text, lm.end()).end()
+            if pos >= len(text) or text[pos] not in _NAME_FIRST:
+                continue     # 고객센터, 고객: 요금제 …: no name can start here
             for _ in range(12):
                 m = _NAME_AFTER_LABEL.match(text, pos)
                 if not m or m.group(0) in STOP or m.group(0) in HISTORICAL:
@@ -265,11 +268,10 @@ class PersonDetector:
                 if hit:
                     hits.append(hit)
         hits += self._labelled_names(text)
-        if any(sur in text for sur in SURNAMES_2):
-            for m in _KO2.finditer(text):
-                hit = self._korean(text, m, True)
-                if hit:
-                    hits.append(hit)
+        for m in _KO2.finditer(text):      # starts with the surnames' first syllables: a fast scan
+            hit = self._korean(text, m, True)
+            if hit:
+                hits.append(hit)
         i = text.find("씨")
         while i != -1:
             m = _SSI_BACK.search(text, max(0, i - 10), i)
