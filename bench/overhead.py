@@ -1,7 +1,8 @@
 """Gateway overhead: Nuri in front of a fast local upstream vs calling that upstream directly.
 
 Same run, same upstream, same load generator:
-  - added latency p50/p99 at concurrency 1 and at a fixed 200 requests/s (open loop)
+  - added latency p50/p99 at concurrency 1 and at a fixed 200 requests/s (open loop; direct and
+    gateway in ten alternating rounds, latencies pooled per side)
   - sustained requests/s at concurrency 1, 16 and 64, non-stream and stream (time to first token)
   - the embedded model's tokens/s through the gateway vs llama-cpp-python called directly
 The gateway runs pinned to one core, the upstream and the load generator on the other.
@@ -32,7 +33,7 @@ from common import (
     gateway_process,
     korean_prompt,
     make_sender,
-    open_loop,
+    open_loop_interleaved,
     pin_self,
     upstream_process,
     write_result,
@@ -65,11 +66,15 @@ async def measure_http(direct: str, gateway: str, quick: bool) -> dict[str, Any]
     out: dict[str, Any] = {}
     connector = aiohttp.TCPConnector(limit=256)
     async with aiohttp.ClientSession(connector=connector) as session:
-        for name, base in (("direct", direct), ("gateway", gateway)):
-            send = make_sender(session, base + "/chat/completions", body)
+        sends = {name: make_sender(session, base + "/chat/completions", body)
+                 for name, base in (("direct", direct), ("gateway", gateway))}
+        for send in sends.values():
             await closed_loop(send, 4, 200)  # warm-up: connections, caches
-            res: dict[str, Any] = {"c1": await closed_loop(send, 1, n1)}
-            res["rate200"] = await open_loop(send, 200, seconds)
+        # 200 req/s: direct and gateway in alternating rounds, so both see the same machine state
+        rate200 = await open_loop_interleaved(sends, 200, seconds * 2, rounds=10 if not quick else 4)
+        for name, base in (("direct", direct), ("gateway", gateway)):
+            send = sends[name]
+            res: dict[str, Any] = {"c1": await closed_loop(send, 1, n1), "rate200": rate200[name]}
             for c in (16, 64):
                 res[f"c{c}"] = await closed_loop(send, c, n1 * 2)
             ttft: list[float] = []
