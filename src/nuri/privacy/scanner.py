@@ -42,6 +42,7 @@ ENTITY_TYPES = (
 )
 
 _NAME_HINT = re.compile(r"[가-힣]|[A-Z][a-z]")
+_CAPITALISED = re.compile(r"[A-Z][a-z]")
 _PASSPORT_HINTS = ("여권", "passport", "パスポート", "护照", "護照")
 
 Detect = Callable[[str], list[Hit]]
@@ -160,7 +161,8 @@ class Scanner:
             hits += _run_windowed(text, windows(text, _NUMERIC_TRIGGER, _NUMERIC_BEFORE, _NUMERIC_AFTER, snap=False), self._numeric)
         if self._on("ADDRESS"):
             hits += _run_windowed(text, windows(text, address.TRIGGER, 64, 48), [address.detect])
-            hits += address.detect_english(text)
+            if _CAPITALISED.search(text):
+                hits += address.detect_english(text)
         if "@" in text and self._on("EMAIL"):
             hits += _run_windowed(text, windows(text, _AT, 80, 260), [email.detect])
         if self._on("IP_ADDRESS") and ":" in text:

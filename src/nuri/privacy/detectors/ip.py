@@ -32,10 +32,25 @@ def detect(text: str) -> list[Hit]:
     return hits
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _hex_colon_hex(text: str) -> bool:
+    """A colon between two hex digits: what every IPv6 address without "::" holds. Colons after
+    labels ("고객: …") are common in Korean text, hex on both sides of one is not."""
+    i = text.find(":", 1)
+    while i != -1:
+        if (text[i - 1] in _HEX and i + 1 < len(text) and text[i + 1] in _HEX
+                and _V6_HINT.search(text, max(0, i - 4), i + 6)):
+            return True
+        i = text.find(":", i + 1)
+    return False
+
+
 def detect_v6(text: str) -> list[Hit]:
     """IPv6 runs on the whole text (its digits need not trigger the numeric windows)."""
     hits: list[Hit] = []
-    if "::" in text or _V6_HINT.search(text):
+    if "::" in text or _hex_colon_hex(text):
         for m in _V6.finditer(text):
             try:
                 ipaddress.IPv6Address(m.group(0))
