@@ -10,7 +10,17 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
-from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, SEP, Hit, before, ean13, keywords, near, valid_date
+from nuri.privacy.detectors.base import (
+    NEGATIVE_CONTEXT,
+    SEP,
+    Hit,
+    before,
+    ean13,
+    keyword_pattern,
+    keywords,
+    near,
+    valid_date,
+)
 from nuri.privacy.types import Evidence
 
 _DASH = r"\s?[-‐‑–]?\s?"
@@ -24,6 +34,9 @@ _LICENSE = re.compile(rf"([12](?<!\d[12])\d)()({SEP})(\d{{2}})({SEP})(\d{{6}})({
 _LICENSE_REGION = re.compile(
     rf"()({_REGION_NAMES})\s?({SEP})(\d{{2}})({SEP})(\d{{6}})({SEP})(\d{{2}})(?![\d])"
 )
+
+# A region name right before a digit: one trie pass decides whether the region form can match.
+_REGION_HINT = re.compile(keyword_pattern(_REGION_NAMES.split("|")) + r"\s?\d")
 
 _RRN_CTX = keywords(["주민등록번호", "주민번호", "주민등록", "생년월일", "resident registration", "rrn", "주민"])
 _FRN_CTX = keywords(["외국인등록번호", "외국인등록", "외국인 등록", "alien registration", "foreigner registration"])
@@ -151,7 +164,7 @@ def _passport(text: str) -> list[Hit]:
 def _license(text: str) -> list[Hit]:
     hits: list[Hit] = []
     matches = list(_LICENSE.finditer(text))
-    if any(r in text for r in _REGION_NAMES.split("|")):
+    if _REGION_HINT.search(text):
         matches += _LICENSE_REGION.finditer(text)
     for m in matches:
         if _left_bad(text, m.start(), "-"):
