@@ -1,9 +1,10 @@
 """Any OpenAI-compatible HTTP upstream: vLLM, SGLang, TGI, llama.cpp server, Ollama, hosted APIs.
 
-One pooled aiohttp session per deployment; connect and read timeouts from the catalog; streams
-are relayed chunk by chunk as they arrive. Upstream failures become `UpstreamError` with
-`retryable` set for the cases routing may retry elsewhere (5xx, 429, timeouts, dropped
-connections), so fallback logic never has to look at HTTP details.
+One keep-alive connection pool per deployment (`nuri.providers.http1`, a lean HTTP/1.1 client:
+the gateway's latency budget leaves no room for a general-purpose one); connect, read and total
+timeouts from the catalog; streams are relayed chunk by chunk as they arrive. Upstream failures
+become `UpstreamError` with `retryable` set for the cases routing may retry elsewhere (5xx, 429,
+timeouts, dropped connections), so fallback logic never has to look at HTTP details.
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import orjson
 
 from nuri.errors import UpstreamError, UpstreamTimeout
 from nuri.providers.base import Body, Provider
+from nuri.providers.http1 import ConnectionPool, Response, Timeouts
 from nuri.providers.sse import iter_sse_data
+
+# After `[DONE]` the upstream still has to end the HTTP message (e.g. the last empty chunk);
+# giving it this long in the background keeps its connection reusable.
+_DONE_LINGER = 1.0
 
 
 def _error_message(status: int, raw: bytes) -> str:
@@ -35,27 +40,24 @@ def _error_message(status: int, raw: bytes) -> str:
 class OpenAICompatibleProvider(Provider):
     def __init__(self, deployment: Any) -> None:
         super().__init__(deployment)
-        self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
         self._base = (deployment.base_url or "").rstrip("/")
         headers = {"Content-Type": "application/json"}
         if deployment.api_key is not None:
             headers["Authorization"] = f"Bearer {deployment.api_key.get_secret_value()}"
         self._headers = headers
         t = deployment.timeouts
-        self._timeout = aiohttp.ClientTimeout(total=t.total, sock_connect=t.connect, sock_read=t.read)
+        self._timeouts = Timeouts(connect=t.connect, read=t.read, total=t.total)
 
     async def start(self) -> None:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=self.deployment.max_concurrency, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, headers=self._headers,
-                json_serialize=lambda o: orjson.dumps(o).decode(),
-            )
+        if self._pool is None:
+            self._pool = ConnectionPool(self._base, max_connections=self.deployment.max_concurrency,
+                                        timeouts=self._timeouts, headers=self._headers)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     def _prepare(self, body: Body) -> bytes:
         payload = dict(body)
@@ -64,19 +66,18 @@ class OpenAICompatibleProvider(Provider):
 
     async def _post(self, path: str, body: Body) -> Body:
         await self.start()
-        assert self._session is not None
-        url = self._base + path
+        assert self._pool is not None
         try:
-            async with self._session.post(url, data=self._prepare(body)) as resp:
-                raw = await resp.read()
-                if resp.status >= 400:
-                    raise self._status_error(resp.status, raw, resp.headers.get("Retry-After"))
+            resp = await self._pool.request("POST", path, self._prepare(body))
+            raw = await resp.read()   # releases the connection, or closes it on failure
         except TimeoutError as exc:
             raise UpstreamTimeout(f"deployment {self.deployment.id} timed out") from exc
-        except aiohttp.ClientError as exc:
+        except ConnectionError as exc:
             raise UpstreamError(
                 f"deployment {self.deployment.id} connection failed: {type(exc).__name__}", retryable=True
             ) from exc
+        if resp.status >= 400:
+            raise self._status_error(resp.status, raw, resp.headers.get("Retry-After"))
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -101,32 +102,39 @@ class OpenAICompatibleProvider(Provider):
 
     async def _stream(self, path: str, body: Body) -> AsyncIterator[Body]:
         await self.start()
-        assert self._session is not None
-        url = self._base + path
+        assert self._pool is not None
+        resp: Response | None = None
+        linger = 0.0
         try:
-            async with self._session.post(url, data=self._prepare(body)) as resp:
-                if resp.status >= 400:
-                    raise self._status_error(resp.status, await resp.read(), resp.headers.get("Retry-After"))
-                async for data in iter_sse_data(resp.content.iter_any()):
-                    if data.strip() == b"[DONE]":
-                        return
-                    try:
-                        event = orjson.loads(data)
-                    except orjson.JSONDecodeError as exc:
-                        raise UpstreamError(
-                            f"deployment {self.deployment.id} sent a malformed stream event", retryable=True
-                        ) from exc
-                    if isinstance(event, dict) and "error" in event and "choices" not in event:
-                        raise UpstreamError(
-                            f"deployment {self.deployment.id} failed mid-stream: "
-                            f"{_error_message(502, data)}", retryable=True)
-                    yield event
+            resp = await self._pool.request("POST", path, self._prepare(body))
+            if resp.status >= 400:
+                raise self._status_error(resp.status, await resp.read(), resp.headers.get("Retry-After"))
+            async for data in iter_sse_data(resp):
+                if data.strip() == b"[DONE]":
+                    linger = _DONE_LINGER
+                    return
+                try:
+                    event = orjson.loads(data)
+                except orjson.JSONDecodeError as exc:
+                    raise UpstreamError(
+                        f"deployment {self.deployment.id} sent a malformed stream event", retryable=True
+                    ) from exc
+                if isinstance(event, dict) and "error" in event and "choices" not in event:
+                    raise UpstreamError(
+                        f"deployment {self.deployment.id} failed mid-stream: "
+                        f"{_error_message(502, data)}", retryable=True)
+                yield event
         except TimeoutError as exc:
             raise UpstreamTimeout(f"deployment {self.deployment.id} timed out") from exc
-        except aiohttp.ClientError as exc:
+        except ConnectionError as exc:
             raise UpstreamError(
                 f"deployment {self.deployment.id} dropped the connection mid-stream", retryable=True
             ) from exc
+        finally:
+            # Leaving early (client gone, bad event) closes the connection rather than pooling it
+            # with unread bytes; closing is also how the upstream learns to stop generating.
+            if resp is not None:
+                resp.close(linger)
         raise UpstreamError(f"deployment {self.deployment.id} ended the stream without [DONE]", retryable=True)
 
     async def chat(self, body: Body) -> Body:
