@@ -7,6 +7,11 @@ over (seq, previous hash, canonical body), inserts them, and moves the head — 
 transaction. Writers on any number of replicas therefore serialise on the head row for the few
 milliseconds of a batch, sequence numbers stay contiguous, and the chain stays one line.
 
+On PostgreSQL a writer that knows the head it committed last (`Head`) first tries a batch as one
+statement: the head update, guarded on that head, and the inserts that run only if it matched.
+If another writer moved the head in the meantime nothing is written and the batch takes the
+locked path above, so the chain stays one line whichever path a batch takes.
+
 The head carries an HMAC signature, and every `checkpoint_every` records (or `checkpoint_seconds`)
 a signed checkpoint (seq, hash) is kept; someone who edits the database without the signing key
 cannot truncate the tail or rewrite history without a signature failing.
@@ -14,6 +19,7 @@ cannot truncate the tail or rewrite history without a signature failing.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterator
@@ -82,50 +88,108 @@ _INSERT = (
     "INSERT INTO audit_log (seq, time, kind, request_id, team, prev_hash, hash, body) "
     "VALUES (:seq, :time, :kind, :request_id, :team, :prev_hash, :hash, :body)"
 )
-_USAGE = (
-    "INSERT INTO usage_daily (day, team, deployment, requests, prompt_tokens, completion_tokens, cost_nanos) "
-    "VALUES (:day, :team, :deployment, :requests, :prompt_tokens, :completion_tokens, :cost_nanos) "
+_USAGE_COLUMNS = ("INSERT INTO usage_daily (day, team, deployment, requests, prompt_tokens, completion_tokens, "
+                  "cost_nanos)")
+_USAGE_MERGE = (
     "ON CONFLICT (day, team, deployment) DO UPDATE SET "
     "requests = usage_daily.requests + excluded.requests, "
     "prompt_tokens = usage_daily.prompt_tokens + excluded.prompt_tokens, "
     "completion_tokens = usage_daily.completion_tokens + excluded.completion_tokens, "
     "cost_nanos = usage_daily.cost_nanos + excluded.cost_nanos"
 )
+_USAGE = (f"{_USAGE_COLUMNS} VALUES (:day, :team, :deployment, :requests, :prompt_tokens, :completion_tokens, "
+          f":cost_nanos) {_USAGE_MERGE}")
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """The chain head (as in audit_head) that a writer committed or read last."""
+
+    seq: int
+    hash: str
+    checkpoint_seq: int
+    checkpoint_time: float
+
+    @classmethod
+    def of(cls, row: Any) -> Head:
+        assert row is not None, "audit_head row missing: the schema was not migrated"
+        return cls(int(row[0]), str(row[1]), int(row[2]), float(row[3]))
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A batch numbered and hashed after a head: the rows to write and the head they lead to."""
+
+    rows: list[dict[str, Any]]
+    usage: list[dict[str, Any]]
+    checkpoint: dict[str, Any] | None
+    move: dict[str, Any]
+    head: Head
+
+    def ops(self) -> list[tuple[str, list[dict[str, Any]]]]:
+        out: list[tuple[str, list[dict[str, Any]]]] = [(_INSERT, self.rows), (_USAGE, self.usage)]
+        if self.checkpoint is not None:
+            out.append((_CHECKPOINT, [self.checkpoint]))
+        out.append((_MOVE_HEAD, [self.move]))
+        return out
 
 
 def append(conn: RawConn, items: list[Pending], usage: list[UsageDelta], keys: Keys, *,
            checkpoint_every: int, checkpoint_seconds: float) -> int:
     """Chain `items` after the current head in one transaction of its own; returns the new head seq."""
-    head = conn.begin_locked(_HEAD)
+    row = conn.begin_locked(_HEAD)
     try:
-        seq, ops = _plan(head, items, usage, keys, checkpoint_every, checkpoint_seconds)
+        plan = _plan(Head.of(row), items, usage, keys, checkpoint_every, checkpoint_seconds)
     except BaseException:
         conn.rollback()
         raise
-    conn.commit_batch(ops)
-    return seq
+    conn.commit_batch(plan.ops())
+    return plan.head.seq
+
+
+ONE_SHOT_MAX = 32   # larger batches are rare and amortise the locked path's extra round trip
 
 
 async def append_async(conn: AsyncRawConn, items: list[Pending], usage: list[UsageDelta], keys: Keys, *,
-                       checkpoint_every: int, checkpoint_seconds: float) -> int:
-    """`append` on the event loop (PostgreSQL): two round trips — BEGIN + lock the head row;
-    then every insert, the head update and COMMIT pipelined together."""
-    head = await conn.begin_locked(_HEAD)
+                       checkpoint_every: int, checkpoint_seconds: float, head: Head | None = None) -> Head:
+    """`append` on the event loop (PostgreSQL); returns the new head.
+
+    Given the `head` this process committed last, one round trip: a single statement that moves
+    the head only if it is still that one, and writes the batch only if it did. Otherwise, or if
+    another writer got there first, two: BEGIN + lock the head row; then every insert, the head
+    update and COMMIT pipelined together.
+    """
+    if head is not None and len(items) <= ONE_SHOT_MAX:
+        plan = _plan(head, items, usage, keys, checkpoint_every, checkpoint_seconds)
+        sql, params = _one_shot(plan, head)
+        try:
+            row = await conn.one(sql, params)
+        except Exception as exc:
+            if not _constraint_violation(exc):   # anything else may have committed: do not write twice
+                raise
+            row = None                           # a stale seq hit the primary key: nothing was written
+        if row is not None and int(row[0]) == 1:
+            return plan.head
+    locked = await conn.begin_locked(_HEAD)
     try:
-        seq, ops = _plan(head, items, usage, keys, checkpoint_every, checkpoint_seconds)
+        plan = _plan(Head.of(locked), items, usage, keys, checkpoint_every, checkpoint_seconds)
     except BaseException:
         await conn.rollback()
         raise
-    await conn.commit_batch(ops)
-    return seq
+    await conn.commit_batch(plan.ops())
+    return plan.head
 
 
-def _plan(head: Any, items: list[Pending], usage: list[UsageDelta], keys: Keys, checkpoint_every: int,
-          checkpoint_seconds: float) -> tuple[int, list[tuple[str, list[dict[str, Any]]]]]:
+def _constraint_violation(exc: BaseException) -> bool:
+    """An integrity error (SQLSTATE class 23): the statement failed as a whole, nothing committed."""
+    return str(getattr(exc, "sqlstate", "") or "").startswith("23")
+
+
+def _plan(head: Head, items: list[Pending], usage: list[UsageDelta], keys: Keys, checkpoint_every: int,
+          checkpoint_seconds: float) -> _Plan:
     """Number and hash the records after `head`; the writes that store them and move the head."""
-    assert head is not None, "audit_head row missing: the schema was not migrated"
-    seq, prev = int(head[0]), str(head[1])
-    cp_seq, cp_time = int(head[2]), float(head[3])
+    seq, prev = head.seq, head.hash
+    cp_seq, cp_time = head.checkpoint_seq, head.checkpoint_time
     rows = []
     for item in items:
         seq += 1
@@ -133,19 +197,64 @@ def _plan(head: Any, items: list[Pending], usage: list[UsageDelta], keys: Keys, 
         rows.append({"seq": seq, "time": item.time, "kind": item.kind, "request_id": item.request_id,
                      "team": item.team, "prev_hash": prev, "hash": digest, "body": item.body_text})
         prev = digest
-    ops: list[tuple[str, list[dict[str, Any]]]] = [(_INSERT, rows), (_USAGE, [_usage_dict(u) for u in usage])]
+    checkpoint = None
     now = time.time()
     if rows and (seq - cp_seq >= checkpoint_every or now - cp_time >= checkpoint_seconds):
-        ops.append((_CHECKPOINT, [{"s": seq, "h": prev, "t": iso_time(now), "g": keys.sign(seq, prev)}]))
+        checkpoint = {"s": seq, "h": prev, "t": iso_time(now), "g": keys.sign(seq, prev)}
         cp_seq, cp_time = seq, now
-    ops.append((_MOVE_HEAD, [{"s": seq, "h": prev, "g": keys.sign(seq, prev), "cs": cp_seq, "ct": cp_time}]))
-    return seq, ops
+    move = {"s": seq, "h": prev, "g": keys.sign(seq, prev), "cs": cp_seq, "ct": cp_time}
+    return _Plan(rows, [_usage_dict(u) for u in usage], checkpoint, move, Head(seq, prev, cp_seq, cp_time))
 
 
 _HEAD = "SELECT seq, hash, checkpoint_seq, checkpoint_time FROM audit_head WHERE id = 1"
 _CHECKPOINT = "INSERT INTO audit_checkpoint (seq, kind, hash, time, sig) VALUES (:s, 'checkpoint', :h, :t, :g)"
 _MOVE_HEAD = ("UPDATE audit_head SET seq = :s, hash = :h, sig = :g, checkpoint_seq = :cs, checkpoint_time = :ct "
               "WHERE id = 1")
+
+
+def _one_shot(plan: _Plan, head: Head) -> tuple[str, dict[str, Any]]:
+    """The batch as one statement, and its parameters (scalars: cheap to send, and the text is
+    the same for every batch of the same shape, so the driver prepares it once)."""
+    params: dict[str, Any] = {"s": plan.move["s"], "h": plan.move["h"], "g": plan.move["g"],
+                              "cs": plan.move["cs"], "ct": plan.move["ct"],
+                              "os": head.seq, "oh": head.hash, "ocs": head.checkpoint_seq}
+    for i, r in enumerate(plan.rows):
+        for col, value in r.items():
+            params[f"r{i}_{col}"] = value
+    for i, u in enumerate(plan.usage):
+        for col, value in u.items():
+            params[f"u{i}_{col}"] = value
+    if plan.checkpoint is not None:
+        for col, value in plan.checkpoint.items():
+            params[f"c_{col}"] = value
+    return _one_shot_sql(len(plan.rows), len(plan.usage), plan.checkpoint is not None), params
+
+
+@functools.lru_cache(maxsize=128)
+def _one_shot_sql(n_rows: int, n_usage: int, checkpoint: bool) -> str:
+    """Move the head only where it is still the expected one (`h` yields no row otherwise, also
+    after waiting for another writer's lock), and insert only if it moved: all or nothing."""
+    parts = [
+        "WITH h AS (UPDATE audit_head SET seq = :s, hash = :h, sig = :g, checkpoint_seq = :cs, "
+        "checkpoint_time = :ct WHERE id = 1 AND seq = :os AND hash = :oh AND checkpoint_seq = :ocs RETURNING 1)",
+    ]
+    rows = ", ".join(
+        f"(:r{i}_seq::bigint, :r{i}_time::text, :r{i}_kind::text, :r{i}_request_id::text, :r{i}_team::text, "
+        f":r{i}_prev_hash::text, :r{i}_hash::text, :r{i}_body::text)" for i in range(n_rows))
+    parts.append(f"r AS (INSERT INTO audit_log (seq, time, kind, request_id, team, prev_hash, hash, body) "
+                 f"SELECT * FROM (VALUES {rows}) v WHERE EXISTS (SELECT 1 FROM h))")
+    if n_usage:
+        usage = ", ".join(
+            f"(:u{i}_day::text, :u{i}_team::text, :u{i}_deployment::text, :u{i}_requests::bigint, "
+            f":u{i}_prompt_tokens::bigint, :u{i}_completion_tokens::bigint, :u{i}_cost_nanos::bigint)"
+            for i in range(n_usage))
+        parts.append(f"u AS ({_USAGE_COLUMNS} SELECT * FROM (VALUES {usage}) v WHERE EXISTS (SELECT 1 FROM h) "
+                     f"{_USAGE_MERGE})")
+    if checkpoint:
+        parts.append("c AS (INSERT INTO audit_checkpoint (seq, kind, hash, time, sig) "
+                     "SELECT :c_s::bigint, 'checkpoint', :c_h::text, :c_t::text, :c_g::text "
+                     "WHERE EXISTS (SELECT 1 FROM h))")
+    return ", ".join(parts) + " SELECT count(*) FROM h"
 
 
 def _usage_dict(u: UsageDelta) -> dict[str, Any]:

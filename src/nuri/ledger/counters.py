@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from redis.exceptions import NoScriptError
-
 from nuri.ledger.db import Database, RawConn
+from nuri.ledger.resp import RedisLink, ReplyError
 
 WINDOW = 60
 Seed = Callable[[str, str], Awaitable[int]]   # (team, period) → nanos spent so far, from usage
@@ -283,23 +283,17 @@ return 1
 """
 
 _BUDGET_TTL = {"day": 3 * 86400, "month": 40 * 86400}
+_ADMIT_SHA = hashlib.sha1(_ADMIT.encode()).hexdigest()
+_SETTLE_SHA = hashlib.sha1(_SETTLE.encode()).hexdigest()
 
 
 class RedisCounters:
     """Exact across replicas: one Lua script checks every scope and the budget, then increments."""
 
     def __init__(self, url: str, prefix: str, seed: Seed) -> None:
-        import redis.asyncio as aioredis
-
         self.prefix = prefix
-        # a bounded pool that waits for a free connection: a backlog must queue, not open thousands
-        pool = aioredis.BlockingConnectionPool.from_url(url, decode_responses=True, max_connections=32, timeout=10)
-        self._pool = pool
-        self._redis: Any = aioredis.Redis(connection_pool=pool)
-        self._admit = self._redis.register_script(_ADMIT)
-        self._settle = self._redis.register_script(_SETTLE)
+        self._link = RedisLink(url)   # one pipelined connection: admission's round trip is the only wait
         self._seed = seed
-        self._settle_loaded = False
         self._pending: list[Settle] = []
         self._batch: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -316,11 +310,11 @@ class RedisCounters:
             argv += [-1 if sc.rpm is None else sc.rpm, -1 if sc.tpm is None else sc.tpm]
         keys.append(self._budget_key(ask.team, ask.period))
         for _ in range(3):
-            ok, limit, idx, retry, spent = await self._admit(keys=keys, args=argv)
+            ok, limit, idx, retry, spent = await self._script(_ADMIT, _ADMIT_SHA, keys, argv)
             if int(ok) == -1:
                 seeded = await self._seed(ask.team, ask.period)
                 ttl = _BUDGET_TTL.get(ask.period)
-                await self._redis.set(keys[-1], seeded, nx=True, ex=ttl)
+                await self._link.call("SET", keys[-1], seeded, "NX", *(("EX", ttl) if ttl else ()))
                 continue
             spent_n = None if int(spent) < 0 else int(spent)
             if int(ok) == 1:
@@ -341,22 +335,22 @@ class RedisCounters:
             self._flusher = asyncio.get_running_loop().create_task(self._flush())
         await asyncio.shield(batch)
 
+    async def _script(self, source: str, sha: str, keys: list[str], argv: list[Any]) -> Any:
+        """EVALSHA, loading the script once if Redis does not have it (first use, or a restart)."""
+        try:
+            return await self._link.call("EVALSHA", sha, len(keys), *keys, *argv)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        await self._link.call("SCRIPT", "LOAD", source)
+        return await self._link.call("EVALSHA", sha, len(keys), *keys, *argv)
+
     async def _flush(self) -> None:
         while self._pending:
             pending, batch = self._pending, self._batch
             self._pending, self._batch = [], None
             try:
-                for attempt in range(2):
-                    if not self._settle_loaded:
-                        await self._redis.script_load(_SETTLE)
-                        self._settle_loaded = True
-                    try:
-                        await self._send_settles(pending)
-                        break
-                    except NoScriptError:    # Redis restarted and lost its scripts
-                        self._settle_loaded = False
-                        if attempt:
-                            raise
+                await self._send_settles(pending)
             except Exception as exc:
                 if batch is not None and not batch.done():
                     batch.set_exception(exc)
@@ -365,17 +359,28 @@ class RedisCounters:
                 batch.set_result(None)
 
     async def _send_settles(self, pending: list[Settle]) -> None:
-        # plain EVALSHA in one pipeline: redis-py's Script objects would add a SCRIPT EXISTS per flush
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for s in pending:
-                keys = [f"{self.prefix}rl:tok:{n}" for n in s.scopes] + [self._budget_key(s.team, s.period)]
-                pipe.evalsha(self._settle.sha, len(keys), *keys, len(s.scopes), s.second, s.token_delta,
-                             s.cost_delta_nanos)
-            await pipe.execute()
+        """Every queued correction in one write; those Redis lacked the script for go again after
+        one SCRIPT LOAD."""
+        commands = []
+        for s in pending:
+            keys = [f"{self.prefix}rl:tok:{n}" for n in s.scopes] + [self._budget_key(s.team, s.period)]
+            commands.append(("EVALSHA", _SETTLE_SHA, len(keys), *keys, len(s.scopes), s.second, s.token_delta,
+                             s.cost_delta_nanos))
+        replies = await self._link.pipeline(commands)
+        retry = []
+        for command, reply in zip(commands, replies, strict=True):
+            if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
+                retry.append(command)
+            elif isinstance(reply, BaseException):
+                raise reply
+        if retry:
+            await self._link.call("SCRIPT", "LOAD", _SETTLE)
+            for reply in await self._link.pipeline(retry):
+                if isinstance(reply, BaseException):
+                    raise reply
 
     async def close(self) -> None:
         if self._flusher is not None:
             with contextlib.suppress(Exception):
                 await self._flusher
-        await self._redis.aclose()
-        await self._pool.disconnect()
+        await self._link.close()

@@ -13,6 +13,7 @@ import fcntl
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,6 +38,21 @@ def database_url(settings: LedgerSettings, data_dir: Path) -> str:
     if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
         url = url.set(drivername="postgresql+psycopg")
     return url.render_as_string(hide_password=False)
+
+
+def _enable_wal(cur: sqlite3.Cursor) -> None:
+    """Switch the file to WAL. SQLite answers "database is locked" at once, without waiting for
+    the busy timeout, when several processes open a new file and race to switch it together;
+    the switch is persistent, so retrying until one of them has done it is enough."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class Database:
@@ -72,7 +88,7 @@ class Database:
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
                 dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
                 cur = dbapi_conn.cursor()
-                cur.execute("PRAGMA journal_mode=WAL")
+                _enable_wal(cur)
                 cur.execute(f"PRAGMA synchronous={sync}")
                 cur.execute("PRAGMA busy_timeout=30000")
                 cur.execute("PRAGMA foreign_keys=ON")
@@ -352,10 +368,14 @@ class AsyncRawConn:
 
         url = make_url(db.url)
         dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        durable = db.sqlite_sync == "FULL"
+        options = [f"-c search_path={db.schema}"] if db.schema else []
+        if not durable:   # audit batches are their only writes; a one-statement batch has no SET LOCAL
+            options.append("-c synchronous_commit=off")
         kwargs: dict[str, Any] = {"autocommit": True}
-        if db.schema:
-            kwargs["options"] = f"-c search_path={db.schema}"
-        return cls(await psycopg.AsyncConnection.connect(dsn, **kwargs), durable=db.sqlite_sync == "FULL")
+        if options:
+            kwargs["options"] = " ".join(options)
+        return cls(await psycopg.AsyncConnection.connect(dsn, **kwargs), durable=durable)
 
     def _q(self, sql: str) -> str:
         out = self._sql.get(sql)

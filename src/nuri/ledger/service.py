@@ -310,9 +310,11 @@ class Ledger:
                             to_nanos(record.cost) - admission.reserved_nanos)
             if record.outcome != "ok" and not (record.prompt_tokens or record.completion_tokens):
                 settle.token_delta = -admission.estimated_tokens   # nothing was consumed
-        if settle is not None:
-            self._settle_later(settle)
-        await self.writer.append(pending, usage)
+        try:
+            await self.writer.append(pending, usage)
+        finally:
+            if settle is not None:   # after the commit: the correction's work stays off the record's path
+                self._settle_later(settle)
         metrics.observe(record)
 
     def _settle_later(self, settle: Settle) -> None:

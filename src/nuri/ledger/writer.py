@@ -31,6 +31,7 @@ class AuditWriter:
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nuri-audit-writer")
         self._task: asyncio.Task[None] | None = None
+        self._head: chain.Head | None = None   # what this writer committed last (PostgreSQL)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="nuri-audit-writer")
@@ -84,12 +85,15 @@ class AuditWriter:
                     fut.set_result(None)
 
     async def _commit_async(self, batch: list[_Item]) -> None:
-        """PostgreSQL: the batch's two round trips on the event loop, on a pooled connection."""
+        """PostgreSQL: on the event loop, on a pooled connection; one round trip while the head is
+        the one this writer left, two when another writer (a replica) moved it since."""
         items, usage = self._prepare(batch)
         s = self._settings
+        head, self._head = self._head, None   # after a failure the next batch reads the head afresh
         async with self._db.aconn() as conn:
-            await chain.append_async(conn, items, usage, self._keys, checkpoint_every=s.checkpoint_every,
-                                     checkpoint_seconds=s.checkpoint_seconds)
+            self._head = await chain.append_async(conn, items, usage, self._keys, head=head,
+                                                  checkpoint_every=s.checkpoint_every,
+                                                  checkpoint_seconds=s.checkpoint_seconds)
 
     def _commit(self, batch: list[_Item]) -> None:
         items, usage = self._prepare(batch)
