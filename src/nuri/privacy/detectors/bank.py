@@ -24,6 +24,8 @@ _PHONE_SHAPE = re.compile(r"0(?:1[016789]|2|[3-6]\d|70)[-\s]?\d{3,4}[-\s]?\d{4}"
 
 def detect(text: str) -> list[Hit]:
     hits: list[Hit] = []
+    if not _CTX.search(text):
+        return hits        # every account needs a bank word next to it: none in the text, none at all
     for m in _ACCOUNT.finditer(text):
         if m.start() and text[m.start() - 1] in "0123456789.-":
             continue

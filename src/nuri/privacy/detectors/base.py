@@ -48,10 +48,12 @@ def category(entity_type: str) -> PipaCategory:
 def keyword_pattern(words: Iterable[str], ignore_case: bool = False) -> str:
     """A trie-shaped regex alternation of `words`: one pass over the text tests every keyword at C
     speed, with far fewer backtracks than a flat `a|b|c` list. `ignore_case` folds case with
-    character classes, so the pattern needs no ``re.IGNORECASE``."""
+    character classes, so the pattern needs no ``re.IGNORECASE``; the first character is spelled
+    out in both cases instead, as the engine's fast scan needs every branch to start with a
+    plain character."""
     if ignore_case:
         words = {w.lower() for w in words}
-    return _trie(sorted(set(words)), ignore_case)
+    return _trie(sorted(set(words)), ignore_case, top=True)
 
 
 def _char(c: str, ignore_case: bool) -> str:
@@ -61,7 +63,7 @@ def _char(c: str, ignore_case: bool) -> str:
     return re.escape(c)
 
 
-def _trie(words: list[str], ignore_case: bool = False) -> str:
+def _trie(words: list[str], ignore_case: bool = False, top: bool = False) -> str:
     groups: dict[str, list[str]] = {}
     end = False
     for w in words:
@@ -69,7 +71,11 @@ def _trie(words: list[str], ignore_case: bool = False) -> str:
             end = True
         else:
             groups.setdefault(w[0], []).append(w[1:])
-    branches = [_char(c, ignore_case) + _trie(rest, ignore_case) for c, rest in sorted(groups.items())]
+    branches = []
+    for c, rest in sorted(groups.items()):
+        tail = _trie(rest, ignore_case)
+        firsts = {c, c.upper()} if top and ignore_case and len(c.upper()) == 1 else {c}
+        branches += [re.escape(f) + tail for f in sorted(firsts)] if top else [_char(c, ignore_case) + tail]
     if not branches:
         return ""
     body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"

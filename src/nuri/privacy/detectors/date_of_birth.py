@@ -24,7 +24,7 @@ _LABEL = (
     r"(?<![A-Za-z])(?:date of birth|birth\s?date|birthday|d\.?o\.?b\.?|born(?: on)?)(?![A-Za-z])"
 )
 _BORN_SUFFIX = re.compile(rf"(?<!\d)(?P<date>{_DATE})\s?생(?![가-힣])", re.IGNORECASE)   # 1981.06.17생
-_DOB = re.compile(rf"(?:{_LABEL})\s*(?:은|는|이|:|：|-|=)?\s*(?:[^\d]{{0,40}}?)(?<!\d)(?P<date>{_DATE})(?!\d)", re.IGNORECASE)
+_DOB = re.compile(rf"(?:{_LABEL})\s*(?:은|는|이|:|：|-|=)?\s*(?:[^\d]{{0,40}}?)(?=[\djfmasond])(?<!\d)(?P<date>{_DATE})(?!\d)", re.IGNORECASE)
 
 
 def _ymd(m: re.Match[str]) -> tuple[int, int, int] | None:
