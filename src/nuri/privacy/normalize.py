@@ -91,6 +91,29 @@ class Normalized:
         return self._char_start(start), self._char_end(end - 1)
 
 
+    def spans(self, pairs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """`span` for many spans sorted by start and not overlapping, in one walk over the map."""
+        if self.segments is None:
+            return pairs
+        segments, out, k = self.segments, [], 0
+
+        def char(i: int, edge: int) -> int:       # edge 0: where char i starts, 1: where it ends
+            nonlocal k
+            while segments[k].n_end <= i:
+                k += 1
+            seg = segments[k]
+            if seg.exact:
+                return seg.o_start + (i - seg.n_start) + edge
+            return seg.o_end if edge else seg.o_start
+
+        for start, end in pairs:
+            if end <= start or end > len(self.text):
+                out.append(self.span(start, end))
+            else:
+                out.append((char(start, 0), char(end - 1, 1)))
+        return out
+
+
 # Characters NFKC leaves alone (printable ASCII, Hangul syllables, CJK unified ideographs) are
 # copied in runs; everything else is normalised one cluster (base + combining marks) at a time.
 _COMBINING = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f\u1160-\u11ff\ud7b0-\ud7ff\u3099\u309a"

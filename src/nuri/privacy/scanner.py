@@ -187,11 +187,9 @@ class Scanner:
         return self._entities(text, normalize(text))
 
     def _entities(self, text: str, norm: Normalized) -> list[Entity]:
-        out: list[Entity] = []
-        for h in resolve(self._hits(norm.text)):
-            start, end = norm.span(h.start, h.end)
-            out.append(Entity(h.type, start, end, text[start:end], round(h.score, 3), h.evidence, category(h.type)))
-        return out
+        hits = resolve(self._hits(norm.text))
+        return [Entity(h.type, start, end, text[start:end], round(h.score, 3), h.evidence, category(h.type))
+                for h, (start, end) in zip(hits, norm.spans([(h.start, h.end) for h in hits]), strict=True)]
 
     def classify_text(self, text: str) -> Classification:
         """Entities plus whole-text signals (topics, N2SF grade, languages, domains) of one text."""

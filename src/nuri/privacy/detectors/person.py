@@ -147,8 +147,10 @@ _WEAK = (
     rf"(?:(?P<part>{keyword_pattern(PARTICLES)})(?![가-힣])"
     r"|(?P<bare>(?<![는을를의과와에은이가도])(?=[^가-힣]|$)))"
 )
-_KO = re.compile(rf"(?P<name>{_SUR_START}[{_GIVEN_CLASS}]{{1,2}}){_STRONG}")
-_KO_WEAK = re.compile(rf"(?P<name>{_SUR_START}[{_GIVEN_CLASS}]{{2}}){_WEAK}")
+# One scan for both kinds of evidence: at each surname the strong forms are tried first, and a
+# weak match `_korean` turns down (a two-syllable name on a particle) can hide no other name, as a
+# name never starts right after Hangul.
+_KO = re.compile(rf"(?P<name>{_SUR_START}[{_GIVEN_CLASS}]{{1,2}})(?:{_STRONG}|{_WEAK})")
 _KO2 = re.compile(rf"(?P<name>{keyword_pattern(SURNAMES_2)}[{_GIVEN_CLASS}]{{1,2}})(?:{_STRONG}|{_WEAK})")
 _NAME_AFTER_LABEL = re.compile(
     rf"(?:{keyword_pattern(SURNAMES_2)}|[{SURNAMES_1}])[{_GIVEN_CLASS}]{{1,2}}(?=(?:{keyword_pattern(PARTICLES)})?(?![가-힣]))"
@@ -262,11 +264,10 @@ class PersonDetector:
 
     def detect(self, text: str) -> list[Hit]:
         hits: list[Hit] = []
-        for rx in (_KO, _KO_WEAK):
-            for m in rx.finditer(text):
-                hit = self._korean(text, m, False)
-                if hit:
-                    hits.append(hit)
+        for m in _KO.finditer(text):
+            hit = self._korean(text, m, False)
+            if hit:
+                hits.append(hit)
         hits += self._labelled_names(text)
         for m in _KO2.finditer(text):      # starts with the surnames' first syllables: a fast scan
             hit = self._korean(text, m, True)
