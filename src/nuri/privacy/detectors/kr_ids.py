@@ -24,15 +24,22 @@ from nuri.privacy.detectors.base import (
 from nuri.privacy.types import Evidence
 
 _DASH = r"\s?[-‐‑–]?\s?"
-# YYMMDD-GNNNNNN; also the 6-7 shape of corporate registration numbers.
-# Patterns start with a plain character class (fast scan); the left boundary is checked in code.
-_SIX_SEVEN = re.compile(rf"(\d(?<!\d\d)\d{{5}})({_DASH})(\d{{7}})(?![\d])")
-_BRN = re.compile(r"(\d(?<!\d\d)\d{2})(\s?[-‐‑–]\s?|)(\d{2})\2(\d{5})(?![\d])")
 _PASSPORT_KR = re.compile(r"([MSROD])(\d{8}|\d{3}[A-Z]\d{4})(?![A-Za-z0-9])")
 _REGION_NAMES = "서울|부산|경기|강원|충북|충남|전북|전남|경북|경남|제주|대구|인천|광주|대전|울산"
-_LICENSE = re.compile(rf"([12](?<!\d[12])\d)()({SEP})(\d{{2}})({SEP})(\d{{6}})({SEP})(\d{{2}})(?![\d])")
-_LICENSE_REGION = re.compile(
-    rf"()({_REGION_NAMES})\s?({SEP})(\d{{2}})({SEP})(\d{{6}})({SEP})(\d{{2}})(?![\d])"
+_LICENSE_TAIL = rf"(?P<l_s1>{SEP})\d{{2}}(?P<l_s2>{SEP})\d{{6}}(?P<l_s3>{SEP})\d{{2}}(?![\d])"
+_LICENSE_REGION = re.compile(rf"(?P<l_name>{_REGION_NAMES})\s?{_LICENSE_TAIL}")
+# Every shape that starts with a digit, tried at every start of a digit run in one scan: the run's
+# first digit is consumed, and each shape is a lookahead from the next character that captures
+# the rest of it, so shapes that share a start (a 10-digit business number inside a licence
+# number) are all found. The left boundary ("-" before the run) is checked in code.
+#   ss:  YYMMDD-GNNNNNN, also the 6-7 shape of corporate registration numbers
+#   brn: NNN-NN-NNNNN business registration numbers
+#   lic: RR-NN-NNNNNN-NN driver licences (RR: a region code starting 1 or 2)
+_DIGIT_IDS = re.compile(
+    r"\d(?<!\d\d)"
+    rf"(?:(?=(?P<ss>(?P<ss1>\d{{5}})(?P<ss_dash>{_DASH})(?P<ss2>\d{{7}})(?![\d]))))?"
+    r"(?:(?=(?P<brn>(?P<b1>\d{2})(?P<b_sep>\s?[-‐‑–]\s?|)(?P<b2>\d{2})(?P=b_sep)(?P<b3>\d{5})(?![\d]))))?"
+    rf"(?:(?<=[12])(?=(?P<lic>\d{_LICENSE_TAIL})))?"
 )
 
 # A region name right before a digit: one trie pass decides whether the region form can match.
@@ -92,59 +99,47 @@ def _left_bad(text: str, start: int, extra: str = "") -> bool:
     return start > 0 and (text[start - 1].isdigit() or text[start - 1] in extra)
 
 
-def _six_seven(text: str) -> list[Hit]:
-    hits: list[Hit] = []
-    for m in _SIX_SEVEN.finditer(text):
-        if _left_bad(text, m.start(), "-"):
-            continue
-        d = m.group(1) + m.group(3)
-        dashed = bool(m.group(2).strip())
-        s, e = m.start(), m.end()
-        negative = before(text, s, NEGATIVE_CONTEXT, 16)
-        if near(text, s, e, _CRN_CTX, 20):
-            hits.append(Hit("KR_CRN", s, e, 0.95 if crn_checksum(d) else 0.6, Evidence.CONTEXT))
-            continue
-        if not birth_date_ok(d):
-            if crn_checksum(d) and dashed and not negative:
-                hits.append(Hit("KR_CRN", s, e, 0.8, Evidence.CHECKSUM))
-            continue
-        foreign = d[6] in "5678"
-        kind = "KR_FRN" if foreign else "KR_RRN"
-        check = frn_checksum(d) if foreign else rrn_checksum(d)
-        ctx = near(text, s, e, _FRN_CTX if foreign else _RRN_CTX, 24) or (
-            foreign and near(text, s, e, _RRN_CTX, 24))
-        if not ctx and ((negative and not (check and dashed)) or (not dashed and ean13(d))):
-            continue
-        if not ctx and not check and crn_checksum(d):
-            # Fits both a post-2020 RRN and a corporate number: report the one that must be
-            # protected more (a unique identifier), at a score that says it is uncertain.
-            hits.append(Hit(kind, s, e, 0.6 if dashed else 0.5, Evidence.PATTERN))
-            continue
-        score = 0.7 if dashed else 0.55
-        evidence = Evidence.PATTERN
-        if check:
-            score, evidence = score + 0.25, Evidence.CHECKSUM
-        if ctx:
-            score, evidence = score + 0.2, Evidence.CONTEXT
-        hits.append(Hit(kind, s, e, min(score, 0.99), evidence))
-    return hits
+def _six_seven(text: str, m: re.Match[str]) -> Hit | None:
+    s, e = m.start(), m.end("ss")
+    d = text[s] + m.group("ss1") + m.group("ss2")
+    dashed = bool(m.group("ss_dash").strip())
+    negative = before(text, s, NEGATIVE_CONTEXT, 16)
+    if near(text, s, e, _CRN_CTX, 20):
+        return Hit("KR_CRN", s, e, 0.95 if crn_checksum(d) else 0.6, Evidence.CONTEXT)
+    if not birth_date_ok(d):
+        if crn_checksum(d) and dashed and not negative:
+            return Hit("KR_CRN", s, e, 0.8, Evidence.CHECKSUM)
+        return None
+    foreign = d[6] in "5678"
+    kind = "KR_FRN" if foreign else "KR_RRN"
+    check = frn_checksum(d) if foreign else rrn_checksum(d)
+    ctx = near(text, s, e, _FRN_CTX if foreign else _RRN_CTX, 24) or (
+        foreign and near(text, s, e, _RRN_CTX, 24))
+    if not ctx and ((negative and not (check and dashed)) or (not dashed and ean13(d))):
+        return None
+    if not ctx and not check and crn_checksum(d):
+        # Fits both a post-2020 RRN and a corporate number: report the one that must be
+        # protected more (a unique identifier), at a score that says it is uncertain.
+        return Hit(kind, s, e, 0.6 if dashed else 0.5, Evidence.PATTERN)
+    score = 0.7 if dashed else 0.55
+    evidence = Evidence.PATTERN
+    if check:
+        score, evidence = score + 0.25, Evidence.CHECKSUM
+    if ctx:
+        score, evidence = score + 0.2, Evidence.CONTEXT
+    return Hit(kind, s, e, min(score, 0.99), evidence)
 
 
-def _brn(text: str) -> list[Hit]:
-    hits: list[Hit] = []
-    for m in _BRN.finditer(text):
-        if _left_bad(text, m.start(), "-"):
-            continue
-        d = m.group(1) + m.group(3) + m.group(4)
-        if not brn_checksum(d):
-            continue
-        dashed = bool(m.group(2))
-        ctx = near(text, m.start(), m.end(), _BRN_CTX, 20)
-        if ctx:
-            hits.append(Hit("KR_BRN", m.start(), m.end(), 0.95, Evidence.CONTEXT))
-        elif dashed and not before(text, m.start(), NEGATIVE_CONTEXT, 16):
-            hits.append(Hit("KR_BRN", m.start(), m.end(), 0.8, Evidence.CHECKSUM))
-    return hits
+def _brn(text: str, m: re.Match[str]) -> Hit | None:
+    s, e = m.start(), m.end("brn")
+    d = text[s] + m.group("b1") + m.group("b2") + m.group("b3")
+    if not brn_checksum(d):
+        return None
+    if near(text, s, e, _BRN_CTX, 20):
+        return Hit("KR_BRN", s, e, 0.95, Evidence.CONTEXT)
+    if m.group("b_sep") and not before(text, s, NEGATIVE_CONTEXT, 16):
+        return Hit("KR_BRN", s, e, 0.8, Evidence.CHECKSUM)
+    return None
 
 
 def _passport(text: str) -> list[Hit]:
@@ -161,26 +156,33 @@ def _passport(text: str) -> list[Hit]:
     return hits
 
 
-def _license(text: str) -> list[Hit]:
-    hits: list[Hit] = []
-    matches = list(_LICENSE.finditer(text))
-    if _REGION_HINT.search(text):
-        matches += _LICENSE_REGION.finditer(text)
-    for m in matches:
-        if _left_bad(text, m.start(), "-"):
-            continue
-        region = m.group(1)
-        if region and not ("11" <= region <= "26" or region == "28"):
-            continue
-        seps = [m.group(3), m.group(5), m.group(7)]
-        dashed = sum(1 for x in seps if x.strip()) >= 2
-        ctx = near(text, m.start(), m.end(), _LICENSE_CTX, 24)
-        if ctx:
-            hits.append(Hit("KR_DRIVER_LICENSE", m.start(), m.end(), 0.95, Evidence.CONTEXT))
-        elif (dashed or m.group(2)) and not before(text, m.start(), NEGATIVE_CONTEXT, 16):
-            hits.append(Hit("KR_DRIVER_LICENSE", m.start(), m.end(), 0.7, Evidence.PATTERN))
-    return hits
+def _license(text: str, m: re.Match[str], end: int, region: str | None) -> Hit | None:
+    """Both forms: a two-digit region code first (`region`), or a region name (`region` None)."""
+    if region is not None and not ("11" <= region <= "26" or region == "28"):
+        return None
+    s = m.start()
+    seps = [m.group("l_s1"), m.group("l_s2"), m.group("l_s3")]
+    dashed = sum(1 for x in seps if x.strip()) >= 2
+    if near(text, s, end, _LICENSE_CTX, 24):
+        return Hit("KR_DRIVER_LICENSE", s, end, 0.95, Evidence.CONTEXT)
+    if (dashed or region is None) and not before(text, s, NEGATIVE_CONTEXT, 16):
+        return Hit("KR_DRIVER_LICENSE", s, end, 0.7, Evidence.PATTERN)
+    return None
 
 
 def detect(text: str) -> list[Hit]:
-    return _six_seven(text) + _brn(text) + _passport(text) + _license(text)
+    hits: list[Hit | None] = []
+    for m in _DIGIT_IDS.finditer(text):
+        if m.lastindex is None or _left_bad(text, m.start(), "-"):
+            continue
+        if m.group("ss") is not None:
+            hits.append(_six_seven(text, m))
+        if m.group("brn") is not None:
+            hits.append(_brn(text, m))
+        if m.group("lic") is not None:
+            hits.append(_license(text, m, m.end("lic"), text[m.start():m.start() + 2]))
+    if _REGION_HINT.search(text):
+        for m in _LICENSE_REGION.finditer(text):
+            if not _left_bad(text, m.start(), "-"):
+                hits.append(_license(text, m, m.end(), None))
+    return [h for h in hits if h is not None] + _passport(text)
