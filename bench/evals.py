@@ -130,7 +130,8 @@ def main() -> None:
     console.print(table)
     console.print(f"target met: {result['meets_target']}  (median ratio "
                   f"{statistics.median(lv['ratio_to_ideal'] for lv in result['levels']):.3f})")
-    console.print(f"wrote {write_result('evals', result)}")
+    name = "evals" if args.latency_ms == 50 else f"evals_{args.latency_ms:g}ms"   # one file per latency
+    console.print(f"wrote {write_result(name, result)}")
 
 
 if __name__ == "__main__":
