@@ -9,7 +9,8 @@ timeouts, dropped connections), so fallback logic never has to look at HTTP deta
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import orjson
@@ -67,15 +68,9 @@ class OpenAICompatibleProvider(Provider):
     async def _post(self, path: str, body: Body) -> Body:
         await self.start()
         assert self._pool is not None
-        try:
+        with self._transport_errors(lambda exc: f"connection failed: {type(exc).__name__}"):
             resp = await self._pool.request("POST", path, self._prepare(body))
             raw = await resp.read()   # releases the connection, or closes it on failure
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"deployment {self.deployment.id} timed out") from exc
-        except ConnectionError as exc:
-            raise UpstreamError(
-                f"deployment {self.deployment.id} connection failed: {type(exc).__name__}", retryable=True
-            ) from exc
         if resp.status >= 400:
             raise self._status_error(resp.status, raw, resp.headers.get("Retry-After"))
         try:
@@ -87,6 +82,16 @@ class OpenAICompatibleProvider(Provider):
         if not isinstance(data, dict):
             raise UpstreamError(f"deployment {self.deployment.id} returned a non-object reply", retryable=True)
         return data
+
+    @contextlib.contextmanager
+    def _transport_errors(self, what: Callable[[ConnectionError], str]) -> Iterator[None]:
+        """Timeouts and connection failures inside the block as the retryable errors routing knows."""
+        try:
+            yield
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"deployment {self.deployment.id} timed out") from exc
+        except ConnectionError as exc:
+            raise UpstreamError(f"deployment {self.deployment.id} {what(exc)}", retryable=True) from exc
 
     def _status_error(self, status: int, raw: bytes, retry_after: str | None = None) -> UpstreamError:
         retryable = status >= 500 or status in (408, 429)
@@ -106,30 +111,25 @@ class OpenAICompatibleProvider(Provider):
         resp: Response | None = None
         linger = 0.0
         try:
-            resp = await self._pool.request("POST", path, self._prepare(body))
-            if resp.status >= 400:
-                raise self._status_error(resp.status, await resp.read(), resp.headers.get("Retry-After"))
-            async for data in iter_sse_data(resp):
-                if data.strip() == b"[DONE]":
-                    linger = _DONE_LINGER
-                    return
-                try:
-                    event = orjson.loads(data)
-                except orjson.JSONDecodeError as exc:
-                    raise UpstreamError(
-                        f"deployment {self.deployment.id} sent a malformed stream event", retryable=True
-                    ) from exc
-                if isinstance(event, dict) and "error" in event and "choices" not in event:
-                    raise UpstreamError(
-                        f"deployment {self.deployment.id} failed mid-stream: "
-                        f"{_error_message(502, data)}", retryable=True)
-                yield event
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"deployment {self.deployment.id} timed out") from exc
-        except ConnectionError as exc:
-            raise UpstreamError(
-                f"deployment {self.deployment.id} dropped the connection mid-stream", retryable=True
-            ) from exc
+            with self._transport_errors(lambda _exc: "dropped the connection mid-stream"):
+                resp = await self._pool.request("POST", path, self._prepare(body))
+                if resp.status >= 400:
+                    raise self._status_error(resp.status, await resp.read(), resp.headers.get("Retry-After"))
+                async for data in iter_sse_data(resp):
+                    if data.strip() == b"[DONE]":
+                        linger = _DONE_LINGER
+                        return
+                    try:
+                        event = orjson.loads(data)
+                    except orjson.JSONDecodeError as exc:
+                        raise UpstreamError(
+                            f"deployment {self.deployment.id} sent a malformed stream event", retryable=True
+                        ) from exc
+                    if isinstance(event, dict) and "error" in event and "choices" not in event:
+                        raise UpstreamError(
+                            f"deployment {self.deployment.id} failed mid-stream: "
+                            f"{_error_message(502, data)}", retryable=True)
+                    yield event
         finally:
             # Leaving early (client gone, bad event) closes the connection rather than pooling it
             # with unread bytes; closing is also how the upstream learns to stop generating.
