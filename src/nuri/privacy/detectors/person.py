@@ -223,8 +223,10 @@ class PersonDetector:
         title = m.group(kind) if kind in ("title", "title_b") else None
         if name in HISTORICAL and title not in _PERSONAL_TITLES:
             return None
-        if len(name) == s_len + 1 and name[-1] == "모":      # 김모 씨: the surname alone
-            return Hit("PERSON", start, start + s_len, 0.6, Evidence.CONTEXT)
+        if len(name) == s_len + 1 and name[-1] == "모":      # 김모 씨, 김모(48)씨: the surname alone
+            if kind in ("title", "title_b", "age") or (kind == "bare" and text.startswith("(", end)):
+                return Hit("PERSON", start, start + s_len, 0.6, Evidence.CONTEXT)
+            return None                                       # 추모, 부모님께: a word, not a name
         three = len(name) >= s_len + 2
         if title:
             if not three and title not in _PERSONAL_TITLES:
