@@ -14,6 +14,10 @@ from typing import NamedTuple
 
 from nuri.privacy.types import Evidence, PipaCategory
 
+# The first digit of a run of digits. Shapes that start there are written as lookaheads right
+# after it (`SHAPE`s), so that one scan can try several of them at every run start.
+RUN_START = r"\d(?<!\d\d)"
+
 # Digit-group separator: hyphen, en dash, dot, space (at most one, optionally spaced around).
 SEP = r"(?:\s?[-‐‑–.]\s?|\s)?"
 

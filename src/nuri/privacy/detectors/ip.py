@@ -6,11 +6,13 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from nuri.privacy.detectors.base import Hit, before, keywords
+from nuri.privacy.detectors.base import RUN_START, Hit, before, keywords
 from nuri.privacy.types import Evidence
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_V4 = re.compile(r"\d(?<![\d.]\d)\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\d]|\.\d)")
+# After a run's first digit (see RUN_START), not right after a dot: the rest of four octets.
+V4_SHAPE = r"(?<![\d.]\d)(?=(?P<ipv4>\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?![\d]|\.\d)))"
+_V4 = re.compile(RUN_START + V4_SHAPE)
 _V4_EXACT = re.compile(rf"(?:{_OCTET}\.){{3}}{_OCTET}")
 _V6 = re.compile(r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![0-9A-Fa-f:])")
 # Two hex groups joined by colons: colons after Hangul labels ("고객: …") never start an address.
@@ -20,16 +22,19 @@ _VERSION_KO = keywords(["버전"])
 _IP_WORD = re.compile(r"(?<![A-Za-z])ip(?![A-Za-z])|아이피|서버|server|host", re.IGNORECASE)
 
 
+def hit_v4(text: str, m: re.Match[str]) -> Hit | None:
+    """The V4_SHAPE matched in `m` as an address, unless it reads as a version number."""
+    start, end = m.start(), m.end("ipv4")
+    if (start and text[start - 1] in "0123456789.") or not _V4_EXACT.fullmatch(text, start, end):
+        return None
+    versionish = before(text, start, _VERSION, 9) or before(text, start, _VERSION_KO, 6)
+    if versionish and not before(text, start, _IP_WORD, 12):
+        return None
+    return Hit("IP_ADDRESS", start, end, 0.85, Evidence.PATTERN)
+
+
 def detect(text: str) -> list[Hit]:
-    hits: list[Hit] = []
-    for m in _V4.finditer(text):
-        if (m.start() and text[m.start() - 1] in "0123456789.") or not _V4_EXACT.fullmatch(m.group(0)):
-            continue
-        versionish = before(text, m.start(), _VERSION, 9) or before(text, m.start(), _VERSION_KO, 6)
-        if versionish and not before(text, m.start(), _IP_WORD, 12):
-            continue
-        hits.append(Hit("IP_ADDRESS", m.start(), m.end(), 0.85, Evidence.PATTERN))
-    return hits
+    return [h for m in _V4.finditer(text) if (h := hit_v4(text, m)) is not None]
 
 
 _HEX = frozenset("0123456789abcdefABCDEF")

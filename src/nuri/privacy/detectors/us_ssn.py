@@ -5,24 +5,30 @@ from __future__ import annotations
 
 import re
 
-from nuri.privacy.detectors.base import Hit, keywords, near
+from nuri.privacy.detectors.base import RUN_START, Hit, keywords, near
 from nuri.privacy.types import Evidence
 
-_SSN = re.compile(r"(\d(?<!\d\d)\d{2})([-‐‑– ]?)(\d{2})\2(\d{4})(?![\d\-])")
+# After a run's first digit (see RUN_START): the rest of the area, group and serial.
+SHAPE = (r"(?=(?P<ssn>(?P<ssn_area>\d{2})(?P<ssn_sep>[-‐‑– ]?)(?P<ssn_group>\d{2})(?P=ssn_sep)"
+         r"(?P<ssn_serial>\d{4})(?![\d\-])))")
+_SSN = re.compile(RUN_START + SHAPE)
 _CTX = keywords(["ssn", "social security", "social sec", "사회보장번호", "taxpayer", "itin"])
 
 
+def hit(text: str, m: re.Match[str]) -> Hit | None:
+    """The SHAPE matched in `m` as a Social Security number, or None."""
+    start, end = m.start(), m.end("ssn")
+    if start and text[start - 1] in "0123456789-":
+        return None
+    area, group, serial = text[start] + m.group("ssn_area"), m.group("ssn_group"), m.group("ssn_serial")
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return None
+    if near(text, start, end, _CTX, 24):
+        return Hit("US_SSN", start, end, 0.95, Evidence.CONTEXT)
+    if m.group("ssn_sep") == "-":
+        return Hit("US_SSN", start, end, 0.6, Evidence.PATTERN)
+    return None
+
+
 def detect(text: str) -> list[Hit]:
-    hits: list[Hit] = []
-    for m in _SSN.finditer(text):
-        if m.start() and text[m.start() - 1] in "0123456789-":
-            continue
-        area, group, serial = m.group(1), m.group(3), m.group(4)
-        if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
-            continue
-        ctx = near(text, m.start(), m.end(), _CTX, 24)
-        if ctx:
-            hits.append(Hit("US_SSN", m.start(), m.end(), 0.95, Evidence.CONTEXT))
-        elif m.group(2) == "-":
-            hits.append(Hit("US_SSN", m.start(), m.end(), 0.6, Evidence.PATTERN))
-    return hits
+    return [h for m in _SSN.finditer(text) if (h := hit(text, m)) is not None]
