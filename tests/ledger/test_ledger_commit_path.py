@@ -206,6 +206,27 @@ async def test_link_fails_pending_calls_when_unreachable() -> None:
     await link.close()
 
 
+async def test_link_gives_up_on_a_redis_that_never_answers() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1 << 16)       # takes the command, never replies
+        await reader.read()              # until the link hangs up
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    link = RedisLink(f"redis://127.0.0.1:{port}/0", reply_timeout=0.2)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(ConnectionError, match="did not answer"):
+            await link.call("PING")
+        assert loop.time() - started < 2
+    finally:
+        await link.close()
+        server.close()
+        await server.wait_closed()
+
+
 def test_commands_are_resp_arrays_of_bulk_strings() -> None:
     assert encode(("SET", "k", 12, "값")) == b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n12\r\n$3\r\n\xea\xb0\x92\r\n"
 

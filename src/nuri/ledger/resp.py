@@ -15,6 +15,7 @@ import asyncio
 import logging
 import ssl
 from collections import deque
+from collections.abc import Awaitable
 from typing import Any
 
 import hiredis
@@ -23,6 +24,7 @@ from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, 
 log = logging.getLogger("nuri.ledger")
 
 CONNECT_TIMEOUT = 10.0
+REPLY_TIMEOUT = 5.0     # a Redis that accepts commands but does not answer must not hold requests
 _USED = {"host", "port", "path", "db", "username", "password", "connection_class"}
 _SSL = {"ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_check_hostname"}
 
@@ -85,7 +87,8 @@ class _Protocol(asyncio.Protocol):
 class RedisLink:
     """`call` and `pipeline` over one shared connection to the server named by a redis:// URL."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, reply_timeout: float = REPLY_TIMEOUT) -> None:
+        self._reply_timeout = reply_timeout
         opts = parse_url(url)
         unknown_tls = sorted(k for k in opts if k.startswith("ssl") and k not in _SSL)
         if unknown_tls:   # never connect with weaker TLS than the URL asked for
@@ -105,16 +108,27 @@ class RedisLink:
         self._connecting = asyncio.Lock()
 
     async def call(self, *args: Any) -> Any:
-        """One command; raises ReplyError for an error reply, ConnectionError if Redis is unreachable."""
+        """One command; raises ReplyError for an error reply, ConnectionError if Redis is unreachable
+        or does not answer within the reply timeout."""
         proto = await self._connected()
         fut = self._send(proto, [args])[0]
-        return await fut
+        return await self._answer(proto, fut)
 
     async def pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Several commands in one write; each reply, or the ReplyError it got, in order."""
         proto = await self._connected()
         futs = self._send(proto, commands)
-        return list(await asyncio.gather(*futs, return_exceptions=True))
+        return list(await self._answer(proto, asyncio.gather(*futs, return_exceptions=True)))
+
+    async def _answer(self, proto: _Protocol, fut: Awaitable[Any]) -> Any:
+        try:
+            return await asyncio.wait_for(fut, self._reply_timeout)
+        except TimeoutError:
+            # Replies are matched to commands by order, so a late one cannot be told apart from
+            # the next: drop the connection (failing whatever else waits on it) and start afresh.
+            if proto.transport is not None:
+                proto.transport.close()
+            raise ConnectionError(f"Redis did not answer within {self._reply_timeout:g}s") from None
 
     async def close(self) -> None:
         proto, self._proto = self._proto, None
