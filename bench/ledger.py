@@ -3,8 +3,9 @@
 Same run, same upstream, same load: 200 requests/s (open loop) of a 1 KB Korean chat request,
 with policy off so only the ledger differs. With the ledger on, every request carries a team key
 with rpm, tpm and budget limits, so authentication, admission (counters), settlement and the
-durable audit append (group commit) all run. Overhead = gateway p50/p99 − direct p50/p99,
-measured against the upstream directly right before each mode. Ratio = mode / ledger-off.
+durable audit append (group commit) all run. Every mode's gateway runs at once; at 200 req/s the
+upstream called directly and each gateway take turns in ten rounds, latencies pooled per target.
+Overhead = gateway p50/p99 − direct p50/p99. Ratio = mode / ledger-off.
 
     .venv/bin/python bench/ledger.py [--quick] [--seconds S] [--modes off,sqlite,postgres_redis]
 
@@ -21,7 +22,7 @@ import os
 import secrets
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from common import (
     gateway_process,
     korean_prompt,
     make_sender,
-    open_loop,
+    open_loop_interleaved,
     pin_self,
     upstream_process,
     write_result,
@@ -90,28 +91,9 @@ async def create_key(settings: dict[str, Any], data_dir: Path) -> str:
         await led.close()
 
 
-async def measure(url: str, headers: dict[str, str], seconds: float, n1: int) -> dict[str, Any]:
-    body = chat_body(korean_prompt(1.0))
-    samples: list[str] = []
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
-        raw_send = make_sender(session, url + "/chat/completions", body, headers)
-
-        async def send() -> None:
-            try:
-                await raw_send()
-            except Exception as exc:
-                if len(samples) < 5:
-                    samples.append(f"{type(exc).__name__}: {str(exc)[:160]}")
-                raise
-
-        await closed_loop(send, 4, 200)                     # warm-up
-        out = {"c1": await closed_loop(send, 1, n1), "rate200": await open_loop(send, 200, seconds)}
-    out["error_samples"] = samples
-    return out
-
-
-async def run_mode(mode: str, upstream: str, seconds: float, n1: int) -> dict[str, Any]:
-    direct = await measure(upstream, {}, seconds, n1)
+@contextlib.asynccontextmanager
+async def gateway_for(mode: str, upstream: str) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """A gateway with this mode's ledger in front of `upstream`: (base URL, request headers)."""
     with ledger_settings(mode) as ledger, tempfile.TemporaryDirectory(prefix="nuri-bench-ledger-") as tmp:
         data_dir = Path(tmp) / "data"
         config = {
@@ -127,14 +109,51 @@ async def run_mode(mode: str, upstream: str, seconds: float, n1: int) -> dict[st
             os.environ.update(ENV)
             headers["Authorization"] = "Bearer " + await create_key(ledger, data_dir)
         with gateway_process(config, cpu=GATEWAY_CPU, env=ENV, data_dir=data_dir) as gw:
-            via = await measure(gw, headers, seconds, n1)
-    added = {
-        "c1_p50": via["c1"]["p50"] - direct["c1"]["p50"], "c1_p99": via["c1"]["p99"] - direct["c1"]["p99"],
-        "rate200_p50": via["rate200"]["p50"] - direct["rate200"]["p50"],
-        "rate200_p99": via["rate200"]["p99"] - direct["rate200"]["p99"],
-    }
-    return {"direct": direct, "gateway": via, "added_ms": added,
-            "errors": via["c1"]["errors"] + via["rate200"]["errors"]}
+            yield gw, headers
+
+
+def error_sampling(send: Callable[[], Awaitable[None]], samples: list[str]) -> Callable[[], Awaitable[None]]:
+    async def sampled() -> None:
+        try:
+            await send()
+        except Exception as exc:
+            if len(samples) < 5:
+                samples.append(f"{type(exc).__name__}: {str(exc)[:160]}")
+            raise
+    return sampled
+
+
+async def run_modes(modes: list[str], upstream: str, seconds: float, n1: int) -> dict[str, Any]:
+    """Every mode's gateway at once beside the direct upstream. At 200 req/s the targets take turns
+    in ten rounds, latencies pooled per target, so each mode and the baseline see the same
+    machine; on a shared virtual machine one long run per mode compares different moments."""
+    body = chat_body(korean_prompt(1.0))
+    async with contextlib.AsyncExitStack() as stack:
+        targets: dict[str, tuple[str, dict[str, str]]] = {"direct": (upstream, {})}
+        for mode in modes:
+            targets[mode] = await stack.enter_async_context(gateway_for(mode, upstream))
+        session = await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)))
+        samples: dict[str, list[str]] = {name: [] for name in targets}
+        sends = {name: error_sampling(make_sender(session, url + "/chat/completions", body, headers), samples[name])
+                 for name, (url, headers) in targets.items()}
+        c1: dict[str, Any] = {}
+        for name, send in sends.items():
+            console.print(f"[bold]{name}[/bold] …")
+            await closed_loop(send, 4, 200)                     # warm-up
+            c1[name] = await closed_loop(send, 1, n1)
+        rate200 = await open_loop_interleaved(sends, 200, seconds * len(sends), rounds=10)
+    direct = {"c1": c1["direct"], "rate200": rate200["direct"]}
+    out: dict[str, Any] = {}
+    for mode in modes:
+        via = {"c1": c1[mode], "rate200": rate200[mode], "error_samples": samples[mode]}
+        added = {
+            "c1_p50": via["c1"]["p50"] - direct["c1"]["p50"], "c1_p99": via["c1"]["p99"] - direct["c1"]["p99"],
+            "rate200_p50": via["rate200"]["p50"] - direct["rate200"]["p50"],
+            "rate200_p99": via["rate200"]["p99"] - direct["rate200"]["p99"],
+        }
+        out[mode] = {"direct": direct, "gateway": via, "added_ms": added,
+                     "errors": via["c1"]["errors"] + via["rate200"]["errors"]}
+    return out
 
 
 async def measure_calls(mode: str, n: int) -> dict[str, Any]:
@@ -181,9 +200,7 @@ async def main_async(modes: list[str], seconds: float, n1: int) -> dict[str, Any
         if mode != "off":
             out["calls"][mode] = await measure_calls(mode, 200)
     with upstream_process(cpu=1) as upstream:
-        for mode in modes:
-            console.print(f"[bold]{mode}[/bold] …")
-            out["modes"][mode] = await run_mode(mode, upstream, seconds, n1)
+        out["modes"] = await run_modes(modes, upstream, seconds, n1)
     base = out["modes"].get("off")
     if base:
         out["ratio_vs_off"] = {}
