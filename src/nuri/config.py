@@ -96,20 +96,32 @@ class LedgerSettings(BaseModel):
     durability: str = Field(
         "fsync",
         pattern=r"^(fsync|process)$",
-        description="fsync: an audit record is on disk before the request is acknowledged; process: it "
-        "survives a gateway crash but not a database-host crash (SQLite synchronous=NORMAL, PostgreSQL "
-        "synchronous_commit=off for audit commits)",
+        description="fsync: an audit record is in the database and on disk before the request is "
+        "acknowledged; process: it survives a gateway crash (kill -9) but not a power loss of the host "
+        "holding it (SQLite: synchronous=NORMAL, committed on the event loop; PostgreSQL: written to this "
+        "replica's local audit spool before the answer and shipped to PostgreSQL in the background; a "
+        "restarted replica ships what its spool still holds)",
     )
+    spool_dir: str | None = Field(
+        None, description="PostgreSQL with durability process: where audit spools live; default: "
+        "<data dir>/audit-spool (give each replica persistent storage)")
     budget_period: str = Field("month", pattern=r"^(day|month|total)$")
     budget_warning_ratio: float = Field(0.8, gt=0, le=1, description="spend share that sets the warning flag")
     checkpoint_every: int = Field(1000, ge=1, description="records between signed checkpoints")
     checkpoint_seconds: float = Field(60.0, gt=0, description="longest time between signed checkpoints")
     retention_days: int | None = Field(None, ge=1, description="`nuri audit prune` drops older records")
     batch_max: int = Field(512, ge=1, description="most audit records in one group commit")
-    auth_cache_seconds: float = Field(
-        0.0, ge=0, le=5,
-        description="reuse a key lookup this long; 0 (default): every request reads the key, so a "
-        "revocation holds from the next request on every replica",
+    key_cache_lease_seconds: float = Field(
+        0.25, ge=0, le=5,
+        description="how long a replica may trust its cached key rows without confirming the key epoch "
+        "with the database; 0 turns the cache off (every request reads its key). Revoking a key waits this "
+        "long plus one poll before it returns, so a revocation holds from the next request on every replica",
+    )
+    key_poll_seconds: float = Field(0.05, gt=0, le=1, description="how often each replica reads the key epoch")
+    counter_lease_share: float = Field(
+        0.01, ge=0, le=0.5,
+        description="Redis counters: the largest share of a limit one replica may lease at once, so that "
+        "admissions within the lease need no round trip; 0 turns leasing off (one round trip per admission)",
     )
 
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import time
 
 import pytest
 from sqlalchemy import text
 
-from nuri.errors import Unauthorized
+from nuri.errors import ServiceUnavailable, Unauthorized
 from nuri.ledger import Ledger
+from nuri.ledger import keys
+from nuri.ledger.keycache import revocation_wait
 from nuri.ledger.keys import split_key
 from nuri.principal import ANONYMOUS
 
@@ -105,21 +109,96 @@ async def test_revocation_is_effective_on_the_next_request_on_every_replica(stor
     assert kinds == ["key_created", "key_revoked"]     # admin events are audited (kind "admin")
 
 
-async def test_brief_auth_cache_bounds_revocation_delay(store) -> None:  # type: ignore[no-untyped-def]
-    import asyncio
-
-    a = await store.open(auth_cache_seconds=0.3)
+async def test_revoke_waits_out_the_cache_lease_so_cached_keys_are_refused_next(store) -> None:  # type: ignore[no-untyped-def]
+    a = await store.open()           # replicas keep their key rows cached (the default lease)
     b = await store.open()
     try:
         new = await b.create_key("cached")
         assert (await a.authenticate(f"Bearer {new.key}")).team == "cached"
+        assert a._keys.row(new.key_id) is not None                     # a now answers from its cache
+        started = time.monotonic()
         await b.revoke_key(new.key_id)
-        assert (await a.authenticate(f"Bearer {new.key}")).team == "cached"   # still inside the window
-        with pytest.raises(Unauthorized):
-            await a.authenticate(f"Bearer {new.key}x")                          # wrong secret: never cached
-        await asyncio.sleep(0.35)
+        assert time.monotonic() - started >= a.settings.key_cache_lease_seconds   # revoke waits out the lease
         with pytest.raises(Unauthorized, match="revoked"):
             await a.authenticate(f"Bearer {new.key}")
+        with pytest.raises(Unauthorized, match="revoked"):
+            await b.authenticate(f"Bearer {new.key}")
     finally:
         await a.close()
         await b.close()
+
+
+async def test_cached_keys_need_no_database_read(store, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    cached = await store.open()
+    uncached = await store.open(key_cache_lease_seconds=0)
+    try:
+        new = await cached.create_key("hot")
+        reads = {"cached": 0, "uncached": 0}
+        for name, led in (("cached", cached), ("uncached", uncached)):
+            query = led._query
+
+            async def counting(fn, afn, _name=name, _query=query):  # type: ignore[no-untyped-def]
+                if fn is not keys.epoch:            # the background epoch poll is not a request's read
+                    reads[_name] += 1
+                return await _query(fn, afn)
+
+            monkeypatch.setattr(led, "_query", counting)
+        for _ in range(20):
+            assert (await cached.authenticate(f"Bearer {new.key}")).team == "hot"
+            assert (await uncached.authenticate(f"Bearer {new.key}")).team == "hot"
+        assert reads["cached"] <= 2 and reads["uncached"] == 20
+        with pytest.raises(Unauthorized):      # a wrong secret for a cached key id is still refused
+            await cached.authenticate(f"Bearer {new.key}x")
+    finally:
+        await cached.close()
+        await uncached.close()
+
+
+async def test_a_change_made_directly_in_sql_reaches_the_cache(store) -> None:  # type: ignore[no-untyped-def]
+    led = await store.open()
+    try:
+        new = await led.create_key("manual", rpm=5)
+        assert (await led.authenticate(f"Bearer {new.key}")).rpm == 5
+        await led.db.run(lambda c: c.execute(text("UPDATE api_keys SET rpm = 9 WHERE key_id = :k"),
+                                             {"k": new.key_id}), write=True)
+        await asyncio.sleep(revocation_wait(led.settings.key_cache_lease_seconds))
+        assert (await led.authenticate(f"Bearer {new.key}")).rpm == 9
+        await led.db.run(lambda c: c.execute(text("UPDATE api_keys SET revoked_at = 'now' WHERE key_id = :k"),
+                                             {"k": new.key_id}), write=True)
+        await asyncio.sleep(revocation_wait(led.settings.key_cache_lease_seconds))
+        with pytest.raises(Unauthorized, match="revoked"):
+            await led.authenticate(f"Bearer {new.key}")
+    finally:
+        await led.close()
+
+
+async def test_team_limits_changed_on_one_replica_hold_on_the_other(store) -> None:  # type: ignore[no-untyped-def]
+    a = await store.open()
+    b = await store.open()
+    try:
+        new = await a.create_key("limits", rpm=1)
+        assert (await a.authenticate(f"Bearer {new.key}")).team_rpm is None
+        await b.set_team("limits", rpm=3, budget=1.5)
+        p = await a.authenticate(f"Bearer {new.key}")
+        assert (p.team_rpm, p.budget) == (3, 1.5)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_replica_that_cannot_confirm_its_cache_fails_closed(store, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    led = await store.open()
+    try:
+        new = await led.create_key("cut-off")
+        assert (await led.authenticate(f"Bearer {new.key}")).team == "cut-off"
+
+        async def down(fn, afn):  # type: ignore[no-untyped-def]
+            raise ConnectionError("database unreachable")
+
+        monkeypatch.setattr(led, "_query", down)
+        await asyncio.sleep(revocation_wait(led.settings.key_cache_lease_seconds))
+        with pytest.raises(ServiceUnavailable):
+            await led.authenticate(f"Bearer {new.key}")
+    finally:
+        monkeypatch.undo()
+        await led.close()

@@ -119,23 +119,45 @@ def any_key(conn: RawConn) -> bool:
     return conn.one("SELECT 1 FROM api_keys LIMIT 1") is not None
 
 
+# One row whatever the key id: the key epoch, read in the same statement as the key, tells the
+# cache which epoch the row belongs to (see keycache.py); the key columns are NULL for unknown ids.
 _LOOKUP = (
     "SELECT k.salt, k.secret_hash, k.revoked_at, k.rpm, k.tpm, k.models, "
-    "t.name, t.budget, t.rpm, t.tpm, t.tags, t.roles, t.latency_tier "
-    "FROM api_keys k JOIN teams t ON t.name = k.team WHERE k.key_id = :k"
+    "t.name, t.budget, t.rpm, t.tpm, t.tags, t.roles, t.latency_tier, e.epoch "
+    "FROM key_epoch e LEFT JOIN api_keys k ON k.key_id = :k LEFT JOIN teams t ON t.name = k.team "
+    "WHERE e.id = 1"
 )
+_EPOCH = "SELECT epoch, EXISTS (SELECT 1 FROM api_keys) FROM key_epoch WHERE id = 1"
 
 
-def lookup(conn: RawConn, key_id: str) -> Any:
-    return conn.one(_LOOKUP, {"k": key_id})
+def _split(row: Any) -> tuple[Any, int]:
+    """(key row or None, epoch) from a _LOOKUP row."""
+    if row is None:
+        raise RuntimeError("the key_epoch row is missing: run the ledger migrations")
+    return (row if row[0] is not None else None), int(row[13])
 
 
-async def lookup_async(conn: AsyncRawConn, key_id: str) -> Any:
-    return await conn.one(_LOOKUP, {"k": key_id})
+def lookup(conn: RawConn, key_id: str) -> tuple[Any, int]:
+    return _split(conn.one(_LOOKUP, {"k": key_id}))
 
 
-async def any_key_async(conn: AsyncRawConn) -> bool:
-    return await conn.one("SELECT 1 FROM api_keys LIMIT 1") is not None
+async def lookup_async(conn: AsyncRawConn, key_id: str) -> tuple[Any, int]:
+    return _split(await conn.one(_LOOKUP, {"k": key_id}))
+
+
+def epoch(conn: RawConn) -> tuple[int, bool]:
+    """(key epoch, whether any key exists), in one statement."""
+    row = conn.one(_EPOCH)
+    if row is None:
+        raise RuntimeError("the key_epoch row is missing: run the ledger migrations")
+    return int(row[0]), bool(row[1])
+
+
+async def epoch_async(conn: AsyncRawConn) -> tuple[int, bool]:
+    row = await conn.one(_EPOCH)
+    if row is None:
+        raise RuntimeError("the key_epoch row is missing: run the ledger migrations")
+    return int(row[0]), bool(row[1])
 
 
 def principal_from(row: Any, key_id: str, secret: str) -> Principal | None:

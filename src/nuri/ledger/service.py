@@ -7,6 +7,7 @@ and the audit writer. Every method that touches storage runs it off the event lo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -32,6 +33,7 @@ from nuri.ledger.counters import (
     Settle,
 )
 from nuri.ledger.db import Database, RawConn
+from nuri.ledger.keycache import KeyCache, revocation_wait
 from nuri.ledger.records import AuditRecord, canonical
 from nuri.ledger.secrets import Keys
 from nuri.ledger.writer import AuditWriter
@@ -115,7 +117,8 @@ class Ledger:
         self.price_per_token = price_per_token
         self._open = False
         self._settling: set[asyncio.Task[None]] = set()
-        self._auth_cache: dict[str, tuple[float, Any]] = {}   # key_id → (expiry, row); salted hash only
+        self._keys = KeyCache(settings.key_cache_lease_seconds)   # salted hashes only, never secrets
+        self._key_poller: asyncio.Task[None] | None = None
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -154,7 +157,12 @@ class Ledger:
         writer = AuditWriter(db, secrets, settings)
         writer.start()
         ledger = cls(settings, data_dir, db, secrets, counters, writer, price)
-        ledger._open = not await db.run_raw(keys.any_key, tx=False)
+        sent = time.monotonic()
+        epoch, any_key = await db.run_raw(keys.epoch, tx=False)
+        ledger._open = not any_key
+        ledger._keys.confirm(epoch, sent, any_key)
+        if ledger._keys.enabled:
+            ledger._key_poller = asyncio.get_running_loop().create_task(ledger._poll_keys(), name="nuri-key-epoch")
         head = await db.run_raw(lambda c: c.one("SELECT seq, hash, sig FROM audit_head WHERE id = 1"), tx=False)
         if head is not None and int(head[0]) > 0 and not secrets.signature_ok(int(head[0]), head[1], head[2]):
             log.error("the audit chain head was not signed with this process's signing key: every replica "
@@ -164,6 +172,10 @@ class Ledger:
         return ledger
 
     async def close(self) -> None:
+        if self._key_poller is not None:
+            self._key_poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._key_poller
         await self.drain()
         await self.writer.close()
         await self.counters.close()
@@ -182,12 +194,11 @@ class Ledger:
     # --- authenticate ---------------------------------------------------------------------
 
     async def authenticate(self, authorization_header: str | None) -> Principal:
-        """The caller's Principal, read fresh from the database on every request so that a
-        revocation on any replica holds from the very next request (no cache)."""
-        if self._open:
-            if not await self._read(keys.any_key, keys.any_key_async):
-                return ANONYMOUS
-            self._open = False
+        """The caller's Principal. Key rows come from the epoch-leased cache (keycache.py) or, on a
+        miss, from the database; either way a revocation on any replica holds from the request after
+        `revoke_key` returned."""
+        if self._open and not await self._any_key():
+            return ANONYMOUS
         token = keys.bearer(authorization_header)
         if token is None:
             metrics.AUTH_FAILURES.labels("missing").inc()
@@ -197,21 +208,13 @@ class Ledger:
             metrics.AUTH_FAILURES.labels("malformed").inc()
             raise Unauthorized("invalid API key")
         key_id, secret = parts
-        ttl = self.settings.auth_cache_seconds
-        if ttl:
-            hit = self._auth_cache.get(key_id)
-            if hit is not None and hit[0] > time.monotonic():
-                row = hit[1]
-            else:
-                row = await self._read(lambda conn: keys.lookup(conn, key_id),
-                                       lambda conn: keys.lookup_async(conn, key_id))
-                if row is not None:                    # unknown ids are never cached
-                    if len(self._auth_cache) > 10_000:
-                        self._auth_cache.clear()
-                    self._auth_cache[key_id] = (time.monotonic() + ttl, row)
-        else:
-            row = await self._read(lambda conn: keys.lookup(conn, key_id),
-                                   lambda conn: keys.lookup_async(conn, key_id))
+        row = self._keys.row(key_id)
+        if row is None:
+            sent = time.monotonic()
+            row, epoch = await self._read(lambda conn: keys.lookup(conn, key_id),
+                                          lambda conn: keys.lookup_async(conn, key_id))
+            self._keys.confirm(epoch, sent)
+            self._keys.put(key_id, row, epoch)     # unknown ids are never cached
         principal = keys.principal_from(row, key_id, secret)
         if principal is None:
             revoked = row is not None and row[2] is not None and keys.hash_secret(row[0], secret) == row[1]
@@ -220,14 +223,51 @@ class Ledger:
                                code="revoked_api_key" if revoked else None)
         return principal
 
+    async def _any_key(self) -> bool:
+        """Whether any API key exists yet (while none does, the gateway serves anonymously)."""
+        if not (self._keys.fresh() and self._keys.any_key is not None):
+            sent = time.monotonic()
+            epoch, any_key = await self._read(keys.epoch, keys.epoch_async)
+            self._keys.confirm(epoch, sent, any_key)
+            if not any_key:
+                return False
+        elif not self._keys.any_key:
+            return False
+        self._open = False
+        return True
+
+    async def _poll_keys(self) -> None:
+        """Renew the key cache's lease: read the key epoch every `key_poll_seconds`."""
+        failing = False
+        while True:
+            await asyncio.sleep(self.settings.key_poll_seconds)
+            sent = time.monotonic()
+            try:
+                epoch, any_key = await self._query(keys.epoch, keys.epoch_async)
+            except Exception:
+                if not failing:
+                    log.warning("key epoch unreadable: cached keys expire, requests read their keys")
+                failing = True
+                continue
+            failing = False
+            self._keys.confirm(epoch, sent, any_key)
+
+    async def _keys_changed(self) -> None:
+        """Return only once every replica obeys a change to keys or teams (see keycache.py)."""
+        self._keys.expire()
+        await asyncio.sleep(revocation_wait(self.settings.key_cache_lease_seconds))
+
+    async def _query(self, fn: Any, afn: Any) -> Any:
+        """One autocommit read: on the event loop for PostgreSQL, in a thread for SQLite."""
+        if not self.db.is_sqlite:
+            async with self.db.aconn() as conn:
+                return await afn(conn)
+        return await self.db.run_raw(fn, tx=False)
+
     async def _read(self, fn: Any, afn: Any) -> Any:
-        """One autocommit read — on the event loop for PostgreSQL, in a thread for SQLite; a store
-        that is down refuses the request (fail closed, 503)."""
+        """A request's read; a store that is down refuses the request (fail closed, 503)."""
         try:
-            if not self.db.is_sqlite:
-                async with self.db.aconn() as conn:
-                    return await afn(conn)
-            return await self.db.run_raw(fn, tx=False)
+            return await self._query(fn, afn)
         except Exception as exc:
             log.error("key store unavailable", extra={"error_type": type(exc).__name__})
             raise ServiceUnavailable("the key store is unavailable; request refused", code="ledger_unavailable") from exc
@@ -347,12 +387,20 @@ class Ledger:
                          tpm: int | None = None, team_rpm: int | None = None, team_tpm: int | None = None,
                          models: list[str] | None = None, name: str | None = None,
                          actor: str = "cli") -> keys.NewKey:
-        def work(conn: Connection) -> keys.NewKey:
+        def work(conn: Connection) -> tuple[keys.NewKey, bool]:
+            first = conn.execute(text("SELECT 1 FROM api_keys LIMIT 1")).first() is None
+            known = conn.execute(text("SELECT 1 FROM teams WHERE name = :n"), {"n": team}).first() is not None
             keys.upsert_team(conn, team, budget=budget, rpm=team_rpm, tpm=team_tpm)
-            return keys.create_key(conn, team, rpm=rpm, tpm=tpm, models=models, name=name)
+            new = keys.create_key(conn, team, rpm=rpm, tpm=tpm, models=models, name=name)
+            # replicas must learn of it before we return only if it ends open mode or changes the
+            # limits of a team whose keys they may have cached (a new key id is never in a cache)
+            changes_cached = first or (known and any(v is not None for v in (budget, team_rpm, team_tpm)))
+            return new, changes_cached
 
-        new = await self.db.run(work, write=True)
+        new, changes_cached = await self.db.run(work, write=True)
         self._open = False
+        if changes_cached:
+            await self._keys_changed()
         await self.admin_event("key_created", actor, {"key_id": new.key_id, "team": team, "budget": budget,
                                                       "rpm": rpm, "tpm": tpm, "team_rpm": team_rpm,
                                                       "team_tpm": team_tpm, "models": models or []})
@@ -361,11 +409,13 @@ class Ledger:
     async def set_team(self, team: str, *, budget: float | None = None, rpm: int | None = None,
                        tpm: int | None = None, actor: str = "cli") -> None:
         await self.db.run(lambda conn: keys.upsert_team(conn, team, budget=budget, rpm=rpm, tpm=tpm), write=True)
+        await self._keys_changed()
         await self.admin_event("team_updated", actor, {"team": team, "budget": budget, "rpm": rpm, "tpm": tpm})
 
     async def revoke_key(self, key_id: str, *, actor: str = "cli") -> bool:
         done = await self.db.run(lambda conn: keys.revoke_key(conn, key_id), write=True)
         if done:
+            await self._keys_changed()
             await self.admin_event("key_revoked", actor, {"key_id": key_id})
         return done
 
