@@ -11,8 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from nuri.errors import ServiceUnavailable, Unauthorized
-from nuri.ledger import Ledger
-from nuri.ledger import keys
+from nuri.ledger import Ledger, keys
 from nuri.ledger.keycache import revocation_wait
 from nuri.ledger.keys import split_key
 from nuri.principal import ANONYMOUS
