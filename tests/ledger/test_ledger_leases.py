@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from nuri.ledger.counters import Ask, RedisCounters, Scope, Settle, Verdict
+from nuri.ledger.counters import Ask, Scope, Settle, Verdict
+from nuri.ledger.redis_counters import RedisCounters
 
 from .conftest import REDIS_URL
 
