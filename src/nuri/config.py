@@ -97,13 +97,12 @@ class LedgerSettings(BaseModel):
         "fsync",
         pattern=r"^(fsync|process)$",
         description="fsync: an audit record is in the database and on disk before the request is "
-        "acknowledged; process: it survives a gateway crash (kill -9) but not a power loss of the host "
-        "holding it (SQLite: synchronous=NORMAL, committed on the event loop; PostgreSQL: written to this "
-        "replica's local audit spool before the answer and shipped to PostgreSQL in the background; a "
-        "restarted replica ships what its spool still holds)",
+        "acknowledged; process: it is in this replica's local audit spool (one write(), no flush), which "
+        "survives a gateway crash (kill -9) but not a power loss of the host, and a background task ships "
+        "it into the chain a moment later; a restarted replica ships what its spool still holds",
     )
     spool_dir: str | None = Field(
-        None, description="PostgreSQL with durability process: where audit spools live; default: "
+        None, description="durability process: where audit spools live; default: "
         "<data dir>/audit-spool (give each replica persistent storage)")
     budget_period: str = Field("month", pattern=r"^(day|month|total)$")
     budget_warning_ratio: float = Field(0.8, gt=0, le=1, description="spend share that sets the warning flag")

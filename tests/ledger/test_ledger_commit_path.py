@@ -66,7 +66,7 @@ async def test_one_statement_per_batch_while_the_head_is_ours(pg: str, tmp_path:
 
 async def test_two_writers_on_one_chain_fall_back_and_write_each_record_once(
         pg: str, tmp_path: Path, locks: list[int]) -> None:
-    settings = LedgerSettings(database_url=PG_URL, db_schema=pg, durability="process")
+    settings = LedgerSettings(database_url=PG_URL, db_schema=pg)
     a, b = await Ledger.open(settings, tmp_path), await Ledger.open(settings, tmp_path)
     try:
         for i in range(20):                       # alternate: every batch finds the head moved

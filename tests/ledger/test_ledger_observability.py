@@ -50,6 +50,7 @@ async def test_nothing_personal_anywhere(tmp_path: Path) -> None:
                 await led.finish(adm, rec)
                 log.info("done", extra={"prompt": f"my number is {RRN}", "content": NAME, "team": "privacy",
                                         "nested": {"text": PHONE, "count": 2}})
+        assert await led.drain()      # durability process: the records reach the chain from the spool
         exported = io.StringIO()
         await led.db.run_raw(lambda c: export(c, exported, "jsonl"))
         exported_csv = io.StringIO()

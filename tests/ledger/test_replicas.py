@@ -201,3 +201,34 @@ async def test_kill_9_under_load_loses_no_acknowledged_request(shared: dict[str,
     assert len(ids) == len(set(ids))
     verified = cli_verify(shared, tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+async def test_kill_9_under_load_with_process_durability_loses_no_acknowledged_request(
+        shared: dict[str, Any], tmp_path: Path) -> None:
+    """As above with `durability: process`: each replica acknowledges once the record is in its local
+    audit spool; the restarted replica ships what the killed one's spool still held."""
+    config = {**shared, "ledger": {**shared["ledger"], "durability": "process"}}
+    key = await make_key(config, tmp_path / "cli", "crash-team")
+    a, b = start(tmp_path, config, "a"), start(tmp_path, config, "b")
+    try:
+        task = asyncio.create_task(load([a.base_url, b.base_url], key, total=400, concurrency=16))
+        await asyncio.sleep(1.0)
+        a.kill()
+        first = await task
+        a2 = start(tmp_path, config, "a", port=a.port)
+        second = await load([a2.base_url, b.base_url], key, total=60, concurrency=8)
+        a2.stop()
+    finally:
+        a.kill()
+        b.stop()
+    spools = sorted((tmp_path / "a").rglob("spool-*.jsonl")) + sorted((tmp_path / "b").rglob("spool-*.jsonl"))
+    assert spools == [], spools                       # shipped and removed: the killed one's by its restart
+    acknowledged = [r[1] for r in first + second if r[0] == 200]
+    assert len(acknowledged) > 100
+    records = await audit_records(config, tmp_path / "cli")
+    ids = [r["request_id"] for r in records if r["kind"] == "request"]
+    missing = [rid for rid in acknowledged if rid not in set(ids)]
+    assert not missing, f"{len(missing)} acknowledged requests have no audit record"
+    assert len(ids) == len(set(ids))
+    verified = cli_verify(config, tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -191,6 +191,7 @@ def audit_export(
             with open(output, "w", encoding="utf-8", newline="") as fh:
                 return export(conn, fh, fmt, since)
 
+        await led.drain()   # spools of stopped gateways on this host, taken over at open, land first
         return await led.db.run_raw(write, snapshot=True)
 
     count = _run(config, data_dir, work)

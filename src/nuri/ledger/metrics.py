@@ -80,6 +80,10 @@ AUDIT_COMMIT = Histogram(
     "nuri_audit_commit_seconds", "Time of one audit group commit",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1), registry=REGISTRY,
 )
+AUDIT_SPOOL_BACKLOG = Gauge(
+    "nuri_audit_spool_backlog", "Acknowledged audit records in this process's spool, not yet in the chain",
+    registry=REGISTRY,
+)
 OVERHEAD = Histogram(
     "nuri_gateway_overhead_seconds", "Time the gateway adds around the upstream call",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05), registry=REGISTRY,

@@ -28,13 +28,13 @@ from nuri.ledger.counters import (
     Counters,
     DatabaseCounters,
     MemoryCounters,
-    RedisCounters,
     Scope,
     Settle,
 )
 from nuri.ledger.db import Database, RawConn
 from nuri.ledger.keycache import KeyCache, revocation_wait
 from nuri.ledger.records import AuditRecord, canonical
+from nuri.ledger.redis_counters import RedisCounters
 from nuri.ledger.secrets import Keys
 from nuri.ledger.writer import AuditWriter
 from nuri.principal import ANONYMOUS, Principal
@@ -146,7 +146,7 @@ class Ledger:
         if mode == "redis":
             if not settings.redis_url:
                 raise ValueError("ledger.counters is redis but ledger.redis_url is not set")
-            counters = RedisCounters(settings.redis_url, settings.redis_prefix, seed)
+            counters = RedisCounters(settings.redis_url, settings.redis_prefix, seed, settings.counter_lease_share)
         elif mode == "database":
             counters = DatabaseCounters(db, _usage_seed_sql)
         else:
@@ -156,6 +156,7 @@ class Ledger:
             price = max(price, d.price.input_per_mtok / 1e6, d.price.output_per_mtok / 1e6)
         writer = AuditWriter(db, secrets, settings)
         writer.start()
+        metrics.AUDIT_SPOOL_BACKLOG.set_function(lambda: writer.backlog)
         ledger = cls(settings, data_dir, db, secrets, counters, writer, price)
         sent = time.monotonic()
         epoch, any_key = await db.run_raw(keys.epoch, tx=False)
@@ -370,10 +371,13 @@ class Ledger:
         except Exception as exc:
             log.warning("counter settle failed", extra={"error_type": type(exc).__name__})
 
-    async def drain(self) -> None:
-        """Wait until every counter correction already issued has been applied."""
+    async def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every counter correction already issued has been applied and every audit
+        record already acknowledged is in the database (with `durability: process` records reach
+        it from the spool a moment after the answer). False if the database stayed out of reach."""
         while self._settling:
             await asyncio.gather(*list(self._settling), return_exceptions=True)
+        return await self.writer.flush(timeout=timeout)
 
     async def admin_event(self, kind: str, actor: str, detail: dict[str, Any] | None = None) -> None:
         """An audit record for an admin action (key created/revoked, policy or catalog reloaded)."""
@@ -423,6 +427,7 @@ class Ledger:
         return await self.db.run(keys.list_keys)
 
     async def verify(self) -> chain.VerifyResult:
+        await self.writer.flush(timeout=30.0)   # this replica's own spooled records first
         return await self.db.run_raw(lambda conn: chain.verify(conn, self.secrets), snapshot=True)
 
     async def prune(self, older_than_days: int, *, actor: str = "cli") -> int:
@@ -435,6 +440,7 @@ class Ledger:
 
     async def usage(self, team: str | None = None) -> list[dict[str, Any]]:
         """Tokens and cost per day, team and deployment (the metering report)."""
+        await self.writer.flush(timeout=30.0)
         def work(conn: Connection) -> list[dict[str, Any]]:
             sql = ("SELECT day, team, deployment, requests, prompt_tokens, completion_tokens, cost_nanos "
                    "FROM usage_daily" + (" WHERE team = :t" if team else "") + " ORDER BY day, team, deployment")
