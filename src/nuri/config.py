@@ -94,12 +94,12 @@ class LedgerSettings(BaseModel):
         description="where rate and budget counters live; auto: redis if redis_url, memory on SQLite, else database",
     )
     durability: str = Field(
-        "fsync",
+        "process",
         pattern=r"^(fsync|process)$",
-        description="fsync: an audit record is in the database and on disk before the request is "
-        "acknowledged; process: it is in this replica's local audit spool (one write(), no flush), which "
+        description="process (default): an acknowledged request's audit record is in this replica's local audit spool (one write(), no flush), which "
         "survives a gateway crash (kill -9) but not a power loss of the host, and a background task ships "
-        "it into the chain a moment later; a restarted replica ships what its spool still holds",
+        "it into the chain a moment later; a restarted replica ships what its spool still holds. fsync: the "
+        "record is committed to the database and on disk before the request is acknowledged",
     )
     spool_dir: str | None = Field(
         None, description="durability process: where audit spools live; default: "

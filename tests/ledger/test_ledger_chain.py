@@ -55,6 +55,7 @@ async def fill(store: Backend, n: int = 20, **settings: Any) -> Ledger:
     led = await store.open(**settings)
     for start in range(0, n, 5):            # several batches, so several transactions
         await asyncio.gather(*[led.finish(None, record(i)) for i in range(start + 1, min(n, start + 5) + 1)])
+    assert await led.drain()     # spooled records (durability process) are in the chain before tampering
     return led
 
 
@@ -206,6 +207,7 @@ async def test_many_writers_one_contiguous_chain(store: Backend) -> None:
     try:
         await asyncio.gather(*[w.finish(None, record(i * 1000 + j)) for i, w in enumerate(writers)
                                for j in range(60)])
+        assert all(await asyncio.gather(*[w.drain() for w in writers]))
         result = await writers[0].verify()
         assert result.ok and result.head_seq == 180 and result.checked == 180, result.describe()
         ids = await writers[1].db.run(lambda c: c.exec_driver_sql(
@@ -248,6 +250,7 @@ async def test_replicas_starting_together_migrate_once(store: Backend) -> None:
     ledgers = await asyncio.gather(*[store.open() for _ in range(3)])
     try:
         await asyncio.gather(*[led.finish(None, record(i)) for i, led in enumerate(ledgers)])
+        assert all(await asyncio.gather(*[led.drain() for led in ledgers]))
         assert (await ledgers[0].verify()).head_seq == 3
     finally:
         for led in ledgers:

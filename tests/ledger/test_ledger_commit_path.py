@@ -49,7 +49,7 @@ async def usage_requests(led: Ledger) -> int:
 
 
 async def test_one_statement_per_batch_while_the_head_is_ours(pg: str, tmp_path: Path, locks: list[int]) -> None:
-    led = await Ledger.open(LedgerSettings(database_url=PG_URL, db_schema=pg, checkpoint_every=7), tmp_path)
+    led = await Ledger.open(LedgerSettings(database_url=PG_URL, db_schema=pg, durability="fsync", checkpoint_every=7), tmp_path)
     try:
         for i in range(30):
             await led.finish(None, rec(i))
@@ -66,7 +66,7 @@ async def test_one_statement_per_batch_while_the_head_is_ours(pg: str, tmp_path:
 
 async def test_two_writers_on_one_chain_fall_back_and_write_each_record_once(
         pg: str, tmp_path: Path, locks: list[int]) -> None:
-    settings = LedgerSettings(database_url=PG_URL, db_schema=pg)
+    settings = LedgerSettings(database_url=PG_URL, db_schema=pg, durability="fsync")
     a, b = await Ledger.open(settings, tmp_path), await Ledger.open(settings, tmp_path)
     try:
         for i in range(20):                       # alternate: every batch finds the head moved
@@ -86,7 +86,7 @@ async def test_two_writers_on_one_chain_fall_back_and_write_each_record_once(
 
 
 async def test_a_stale_head_writes_nothing_then_the_batch_goes_through_locked(pg: str, tmp_path: Path) -> None:
-    led = await Ledger.open(LedgerSettings(database_url=PG_URL, db_schema=pg), tmp_path)
+    led = await Ledger.open(LedgerSettings(database_url=PG_URL, db_schema=pg, durability="fsync"), tmp_path)
     try:
         for i in range(3):
             await led.finish(None, rec(i))
@@ -108,7 +108,7 @@ async def test_a_stale_head_writes_nothing_then_the_batch_goes_through_locked(pg
 
 
 async def test_large_batches_take_the_locked_path_and_keep_one_chain(pg: str, tmp_path: Path) -> None:
-    led = await Ledger.open(LedgerSettings(database_url=PG_URL, db_schema=pg), tmp_path)
+    led = await Ledger.open(LedgerSettings(database_url=PG_URL, db_schema=pg, durability="fsync"), tmp_path)
     try:
         await led.finish(None, rec(0))
         await asyncio.gather(*[led.finish(None, rec(i)) for i in range(1, chain.ONE_SHOT_MAX * 3)])
