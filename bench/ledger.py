@@ -9,10 +9,10 @@ Overhead = gateway p50/p99 − direct p50/p99. Ratio = mode / ledger-off.
 
     .venv/bin/python bench/ledger.py [--quick] [--seconds S] [--modes off,sqlite,postgres_redis]
 
-Modes: off | sqlite | sqlite_process | postgres_redis | postgres_redis_process ("_process":
-`durability: process`, records survive a gateway crash but are not fsynced one by one; see
-docs/deploy.md). Every mode runs the defaults otherwise: key rows cached under the key-epoch lease,
-Redis quota leased per replica.
+Modes: off | sqlite | sqlite_fsync | postgres_redis | postgres_redis_fsync. Plain modes run the
+defaults: `durability: process` (an acknowledged record is in the replica's local audit spool and
+reaches the chain a moment later), key rows cached under the key-epoch lease, Redis quota leased
+per replica. "_fsync": `durability: fsync`, each record committed and flushed before the answer.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ console = Console()
 PG_URL = os.environ.get("NURI_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("NURI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 ENV = {"NURI_AUDIT_HMAC_KEY": "bench-hmac", "NURI_AUDIT_SIGNING_KEY": "bench-signing"}
-MODES = ("off", "sqlite", "sqlite_process", "postgres_redis", "postgres_redis_process")
-PROCESS = {"durability": "process"}
+MODES = ("off", "sqlite", "sqlite_fsync", "postgres_redis", "postgres_redis_fsync")
+FSYNC = {"durability": "fsync"}
 GATEWAY_CPU: int | None = 0   # --no-pin: let the gateway use both cores
 
 
@@ -63,13 +63,13 @@ def ledger_settings(mode: str) -> Iterator[dict[str, Any] | None]:
         yield None
     elif mode == "sqlite":
         yield {"enabled": True}
-    elif mode == "sqlite_process":
-        yield {"enabled": True, **PROCESS}
+    elif mode == "sqlite_fsync":
+        yield {"enabled": True, **FSYNC}
     else:
         schema, prefix = f"nuri_bench_{secrets.token_hex(4)}", f"nuri_bench_{secrets.token_hex(4)}:"
         try:
             yield {"enabled": True, "database_url": PG_URL, "db_schema": schema, "redis_url": REDIS_URL,
-                   "redis_prefix": prefix, **(PROCESS if mode.endswith("_process") else {})}
+                   "redis_prefix": prefix, **(FSYNC if mode.endswith("_fsync") else {})}
         finally:
             import psycopg
             import redis
