@@ -701,11 +701,13 @@ class RedisCounters:
             purse = self._purse(key)
             drawn = min(delta, max(purse.left, 0))
             purse.left -= drawn
+            purse.rate.add(int(time.time()), delta)   # the next lease covers real use, not estimates
         else:
             slot = self._slot(key)
             drawn = min(delta, max(slot.leases.get(second, 0), 0))
             if drawn:
                 slot.leases[second] -= drawn
+            slot.rate.add(second, delta)
         return delta - drawn
 
     async def _script(self, source: str, sha: str, keys: list[str], argv: list[Any]) -> Any:
