@@ -176,6 +176,23 @@ async def test_limits_hold_across_two_replicas(shared: dict[str, Any], tmp_path:
     assert "OK" in verified.stdout
 
 
+async def test_leased_quota_never_admits_more_than_the_limit_across_replicas(
+        shared: dict[str, Any], tmp_path: Path) -> None:
+    """A limit large enough to lease (rpm 1000 × share 0.01 = blocks of up to 10): each replica admits
+    from quota Redis already counted for it, so the two together stay within the limit, and what
+    one holds unused when the other is refused is at most a block or two."""
+    key = await make_key(shared, tmp_path / "cli", "lease-team", team_rpm=1000)
+    a, b = start(tmp_path, shared, "a"), start(tmp_path, shared, "b")
+    try:
+        results = await load([a.base_url, b.base_url], key, total=1300, concurrency=32)
+    finally:
+        a.stop()
+        b.stop()
+    ok = sum(1 for r in results if r[0] == 200)
+    assert all(r[0] in (200, 429) for r in results)
+    assert 980 <= ok <= 1000, ok
+
+
 @pytest.mark.parametrize("durability", ["process", "fsync"])
 async def test_kill_9_under_load_loses_no_acknowledged_request(
         shared: dict[str, Any], tmp_path: Path, durability: str) -> None:
