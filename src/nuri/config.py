@@ -101,6 +101,8 @@ class LedgerSettings(BaseModel):
         "it into the chain a moment later; a restarted replica ships what its spool still holds. fsync: the "
         "record is committed to the database and on disk before the request is acknowledged",
     )
+    recovery_wait_seconds: float = Field(
+        10.0, ge=0, description="at start, how long to wait for spools of stopped replicas to ship before serving")
     spool_dir: str | None = Field(
         None, description="durability process: where audit spools live; default: "
         "<data dir>/audit-spool (give each replica persistent storage)")

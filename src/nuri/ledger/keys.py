@@ -115,10 +115,6 @@ def list_keys(conn: Connection) -> list[KeyInfo]:
             for r in rows]
 
 
-def any_key(conn: RawConn) -> bool:
-    return conn.one("SELECT 1 FROM api_keys LIMIT 1") is not None
-
-
 # One row whatever the key id: the key epoch, read in the same statement as the key, tells the
 # cache which epoch the row belongs to (see keycache.py); the key columns are NULL for unknown ids.
 _LOOKUP = (

@@ -157,6 +157,10 @@ class Ledger:
         writer = AuditWriter(db, secrets, settings)
         writer.start()
         metrics.AUDIT_SPOOL_BACKLOG.set_function(lambda: writer.backlog)
+        # records a crashed predecessor left in its spool reach the chain (and the usage that seeds
+        # budget counters) before this process admits anything
+        if not await writer.flush(timeout=settings.recovery_wait_seconds):
+            log.warning("audit spools of stopped replicas are still shipping; budgets seeded now may miss their cost")
         ledger = cls(settings, data_dir, db, secrets, counters, writer, price)
         sent = time.monotonic()
         epoch, any_key = await db.run_raw(keys.epoch, tx=False)
