@@ -20,12 +20,12 @@ from typing import Any
 import pytest
 
 from nuri.config import LedgerSettings
-from nuri.ledger import AuditRecord, Ledger, chain, spool, writer
+from nuri.ledger import AuditRecord, Ledger, chain, shipper, spool
 from nuri.ledger.db import Database
 from nuri.ledger.records import canonical
 from nuri.ledger.secrets import Keys
+from nuri.ledger.shipper import SpoolWriter
 from nuri.ledger.spool import SpoolFile, SpoolFull
-from nuri.ledger.writer import AuditWriter
 
 from .conftest import PG_URL, pg_schema
 
@@ -109,7 +109,7 @@ async def test_spooled_records_reach_the_database_and_verify(spooled: dict[str, 
 
 async def test_spool_files_roll_over_and_shipped_ones_are_deleted(spooled: dict[str, Any], tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writer, "ROTATE_BYTES", 4000)
+    monkeypatch.setattr(shipper, "ROTATE_BYTES", 4000)
     led = await open_ledger(spooled, tmp_path)
     try:
         for burst in range(10):
@@ -332,7 +332,7 @@ async def test_appends_do_not_wait_for_an_unreachable_database_and_fail_closed_a
                           durability="process", spool_dir=str(sdir))
     keys = Keys.load(tmp_path)
     db = Database(down, tmp_path)
-    w = AuditWriter(db, keys, down, spool_cap_bytes=40_000)
+    w = SpoolWriter(db, keys, down, spool_cap_bytes=40_000)
     w.start()
     spooled: list[str] = []
     try:
@@ -381,7 +381,7 @@ async def test_sqlite_appends_do_not_wait_for_the_write_lock_and_fail_closed_at_
     keys = Keys.load(tmp_path)
     other = sqlite3.connect(tmp_path / "nuri.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")                   # another replica holds the write lock
-    w = AuditWriter(db, keys, settings, spool_cap_bytes=40_000)
+    w = SpoolWriter(db, keys, settings, spool_cap_bytes=40_000)
     w.start()
     spooled: list[str] = []
     try:

@@ -36,7 +36,8 @@ from nuri.ledger.keycache import KeyCache, revocation_wait
 from nuri.ledger.records import AuditRecord, canonical
 from nuri.ledger.redis_counters import RedisCounters
 from nuri.ledger.secrets import Keys
-from nuri.ledger.writer import AuditWriter
+from nuri.ledger.shipper import SpoolWriter
+from nuri.ledger.writer import GroupCommitWriter
 from nuri.principal import ANONYMOUS, Principal
 
 log = logging.getLogger("nuri.ledger")
@@ -107,7 +108,7 @@ class Ledger:
     """Keys, budgets, rate limits and the audit chain for one gateway process."""
 
     def __init__(self, settings: LedgerSettings, data_dir: Path, db: Database, secrets: Keys,
-                 counters: Counters, writer: AuditWriter, price_per_token: float) -> None:
+                 counters: Counters, writer: GroupCommitWriter | SpoolWriter, price_per_token: float) -> None:
         self.settings = settings
         self.data_dir = data_dir
         self.db = db
@@ -154,7 +155,8 @@ class Ledger:
         price = 0.0
         for d in deployments or ():
             price = max(price, d.price.input_per_mtok / 1e6, d.price.output_per_mtok / 1e6)
-        writer = AuditWriter(db, secrets, settings)
+        writer = (SpoolWriter(db, secrets, settings) if settings.durability == "process"
+                  else GroupCommitWriter(db, secrets, settings))
         writer.start()
         metrics.AUDIT_SPOOL_BACKLOG.set_function(lambda: writer.backlog)
         # records a crashed predecessor left in its spool reach the chain (and the usage that seeds
