@@ -70,6 +70,16 @@ async def usage_requests(led: Ledger) -> int:
     return sum(r["requests"] for r in await led.usage())
 
 
+async def assert_chain_holds_once(led: Ledger, expected: list[str]) -> None:
+    """Everything spooled has shipped: each expected request once, its usage counted once, and the
+    chain verifies through exactly that many records."""
+    assert await led.writer.flush(timeout=30)
+    assert sorted(await request_ids(led)) == sorted(expected)
+    assert await usage_requests(led) == len(expected)
+    result = await led.verify()
+    assert result.ok and result.head_seq == len(expected), result.describe()
+
+
 def spool_files(directory: Path | str) -> list[Path]:
     return sorted(Path(directory).glob(spool.PATTERN))
 
@@ -146,11 +156,8 @@ async def test_recovery_skips_records_already_shipped_and_ships_the_rest_once(sp
     again = await open_ledger(spooled, tmp_path)
     try:
         assert again.writer.stats["recovered"] == 10     # shipped before open returned: before any admission
-        assert await again.writer.flush(timeout=30)
-        assert sorted(await request_ids(again)) == ids(30)   # each once; the torn one was never acknowledged
-        assert await usage_requests(again) == 30              # usage of skipped records not re-applied
-        result = await again.verify()
-        assert result.ok and result.head_seq == 30, result.describe()
+        # each once, usage of skipped records not re-applied; the torn one was never acknowledged
+        await assert_chain_holds_once(again, ids(30))
     finally:
         await again.close()
     assert spool_files(sdir) == []
@@ -171,11 +178,7 @@ async def test_a_batch_whose_answer_was_lost_is_not_written_twice(spooled: dict[
         led.writer._uncertain = True
         for p, u in pairs:
             await led.writer.append(p, u)
-        assert await led.writer.flush(timeout=30)
-        assert sorted(await request_ids(led)) == ids(6)
-        assert await usage_requests(led) == 6
-        result = await led.verify()
-        assert result.ok and result.head_seq == 6, result.describe()
+        await assert_chain_holds_once(led, ids(6))
     finally:
         await led.close()
 
@@ -282,10 +285,7 @@ async def test_a_spool_held_by_a_live_process_is_not_taken(spooled: dict[str, An
 
     led = await open_ledger(spooled, tmp_path)                    # now it is a dead replica's spool
     try:
-        assert await led.writer.flush(timeout=30)
-        assert sorted(await request_ids(led)) == ["req_00001", "req_00007"]
-        result = await led.verify()
-        assert result.ok and result.head_seq == 2, result.describe()
+        await assert_chain_holds_once(led, ["req_00001", "req_00007"])
     finally:
         await led.close()
     assert spool_files(sdir) == []
@@ -303,10 +303,7 @@ async def test_two_ledgers_on_one_database_keep_their_own_spools(spooled: dict[s
         assert len(spool_files(spooled["spool_dir"])) == 2
         assert await a.writer.flush(timeout=30) and await b.writer.flush(timeout=30)
         assert a.writer.stats["shipped"] == b.writer.stats["shipped"] == 400
-        assert sorted(await request_ids(a)) == ids(800)
-        assert await usage_requests(a) == 800
-        result = await a.verify()
-        assert result.ok and result.head_seq == 800, result.describe()
+        await assert_chain_holds_once(a, ids(800))
     finally:
         await a.close()
         await b.close()
@@ -325,6 +322,23 @@ def test_spool_lines_round_trip() -> None:
 # --- PostgreSQL out of reach ----------------------------------------------------------------------
 
 
+async def spool_until_full(w: SpoolWriter, keys: Keys) -> list[str]:
+    """Append until the size cap refuses (SpoolFull); no append may wait for the database or its
+    lock. The request ids spooled."""
+    spooled: list[str] = []
+    started = time.perf_counter()
+    with pytest.raises(SpoolFull):
+        for i in range(10_000):
+            await w.append(*pending_of(keys, rec(i)))
+            spooled.append(f"req_{i:05d}")
+            if i % 10 == 0:
+                await asyncio.sleep(0)                 # the shipper starts a commit (and waits, if it must)
+    elapsed = time.perf_counter() - started
+    assert 20 < len(spooled) < 200
+    assert elapsed / len(spooled) < 0.005, elapsed
+    return spooled
+
+
 async def test_appends_do_not_wait_for_an_unreachable_database_and_fail_closed_at_the_cap(
         pg: str, tmp_path: Path) -> None:
     sdir = tmp_path / "spool"
@@ -334,16 +348,8 @@ async def test_appends_do_not_wait_for_an_unreachable_database_and_fail_closed_a
     db = Database(down, tmp_path)
     w = SpoolWriter(db, keys, down, spool_cap_bytes=40_000)
     w.start()
-    spooled: list[str] = []
     try:
-        started = time.perf_counter()
-        with pytest.raises(SpoolFull):
-            for i in range(10_000):
-                await w.append(*pending_of(keys, rec(i)))
-                spooled.append(f"req_{i:05d}")
-        elapsed = time.perf_counter() - started
-        assert 20 < len(spooled) < 200
-        assert elapsed / len(spooled) < 0.005, elapsed  # no append waited for the database
+        spooled = await spool_until_full(w, keys)
         assert w.backlog == len(spooled)
         assert not await w.flush(timeout=0.3)
     finally:
@@ -354,12 +360,8 @@ async def test_appends_do_not_wait_for_an_unreachable_database_and_fail_closed_a
     settings = {"database_url": PG_URL, "db_schema": pg, "durability": "process", "spool_dir": str(sdir)}
     led = await open_ledger(settings, tmp_path)       # the database is back
     try:
-        assert await led.writer.flush(timeout=30)
         assert led.writer.stats["recovered"] == len(spooled)
-        assert sorted(await request_ids(led)) == spooled
-        assert await usage_requests(led) == len(spooled)
-        result = await led.verify()
-        assert result.ok and result.head_seq == len(spooled), result.describe()
+        await assert_chain_holds_once(led, spooled)
     finally:
         await led.close()
     assert spool_files(sdir) == []
@@ -383,18 +385,8 @@ async def test_sqlite_appends_do_not_wait_for_the_write_lock_and_fail_closed_at_
     other.execute("BEGIN IMMEDIATE")                   # another replica holds the write lock
     w = SpoolWriter(db, keys, settings, spool_cap_bytes=40_000)
     w.start()
-    spooled: list[str] = []
     try:
-        started = time.perf_counter()
-        with pytest.raises(SpoolFull):
-            for i in range(10_000):
-                await w.append(*pending_of(keys, rec(i)))
-                spooled.append(f"req_{i:05d}")
-                if i % 10 == 0:
-                    await asyncio.sleep(0)             # the shipper starts a commit and waits for the lock
-        elapsed = time.perf_counter() - started
-        assert 20 < len(spooled) < 200
-        assert elapsed / len(spooled) < 0.005, elapsed  # no append waited for the lock
+        spooled = await spool_until_full(w, keys)
         assert not await w.flush(timeout=0.3)
         other.execute("ROLLBACK")
         assert await w.flush(timeout=30)
