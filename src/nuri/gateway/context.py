@@ -42,6 +42,9 @@ class RequestContext:
             out["x-nuri-action"] = "pseudonymize" if self.step.mask_types else "allow"
         elif self.decision is not None:
             out["x-nuri-action"] = self.decision.action
+        unscanned = getattr(self.classification, "unscanned", None)
+        if unscanned:
+            out["x-nuri-unscanned"] = ",".join(sorted(set(unscanned)))
         if self.decision is not None:
             out["x-nuri-policy"] = ",".join(self.decision.rule_ids) or "none"
             if self.decision.label:

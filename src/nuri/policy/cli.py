@@ -30,8 +30,10 @@ def run_explain(
     tags: list[str],
     tier: str | None,
     system: str | None = None,
+    body: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build everything from the config and explain one chat request (returns the view)."""
+    """Build everything from the config and explain one chat request (returns the view); `body`,
+    a whole request as a client would send it, takes the place of text and system."""
     from nuri.config import load_config
     from nuri.policy.engine import PolicyEngine
     from nuri.policy.evaluate import evaluate
@@ -45,8 +47,13 @@ def run_explain(
     engine = PolicyEngine.load(config.policy, config.deployments) if config.policy.enabled else None
     router = Router(config.routing, HealthBook(config.routing))
     principal = Principal(team=team, tags=frozenset(tags), latency_tier=tier or "standard")
+    if body is None:
+        body = _body(text, model, system)
+    else:
+        model = body.get("model") or model
+    endpoint = "chat" if "messages" in body else ("embeddings" if "input" in body else "completions")
     result = evaluate(
-        _body(text, model, system), "chat", principal, model,
+        body, endpoint, principal, model,
         scanner=Scanner(config.privacy), engine=engine, router=router, config=config, latency_tier=tier,
     )
     error = result.error.message if result.error is not None else None
@@ -66,6 +73,8 @@ def _render(view: dict[str, Any]) -> None:
         f"grade {c['n2sf_grade']}; topics: {', '.join(c['sensitive_topics']) or 'none'}; "
         f"domains: {', '.join(c['domains']) or 'none'}"
     )
+    if c.get("unscanned_content"):
+        console.print(f"unscanned content (not read for personal data): {', '.join(c['unscanned_content'])}")
     rules = Table(title="matched rules")
     for col in ("rule", "pack", "action", "citation"):
         rules.add_column(col)
@@ -106,10 +115,21 @@ def register(app: typer.Typer) -> None:
         tag: Annotated[list[str] | None, typer.Option("--tag", help="caller tag (repeatable)")] = None,
         tier: Annotated[str | None, typer.Option(help="latency tier")] = None,
         system: Annotated[str | None, typer.Option(help="a system message to include")] = None,
+        request: Annotated[Path | None, typer.Option(
+            "--request", help="a whole request body (JSON) as a client sends it: tools, images, …")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print the explain JSON")] = False,
     ) -> None:
         """Show the classification, matched rules, eligible deployments and route for a prompt."""
-        if file is not None:
+        body = None
+        if request is not None:
+            try:
+                body = json.loads(request.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise typer.BadParameter(f"--request {request}: not a readable JSON object ({exc})") from exc
+            if not isinstance(body, dict):
+                raise typer.BadParameter(f"--request {request}: not a JSON object")
+            prompt = ""
+        elif file is not None:
             prompt = file.read_text(encoding="utf-8")
         elif text is not None:
             prompt = text
@@ -118,7 +138,7 @@ def register(app: typer.Typer) -> None:
         else:
             raise typer.BadParameter("give TEXT, --file F, or pipe the prompt on stdin")
         try:
-            view = run_explain(prompt, config, model, team, tag or [], tier, system)
+            view = run_explain(prompt, config, model, team, tag or [], tier, system, body=body)
         except (NuriError, ValueError) as exc:
             typer.echo(f"error: {getattr(exc, 'message', None) or exc}", err=True)
             raise typer.Exit(2) from exc

@@ -45,6 +45,7 @@ class _Conditions:
     models: frozenset[str]
     latency_tiers: frozenset[str]
     endpoints: frozenset[str]
+    content: frozenset[str]
 
     @classmethod
     def compile(cls, when: When) -> _Conditions:
@@ -61,6 +62,7 @@ class _Conditions:
             models=frozenset(when.models),
             latency_tiers=frozenset(when.latency_tiers),
             endpoints=frozenset(when.endpoints),
+            content=frozenset(when.content),
         )
 
     def matches(self, req: _Request) -> bool:
@@ -87,6 +89,8 @@ class _Conditions:
             return False
         if self.endpoints and req.endpoint not in self.endpoints:
             return False
+        if self.content and self.content.isdisjoint(req.content):
+            return False
         return not self.languages or any(
             _share_ok(req.languages.get(lang, 0.0), minimum) for lang, minimum in self.languages
         )
@@ -110,6 +114,7 @@ class _Request:
     latency_tier: str
     endpoint: str | None
     type_categories: dict[str, frozenset[str]]   # category → entity types present in it
+    content: frozenset[str]                      # kinds of unscanned content: image, audio, file
 
 
 def _satisfies(constraint: Constraint, dep: Deployment) -> bool:
@@ -318,6 +323,7 @@ def _request(
         latency_tier=latency_tier or principal.latency_tier,
         endpoint=endpoint,
         type_categories={k: frozenset(v) for k, v in by_category.items()},
+        content=frozenset(cl.content_kinds) if cl.unscanned else frozenset(),
     )
 
 

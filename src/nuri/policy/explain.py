@@ -24,6 +24,7 @@ def classification_view(c: Classification) -> dict[str, Any]:
         "languages": {k: round(v, 3) for k, v in sorted(c.languages.items())},
         "domains": sorted(c.domains),
         "chars": c.chars,
+        "unscanned_content": sorted(set(c.unscanned)),
     }
 
 

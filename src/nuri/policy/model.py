@@ -55,6 +55,9 @@ class When(BaseModel):
     models: list[str] = Field(default_factory=list, description="requested model or alias is one of")
     latency_tiers: list[str] = Field(default_factory=list)
     endpoints: list[str] = Field(default_factory=list, description="chat | completions | embeddings")
+    content: list[Literal["image", "audio", "file"]] = Field(
+        default_factory=list, description="the request carries content Nuri cannot read, of any of these kinds"
+    )
 
     @field_validator("languages", mode="before")
     @classmethod

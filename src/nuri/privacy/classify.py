@@ -1,43 +1,117 @@
-"""Classification of a whole OpenAI request: what it carries, as the input of policy.
+"""Classification of a whole request: what it carries, as the input of policy.
 
-Every text field `fields.request_texts` yields is scanned (system, user, assistant and tool
-messages, multi-part text, `name`, tool-call arguments, legacy prompts, embedding inputs), so a
-value hidden in a tool result or a function argument counts like one in the user's message.
+Every string the walk in `fields` yields is scanned — any key, any depth, tool definitions and
+schemas included — so a value hidden in a tool description or an unknown key counts like one in
+the user's message. Content Nuri cannot read (image, audio, file parts) is recorded by media type.
+
+A value can also be split across fields (`…900101` in one text part, `1234568` in the next, or
+across two messages). Besides each field, the joined view of all fields in order is scanned
+around every boundary between them; an entity that crosses a boundary is cut into one piece per
+field it touches, and each piece is reported with its field's path so masking removes all of it.
+
 Entities keep their values only in memory; `Classification.summary()` is what may leave.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from nuri.privacy import signals
-from nuri.privacy.fields import request_texts
+from nuri.privacy.fields import Path, walk
 from nuri.privacy.scanner import Scanner
-from nuri.privacy.types import Classification, PipaCategory
+from nuri.privacy.types import Classification, Entity, PipaCategory
+
+# Characters on each side of a boundary that the joined view looks at: longer than any
+# identifier with its context cue, short enough that the joined scan stays cheap.
+JOIN_REACH = 48
+JOINED: Path = ("<joined>",)
 
 
 def classify_request(body: dict[str, Any], endpoint: str, scanner: Scanner) -> Classification:
-    """Classify every text field of a request; endpoint: chat | completions | embeddings."""
+    """Classify every string of a request (the endpoint does not change the walk)."""
     result = Classification()
-    counts: dict[str, int] = {}
     if not isinstance(body, dict):
         return result
-    for path, text in request_texts(body, endpoint):
+    texts, unscanned = walk(body)
+    counts: dict[str, int] = {}
+    for path, text in texts:
         part, scripts = scanner.analyse(text)
         for e in part.entities:
             e.path = path
-        result.entities.extend(part.entities)
-        result.categories |= part.categories
-        result.sensitive_topics |= part.sensitive_topics
-        result.domains |= part.domains
-        for m in part.markings:
-            if m not in result.markings:
-                result.markings.append(m)
-        result.n2sf_grade = signals.higher(result.n2sf_grade, part.n2sf_grade)
+        _merge(result, part)
         for script, n in scripts.items():
             counts[script] = counts.get(script, 0) + n
         result.chars += part.chars
+    if len(texts) > 1:
+        _join_boundaries(result, texts, scanner)
+    result.unscanned = [u.media_type for u in unscanned]
     if result.sensitive_topics:
         result.categories.add(PipaCategory.SENSITIVE)
     result.languages = signals.shares(counts)
     return result
+
+
+def _merge(result: Classification, part: Classification) -> None:
+    result.entities.extend(part.entities)
+    result.categories |= part.categories
+    result.sensitive_topics |= part.sensitive_topics
+    result.domains |= part.domains
+    for m in part.markings:
+        if m not in result.markings:
+            result.markings.append(m)
+    result.n2sf_grade = signals.higher(result.n2sf_grade, part.n2sf_grade)
+
+
+def _join_boundaries(result: Classification, texts: list[tuple[Path, str]], scanner: Scanner) -> None:
+    """Scan the joined text around each boundary between fields; add what crosses one."""
+    starts: list[int] = []
+    pos = 0
+    for _path, text in texts:
+        starts.append(pos)
+        pos += len(text)
+    joined = "".join(t for _p, t in texts)
+    for a, b in _windows(starts[1:], len(joined)):
+        window = joined[a:b]
+        part, _scripts = scanner.analyse(window)
+        crossing = [e for e in part.entities if _crosses(a + e.start, a + e.end, starts)]
+        for e in crossing:
+            result.entities.extend(_pieces(e, a, starts, texts, result.entities))
+            # the whole value too, under a path no field has: the reply guard lets it back
+            # to the client (it was sent), and masking works from the pieces
+            result.entities.append(replace(e, start=a + e.start, end=a + e.end, path=JOINED))
+            result.categories.add(e.category)
+        if part.markings:     # a marking written across two fields ("[대" | "외비]")
+            _merge(result, Classification(markings=part.markings, n2sf_grade=part.n2sf_grade))
+
+
+def _windows(boundaries: list[int], total: int) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for b in boundaries:
+        a, z = max(0, b - JOIN_REACH), min(total, b + JOIN_REACH)
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], z)
+        else:
+            out.append((a, z))
+    return out
+
+
+def _crosses(start: int, end: int, starts: list[int]) -> bool:
+    return any(start < b < end for b in starts[1:])
+
+
+def _pieces(e: Entity, offset: int, starts: list[int], texts: list[tuple[Path, str]],
+            known: list[Entity]) -> list[Entity]:
+    """The part of a crossing entity inside each field it touches, as that field's entity; a
+    piece already inside an entity found in its own field adds nothing."""
+    start, end = offset + e.start, offset + e.end
+    out: list[Entity] = []
+    for i, (path, text) in enumerate(texts):
+        lo, hi = starts[i], starts[i] + len(text)
+        if hi <= start or lo >= end or hi == lo:
+            continue
+        s, t = max(start, lo) - lo, min(end, hi) - lo
+        if any(k.path == path and k.start <= s and t <= k.end for k in known):
+            continue
+        out.append(replace(e, start=s, end=t, text=text[s:t], path=path))
+    return out

@@ -42,6 +42,13 @@ _SEPARATORS_RE = re.compile(r"[\s\-.()/]+")
 _SWEEP_MIN_CHARS = 3
 
 
+def _is_identifier_field(path: tuple[Any, ...]) -> bool:
+    """A message `name` or a function name: upstreams accept only ^[A-Za-z0-9_-]{1,64}$ there."""
+    if not path or path[-1] != "name":
+        return False
+    return (len(path) == 3 and path[0] == "messages") or (len(path) >= 2 and path[-2] == "function")
+
+
 class SupportsScan(Protocol):
     def scan(self, text: str) -> list[Entity]: ...
 
@@ -282,12 +289,13 @@ class Pseudonymizer:
             self.reserve(text, (v for _t, v in todo))
         for etype, value in todo:
             self.token_for(etype, value)
-        names = [(p, t) for p, t in texts if p[-1] == "name"]
-        others = [(p, t) for p, t in texts if p[-1] != "name"]
-        out = _fields.rewrite(body, others, lambda t: self.mask_text(t, found.get(t, ()), types))
-        if names:
-            out = _fields.rewrite(out, names, lambda t: self._mask_name(t, found.get(t, ()), types))
-        return out
+        changes = []
+        for path, text in texts:
+            mask = self._mask_name if _is_identifier_field(path) else self.mask_text
+            masked = mask(text, found.get(text, ()), types)
+            if masked != text:
+                changes.append((path, masked))
+        return _fields.apply(body, changes)
 
     def _mask_name(self, text: str, entities: Iterable[Entity], types: set[str] | None) -> str:
         masked = self.mask_text(text, entities, types)

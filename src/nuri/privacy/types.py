@@ -36,6 +36,7 @@ class Entity:
     score: float
     evidence: Evidence
     category: PipaCategory
+    detail: str = ""          # why it counts ("checksum", "shape+cue, never-issued area 900"); no value
     path: tuple[Any, ...] = ()  # which request field it came from (fields.request_texts path)
 
 
@@ -51,6 +52,7 @@ class Classification:
     languages: dict[str, float] = field(default_factory=dict)   # hangul, latin, han, kana → share
     domains: set[str] = field(default_factory=set)              # AI Basic Act high-impact tags
     chars: int = 0
+    unscanned: list[str] = field(default_factory=list)          # media types of content not read
 
     @property
     def entity_types(self) -> set[str]:
@@ -73,4 +75,15 @@ class Classification:
             "languages": dict(self.languages),
             "domains": sorted(self.domains),
             "chars": self.chars,
+            "unscanned_content": sorted(set(self.unscanned)),
         }
+
+    @property
+    def content_kinds(self) -> set[str]:
+        """image | audio | file for each unscanned media type: what `content:` in a rule matches."""
+        return {content_kind(m) for m in self.unscanned}
+
+
+def content_kind(media_type: str) -> str:
+    major = media_type.split("/", 1)[0]
+    return major if major in ("image", "audio") else "file"
