@@ -169,3 +169,9 @@ def test_fields_that_only_touch_are_not_cut_apart(scanner: Scanner) -> None:
     c = classify_request(body, "chat", scanner)
     phones = [e for e in c.entities if e.type == "PHONE"]
     assert [(e.path, e.text) for e in phones] == [(("messages", 0, "content"), PHONE)]
+
+
+def test_a_split_value_counts_once(scanner: Scanner) -> None:
+    body = {"model": "default", "messages": [{"role": "user", "content": "주민등록번호 900101"},
+                                              {"role": "user", "content": "-1234568"}]}
+    assert classify_request(body, "chat", scanner).counts() == {"KR_RRN": 1}

@@ -20,7 +20,7 @@ from typing import Any
 from nuri.privacy import signals
 from nuri.privacy.fields import Path, walk
 from nuri.privacy.scanner import Scanner
-from nuri.privacy.types import Classification, Entity, PipaCategory
+from nuri.privacy.types import SPLIT_PIECE, Classification, Entity, PipaCategory
 
 # Characters on each side of a boundary that the joined view looks at: longer than any
 # identifier with its context cue, short enough that the joined scan stays cheap.
@@ -79,7 +79,8 @@ def _join_boundaries(result: Classification, texts: list[tuple[Path, str]], scan
             result.entities.extend(_pieces(e, a, starts, texts, result.entities))
             # the whole value too, under a path no field has: the reply guard lets it back
             # to the client (it was sent), and masking works from the pieces
-            result.entities.append(replace(e, start=a + e.start, end=a + e.end, path=JOINED))
+            whole = f"{e.detail}; joined across fields" if e.detail else "joined across fields"
+            result.entities.append(replace(e, start=a + e.start, end=a + e.end, path=JOINED, detail=whole))
             result.categories.add(e.category)
         if part.markings:     # a marking written across two fields ("[대" | "외비]")
             _merge(result, Classification(markings=part.markings, n2sf_grade=part.n2sf_grade))
@@ -113,5 +114,5 @@ def _pieces(e: Entity, offset: int, starts: list[int], texts: list[tuple[Path, s
         s, t = max(start, lo) - lo, min(end, hi) - lo
         if any(k.path == path and k.start <= s and t <= k.end for k in known):
             continue
-        out.append(replace(e, start=s, end=t, text=text[s:t], path=path))
+        out.append(replace(e, start=s, end=t, text=text[s:t], path=path, detail=SPLIT_PIECE))
     return out
