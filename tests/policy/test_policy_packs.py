@@ -157,3 +157,11 @@ def test_home_jurisdiction_is_configurable():
     e = engine(deployments=deps, home_jurisdiction="JP")
     d = e.decide(classification("KR_RRN"), P, "default", deps)
     assert [v.deployment_id for v in d.eligible] == ["jp-cloud"]
+
+
+@pytest.mark.parametrize("kind", ["US_SSN", "PASSPORT"])
+def test_foreign_unique_identifiers_go_abroad_only_masked(kind):
+    d = engine().decide(classification(kind), P, "default", catalog())
+    assert d.verdict("global").eligible
+    assert kind in d.verdict("global").mask_types
+    assert not d.verdict("onprem").mask_types

@@ -54,3 +54,4 @@ def test_content_condition_is_validated() -> None:
         Rule.model_validate({"id": "x", "citation": "Art. 1", "when": {"content": ["video"]},
                              "action": "flag"})
     assert issubclass(PolicyError, ValueError)
+

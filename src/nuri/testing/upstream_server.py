@@ -6,11 +6,29 @@ got rather than on what the gateway says it sent.
 
 Behaviour is scripted over HTTP so a test in another process can steer it:
   POST /_nuri/config   {"reply": "...", "echo": bool, "answers": {substring: reply},
-                        "latency_ms": n, "chunk_chars": n, "chunk_delay_ms": n, "model_name": ...}
+                        "latency_ms": n, "chunk_chars": n, "chunk_delay_ms": n, "model_name": ...,
+                        "reply_fields": {...}, "cuts": [...], "cut_anchor": "...", "chunks": [...],
+                        "plans": {marker: {...}}, "marker_pattern": "regex"}
   POST /_nuri/script   [{"fault": "status", "status": 500}, {"fault": "ok"}, ...]  consumed in order
   GET  /_nuri/requests every recorded request; DELETE /_nuri/requests clears them
 Faults: ok | status (status, body) | slow (delay_ms) | drop (after_chunks: close mid-stream) |
         malformed (invalid SSE / JSON) | hang (never answers)
+
+Reply shapes (chat completions), so the reply direction can be probed field by field:
+  reply_fields  {"content": t, "refusal": t, "tool_arguments": t, "logprobs": t, "<other key>": t}:
+                each text goes to its carrier (message.content, message.refusal, the first tool
+                call's arguments, choices[].logprobs.content[].token/bytes, or an unknown key at
+                the top of the reply and of each chunk). Streamed, each text is cut into pieces
+                and each piece sent as its own chunk.
+  cuts          where texts are cut when streamed: a list of offsets, "each" (every character),
+                or none (chunk_chars). With `cut_anchor`, offsets count from the anchor's first
+                occurrence in the text, so a cut can fall at any position inside a value.
+  chunks        chunk dicts streamed verbatim (id, object, created, model filled in when absent).
+  "{{placeholders}}" in any of these is replaced by the placeholders (<TYPE_N>) found anywhere in
+  the request, keys included, joined by " | ": the upstream echoes what the gateway sent it.
+  plans         {marker: {"reply_fields": …, "cuts": …, "cut_anchor": …, "chunks": …}}: the plan
+                whose marker (found in the request's strings with `marker_pattern`) the request
+                carries, so concurrent requests can each get their own reply shape.
 
 Run alone: python -m nuri.testing.upstream_server --port 9000
 """
@@ -21,6 +39,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -28,6 +47,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+PLACEHOLDER_RE = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
+ECHO = "{{placeholders}}"
+DEFAULT_MARKER_PATTERN = r"nurimark[a-z]+"
+_CHANNELS = ("content", "refusal", "tool_arguments", "logprobs")
+_PLAN_KEYS = ("reply_fields", "cuts", "cut_anchor", "chunks")
 
 
 @dataclass
@@ -43,6 +68,12 @@ class UpstreamState:
     script: list[dict[str, Any]] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     record: bool = True
+    reply_fields: dict[str, str] | None = None
+    cuts: list[int] | str | None = None
+    cut_anchor: str | None = None
+    chunks: list[dict[str, Any]] | None = None
+    plans: dict[str, dict[str, Any]] = field(default_factory=dict)
+    marker_pattern: str = DEFAULT_MARKER_PATTERN
 
     def next_fault(self) -> dict[str, Any]:
         return self.script.pop(0) if self.script else {"fault": "ok"}
@@ -71,6 +102,65 @@ def _last_user(body: dict[str, Any]) -> str:
         if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str):
             return m["content"]
     return _prompt_text(body)
+
+
+def _strings(node: Any) -> list[str]:
+    """Every string of a JSON value, object keys included, in document order."""
+    out: list[str] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            for k, v in reversed(list(item.items())):
+                stack.append(v)
+                stack.append(k)
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    return out
+
+
+def found_placeholders(body: Any) -> list[str]:
+    """Placeholders the gateway put anywhere in a request, first occurrence first."""
+    seen: dict[str, None] = {}
+    for text in _strings(body):
+        for m in PLACEHOLDER_RE.finditer(text):
+            seen.setdefault(m.group(0), None)
+    return list(seen)
+
+
+def _render(node: Any, echo: str) -> Any:
+    if isinstance(node, str):
+        return node.replace(ECHO, echo)
+    if isinstance(node, dict):
+        return {_render(k, echo): _render(v, echo) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_render(v, echo) for v in node]
+    return node
+
+
+def cut_text(text: str, cuts: list[int] | str | None, anchor: str | None, chunk_chars: int) -> list[str]:
+    """Pieces of `text` for streaming: at explicit offsets (from `anchor` when given), at every
+    character ("each"), or every `chunk_chars`; never an empty piece."""
+    if not text:
+        return [""]
+    if cuts == "each":
+        return list(text)
+    if isinstance(cuts, list) and cuts:
+        base = 0
+        if anchor:
+            base = text.find(anchor)
+            if base < 0:
+                return cut_text(text, None, None, chunk_chars)
+        points = sorted({min(max(0, base + int(c)), len(text)) for c in cuts} | {0, len(text)})
+        return [text[a:b] for a, b in zip(points, points[1:], strict=False) if b > a]
+    size = max(1, int(chunk_chars))
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def _logprob(token: str) -> dict[str, Any]:
+    return {"token": token, "logprob": -0.01, "bytes": list(token.encode()), "top_logprobs": []}
 
 
 class UpstreamServer:
@@ -155,6 +245,9 @@ class UpstreamServer:
         failed = await self._apply_fault(fault)
         if failed is not None:
             return failed
+        plan = self._plan_for(body)
+        if plan is not None:
+            return await self._shaped(request, body, plan)
         text = self._reply_for(body)
         model = self.state.model_name or body.get("model", "test-model")
         prompt_tokens = _count_tokens(_prompt_text(body))
@@ -177,6 +270,106 @@ class UpstreamServer:
                 "usage": usage,
             })
         return await self._stream(request, body, fault, text, model, created, usage, chat=True)
+
+    # -- scripted reply shapes ------------------------------------------------------------------
+    def _plan_for(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The reply shape for this request: its marker's plan, else the state's, else None."""
+        state = self.state
+        if state.plans:
+            pattern = re.compile(state.marker_pattern)
+            for text in _strings(body):
+                m = pattern.search(text)
+                if m and m.group(0) in state.plans:
+                    return state.plans[m.group(0)]
+        if state.reply_fields is not None or state.chunks is not None:
+            return {key: getattr(state, key) for key in _PLAN_KEYS}
+        return None
+
+    async def _shaped(self, request: web.Request, body: dict[str, Any], plan: dict[str, Any]) -> web.StreamResponse:
+        echo = " | ".join(found_placeholders(body))
+        fields: dict[str, str] = _render(dict(plan.get("reply_fields") or {}), echo)
+        model = self.state.model_name or body.get("model", "test-model")
+        created = int(time.time())
+        prompt_tokens = _count_tokens(_prompt_text(body))
+        completion_tokens = sum(_count_tokens(t) for t in fields.values())
+        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                 "total_tokens": prompt_tokens + completion_tokens}
+        head = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "created": created, "model": model}
+        anchor = _render(plan.get("cut_anchor"), echo)
+
+        def pieces(text: str) -> list[str]:
+            return cut_text(text, plan.get("cuts"), anchor, self.state.chunk_chars)
+
+        if not body.get("stream"):
+            return web.json_response(self._shaped_reply(fields, pieces, model, created, usage))
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+
+        async def send(chunk: dict[str, Any]) -> None:
+            await resp.write(b"data: " + json.dumps({**head, **chunk}, ensure_ascii=False).encode() + b"\n\n")
+            if self.state.chunk_delay_ms:
+                await asyncio.sleep(self.state.chunk_delay_ms / 1000)
+
+        if plan.get("chunks") is not None:
+            for chunk in _render(plan["chunks"], echo):
+                await send(chunk)
+        else:
+            await send({"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                     "finish_reason": None}]})
+            for chunk in self._shaped_chunks(fields, pieces):
+                await send(chunk)
+            finish = "tool_calls" if "tool_arguments" in fields else "stop"
+            await send({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+        if (body.get("stream_options") or {}).get("include_usage"):
+            await send({"choices": [], "usage": usage})
+        await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
+    @staticmethod
+    def _shaped_reply(fields: dict[str, str], pieces: Any, model: str, created: int,
+                      usage: dict[str, int]) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": fields.get("content")}
+        choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": "stop"}
+        if "refusal" in fields:
+            message["refusal"] = fields["refusal"]
+        if "tool_arguments" in fields:
+            message["tool_calls"] = [{"id": "call_nuri_1", "type": "function",
+                                      "function": {"name": "lookup", "arguments": fields["tool_arguments"]}}]
+            choice["finish_reason"] = "tool_calls"
+        if "logprobs" in fields:
+            choice["logprobs"] = {"content": [_logprob(p) for p in pieces(fields["logprobs"])], "refusal": None}
+        reply: dict[str, Any] = {"id": "chatcmpl-test", "object": "chat.completion", "created": created,
+                                 "model": model, "choices": [choice], "usage": usage}
+        for key, text in fields.items():
+            if key not in _CHANNELS:
+                reply[key] = text
+        return reply
+
+    @staticmethod
+    def _shaped_chunks(fields: dict[str, str], pieces: Any) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for key, text in fields.items():
+            for i, piece in enumerate(pieces(text)):
+                choice: dict[str, Any] = {"index": 0, "delta": {}, "finish_reason": None}
+                chunk: dict[str, Any] = {"choices": [choice]}
+                if key == "content":
+                    choice["delta"] = {"content": piece}
+                elif key == "refusal":
+                    choice["delta"] = {"refusal": piece}
+                elif key == "tool_arguments":
+                    call: dict[str, Any] = {"index": 0, "function": {"arguments": piece}}
+                    if i == 0:
+                        call = {"index": 0, "id": "call_nuri_1", "type": "function",
+                                "function": {"name": "lookup", "arguments": piece}}
+                    choice["delta"] = {"tool_calls": [call]}
+                elif key == "logprobs":
+                    choice["delta"] = {"content": ""}
+                    choice["logprobs"] = {"content": [_logprob(piece)], "refusal": None}
+                else:
+                    chunk[key] = piece
+                out.append(chunk)
+        return out
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         body, fault = await self._receive(request)
@@ -307,7 +500,8 @@ class RunningUpstream:
         """Back to default behaviour with an empty request log (for servers shared by tests)."""
         fresh = UpstreamState()
         for name in ("reply", "echo", "answers", "latency_ms", "chunk_chars", "chunk_delay_ms", "model_name",
-                     "tool_call", "script"):
+                     "tool_call", "script", "reply_fields", "cuts", "cut_anchor", "chunks", "plans",
+                     "marker_pattern"):
             setattr(self.state, name, getattr(fresh, name))
         self.state.requests.clear()
         return self
