@@ -67,7 +67,9 @@ def test_business_registration_number_checksum() -> None:
     good = dashed(brn("123456789"), 3, 2, 5)
     assert found(f"사업자등록번호: {good}") == [("KR_BRN", good)]
     bad = good[:-1] + str((int(good[-1]) + 1) % 10)
-    assert "KR_BRN" not in types(f"사업자등록번호: {bad}")
+    assert "KR_BRN" not in types(f"번호: {bad}")              # a failed check needs the label
+    [e] = SCANNER.scan(f"사업자등록번호: {bad}")
+    assert e.type == "KR_BRN" and e.score < SCANNER.scan(f"사업자등록번호: {good}")[0].score
 
 
 def test_corporate_registration_number_by_context_and_checksum() -> None:

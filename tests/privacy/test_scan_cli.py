@@ -29,7 +29,7 @@ def test_json_output_shape_and_offsets_in_the_input_as_given() -> None:
     doc = json.loads(result.output)
     assert set(doc) == {"entities", "classification"}
     for e in doc["entities"]:
-        assert set(e) == {"type", "start", "end", "score", "evidence", "category"}
+        assert set(e) == {"type", "start", "end", "score", "evidence", "detail", "category"}
     spans = {e["type"]: TEXT[e["start"]:e["end"]] for e in doc["entities"]}
     assert spans == {"PERSON": "김민수", "PHONE": "０１０-１２３４-５６７８"}
     c = doc["classification"]

@@ -2,7 +2,8 @@
 
 The user's own text is shown back to them (that is the point of the command); the
 `classification` block holds types and counts only, like every record that leaves a request.
-Offsets are in characters of the input as given.
+Offsets are in characters of the input as given. Each entity carries its score, its evidence
+and a `detail` saying which checks held or failed ("shape+cue, checksum fails"), never the value.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def _entity_json(e: Entity) -> dict[str, Any]:
         "end": e.end,
         "score": e.score,
         "evidence": e.evidence.value,
+        "detail": e.detail,
         "category": e.category.value,
     }
 
@@ -73,11 +75,11 @@ def _print_table(content: str, result: dict[str, Any]) -> None:
 
     console = Console()
     table = Table(title=f"{len(result['entities'])} entities")
-    for col in ("type", "span", "value", "score", "evidence", "category"):
+    for col in ("type", "span", "value", "score", "evidence", "detail", "category"):
         table.add_column(col)
     for e in result["entities"]:
         table.add_row(e["type"], f"{e['start']}–{e['end']}", Text(content[e["start"]:e["end"]]),
-                      f"{e['score']:.2f}", e["evidence"], e["category"])
+                      f"{e['score']:.2f}", e["evidence"], Text(e["detail"]), e["category"])
     console.print(table)
     c = result["classification"]
     console.print(

@@ -27,6 +27,10 @@ class Evidence(StrEnum):
     MODEL = "model"           # morphological analysis / dictionary
 
 
+# The detail of an entity that is one field's piece of a value split across fields.
+SPLIT_PIECE = "piece of a value split across fields"
+
+
 @dataclass(slots=True)
 class Entity:
     type: str                 # KR_RRN, PHONE, PERSON, … (see privacy/README in docs/architecture.md)
@@ -59,9 +63,11 @@ class Classification:
         return {e.type for e in self.entities}
 
     def counts(self) -> dict[str, int]:
+        """Entities per type; a value split across fields counts once (its pieces do not)."""
         out: dict[str, int] = {}
         for e in self.entities:
-            out[e.type] = out.get(e.type, 0) + 1
+            if e.detail != SPLIT_PIECE:
+                out[e.type] = out.get(e.type, 0) + 1
         return out
 
     def summary(self) -> dict[str, Any]:

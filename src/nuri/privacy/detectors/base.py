@@ -28,6 +28,7 @@ class Hit(NamedTuple):
     end: int
     score: float
     evidence: Evidence
+    detail: str = ""   # why it counts, for people ("shape+cue, checksum fails"); never the value
 
 
 CATEGORY: dict[str, PipaCategory] = {

@@ -3,6 +3,8 @@
 Rules and check digits: REFERENCE §1 (행정안전부 주민등록번호 체계; 국세청 사업자등록번호; 법인등록번호
 규칙). RRNs and FRNs issued or changed since 2020-10-05 have random last six digits, so a valid
 birth date plus gender digit is the evidence and a valid check digit only raises the score.
+Business, corporate and licence numbers that fail their check digit or region code still count
+next to their label word, at a lower score: test and made-up numbers are what gets pasted.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ _LICENSE_REGION = re.compile(rf"(?P<l_name>{_REGION_NAMES})\s?{_LICENSE_TAIL}")
 # number) are all found. The left boundary ("-" before the run) is checked in code.
 #   ss:  YYMMDD-GNNNNNN, also the 6-7 shape of corporate registration numbers
 #   brn: NNN-NN-NNNNN business registration numbers
-#   lic: RR-NN-NNNNNN-NN driver licences (RR: a region code starting 1 or 2)
+#   lic: RR-NN-NNNNNN-NN driver licences (RR: a region code starting 1 or 2, checked in code)
 _DIGIT_IDS = re.compile(
     r"\d(?<!\d\d)"
     rf"(?:(?=(?P<ss>(?P<ss1>\d{{5}})(?P<ss_dash>{_DASH})(?P<ss2>\d{{7}})(?![\d]))))?"
@@ -99,17 +101,28 @@ def _left_bad(text: str, start: int, extra: str = "") -> bool:
     return start > 0 and (text[start - 1].isdigit() or text[start - 1] in extra)
 
 
+_RANDOM_TAIL = "checksum fails (random tail since 2020-10)"
+
+
 def _six_seven(text: str, m: re.Match[str]) -> Hit | None:
     s, e = m.start(), m.end("ss")
     d = text[s] + m.group("ss1") + m.group("ss2")
     dashed = bool(m.group("ss_dash").strip())
     negative = before(text, s, NEGATIVE_CONTEXT, 16)
     if near(text, s, e, _CRN_CTX, 20):
-        return Hit("KR_CRN", s, e, 0.95 if crn_checksum(d) else 0.6, Evidence.CONTEXT)
+        if crn_checksum(d):
+            return Hit("KR_CRN", s, e, 0.95, Evidence.CONTEXT, "checksum+cue")
+        return Hit("KR_CRN", s, e, 0.7, Evidence.CONTEXT, "shape+cue, checksum fails")
     if not birth_date_ok(d):
         if crn_checksum(d) and dashed and not negative:
-            return Hit("KR_CRN", s, e, 0.8, Evidence.CHECKSUM)
+            return Hit("KR_CRN", s, e, 0.8, Evidence.CHECKSUM, "checksum")
         return None
+    return _resident(text, s, e, d, dashed, negative)
+
+
+def _resident(text: str, s: int, e: int, d: str, dashed: bool, negative: bool) -> Hit | None:
+    """A valid birth date and gender digit: an RRN or FRN. The check digit only raises the
+    score, as numbers issued since 2020-10-05 end in random digits (REFERENCE §1)."""
     foreign = d[6] in "5678"
     kind = "KR_FRN" if foreign else "KR_RRN"
     check = frn_checksum(d) if foreign else rrn_checksum(d)
@@ -117,28 +130,42 @@ def _six_seven(text: str, m: re.Match[str]) -> Hit | None:
         foreign and near(text, s, e, _RRN_CTX, 24))
     if not ctx and ((negative and not (check and dashed)) or (not dashed and ean13(d))):
         return None
-    if not ctx and not check and crn_checksum(d):
-        # Fits both a post-2020 RRN and a corporate number: report the one that must be
-        # protected more (a unique identifier), at a score that says it is uncertain.
-        return Hit(kind, s, e, 0.6 if dashed else 0.5, Evidence.PATTERN)
+    if not ctx and not check and not dashed and crn_checksum(d):
+        # Thirteen bare digits that fit both a post-2020 RRN and a corporate number: report the
+        # one that must be protected more (a unique identifier), at a score that says so.
+        return Hit(kind, s, e, 0.5, Evidence.PATTERN,
+                   "13 digits, valid birth date, also a corporate checksum")
     score = 0.7 if dashed else 0.55
     evidence = Evidence.PATTERN
     if check:
         score, evidence = score + 0.25, Evidence.CHECKSUM
     if ctx:
         score, evidence = score + 0.2, Evidence.CONTEXT
-    return Hit(kind, s, e, min(score, 0.99), evidence)
+    return Hit(kind, s, e, min(score, 0.99), evidence, _resident_detail(check, ctx, dashed))
+
+
+def _resident_detail(check: bool, ctx: bool, dashed: bool) -> str:
+    if check:
+        return "checksum+cue" if ctx else "checksum"
+    shape = "shape+cue" if ctx else ("shape" if dashed else "13 digits")
+    return f"{shape}, valid birth date, {_RANDOM_TAIL}"
 
 
 def _brn(text: str, m: re.Match[str]) -> Hit | None:
+    """A business number: its check digit, or the NNN-NN-NNNNN shape next to a business word and
+    not after an order label (test and made-up numbers fail the check and are still meant as one)."""
     s, e = m.start(), m.end("brn")
     d = text[s] + m.group("b1") + m.group("b2") + m.group("b3")
-    if not brn_checksum(d):
-        return None
+    check = brn_checksum(d)
     if near(text, s, e, _BRN_CTX, 20):
-        return Hit("KR_BRN", s, e, 0.95, Evidence.CONTEXT)
-    if m.group("b_sep") and not before(text, s, NEGATIVE_CONTEXT, 16):
-        return Hit("KR_BRN", s, e, 0.8, Evidence.CHECKSUM)
+        if check:
+            return Hit("KR_BRN", s, e, 0.95, Evidence.CONTEXT, "checksum+cue")
+        if before(text, s, NEGATIVE_CONTEXT, 16):
+            return None
+        return Hit("KR_BRN", s, e, 0.7 if m.group("b_sep") else 0.6, Evidence.CONTEXT,
+                   "shape+cue, checksum fails")
+    if check and m.group("b_sep") and not before(text, s, NEGATIVE_CONTEXT, 16):
+        return Hit("KR_BRN", s, e, 0.8, Evidence.CHECKSUM, "checksum")
     return None
 
 
@@ -150,23 +177,28 @@ def _passport(text: str) -> list[Hit]:
         ctx = near(text, m.start(), m.end(), _PASSPORT_CTX, 24)
         new_format = not m.group(2).isdigit()
         if ctx:
-            hits.append(Hit("KR_PASSPORT", m.start(), m.end(), 0.95, Evidence.CONTEXT))
+            hits.append(Hit("KR_PASSPORT", m.start(), m.end(), 0.95, Evidence.CONTEXT, "shape+cue"))
         elif new_format and not before(text, m.start(), NEGATIVE_CONTEXT, 16):
-            hits.append(Hit("KR_PASSPORT", m.start(), m.end(), 0.6, Evidence.PATTERN))
+            hits.append(Hit("KR_PASSPORT", m.start(), m.end(), 0.6, Evidence.PATTERN, "shape (2021 format)"))
     return hits
 
 
 def _license(text: str, m: re.Match[str], end: int, region: str | None) -> Hit | None:
-    """Both forms: a two-digit region code first (`region`), or a region name (`region` None)."""
-    if region is not None and not ("11" <= region <= "26" or region == "28"):
-        return None
+    """Both forms: a two-digit region code first (`region`), or a region name (`region` None).
+    A code outside 11–26 and 28 counts only next to a licence word, not after an order label."""
+    known = region is None or "11" <= region <= "26" or region == "28"
     s = m.start()
+    if near(text, s, end, _LICENSE_CTX, 24):
+        if known:
+            return Hit("KR_DRIVER_LICENSE", s, end, 0.95, Evidence.CONTEXT, "shape+cue, region code")
+        if before(text, s, NEGATIVE_CONTEXT, 16):
+            return None
+        return Hit("KR_DRIVER_LICENSE", s, end, 0.7, Evidence.CONTEXT,
+                   f"shape+cue, unknown region code {region}")
     seps = [m.group("l_s1"), m.group("l_s2"), m.group("l_s3")]
     dashed = sum(1 for x in seps if x.strip()) >= 2
-    if near(text, s, end, _LICENSE_CTX, 24):
-        return Hit("KR_DRIVER_LICENSE", s, end, 0.95, Evidence.CONTEXT)
-    if (dashed or region is None) and not before(text, s, NEGATIVE_CONTEXT, 16):
-        return Hit("KR_DRIVER_LICENSE", s, end, 0.7, Evidence.PATTERN)
+    if known and (dashed or region is None) and not before(text, s, NEGATIVE_CONTEXT, 16):
+        return Hit("KR_DRIVER_LICENSE", s, end, 0.7, Evidence.PATTERN, "shape, region code")
     return None
 
 
