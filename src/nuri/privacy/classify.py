@@ -19,6 +19,7 @@ from typing import Any
 
 from nuri.privacy import signals
 from nuri.privacy.fields import Path, walk
+from nuri.privacy.normalize import normalize
 from nuri.privacy.scanner import Scanner
 from nuri.privacy.types import SPLIT_PIECE, Classification, Entity, PipaCategory
 
@@ -73,8 +74,7 @@ def _join_boundaries(result: Classification, texts: list[tuple[Path, str]], scan
     joined = "".join(t for _p, t in texts)
     for a, b in _windows(starts[1:], len(joined)):
         window = joined[a:b]
-        part, _scripts = scanner.analyse(window)
-        crossing = [e for e in part.entities if _crosses(a + e.start, a + e.end, starts)]
+        crossing = [e for e in scanner.scan(window) if _crosses(a + e.start, a + e.end, starts)]
         for e in crossing:
             result.entities.extend(_pieces(e, a, starts, texts, result.entities))
             # the whole value too, under a path no field has: the reply guard lets it back
@@ -82,8 +82,9 @@ def _join_boundaries(result: Classification, texts: list[tuple[Path, str]], scan
             whole = f"{e.detail}; joined across fields" if e.detail else "joined across fields"
             result.entities.append(replace(e, start=a + e.start, end=a + e.end, path=JOINED, detail=whole))
             result.categories.add(e.category)
-        if part.markings:     # a marking written across two fields ("[대" | "외비]")
-            _merge(result, Classification(markings=part.markings, n2sf_grade=part.n2sf_grade))
+        grade, markings = signals.markings(normalize(window).text, scanner.settings.n2sf_markings)
+        if markings:          # a marking written across two fields ("[대" | "외비]")
+            _merge(result, Classification(markings=markings, n2sf_grade=grade))
 
 
 def _windows(boundaries: list[int], total: int) -> list[tuple[int, int]]:
