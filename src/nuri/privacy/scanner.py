@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from nuri.config import PrivacySettings
 from nuri.privacy import signals
+from nuri.privacy.decode import decode
 from nuri.privacy.detectors import (
     address,
     bank,
@@ -142,6 +143,61 @@ def _run_windowed(text: str, spans: list[tuple[int, int]], detectors: list[Detec
     return hits
 
 
+# The decoded view is scanned only around what decoding rewrote (the rest reads as in the plain
+# view), with room for context words before a value and an e-mail's domain after its '@'.
+_DECODED_REACH = 96
+
+
+def _rewritten(view: Normalized) -> list[tuple[int, int]]:
+    """Merged spans of `view.text` around its rewritten characters, widened to whitespace."""
+    text, n = view.text, len(view.text)
+    merged: list[tuple[int, int]] = []
+    for seg in view.segments or ():
+        if seg.exact:
+            continue
+        a, b = max(0, seg.n_start - _DECODED_REACH), min(n, seg.n_end + _DECODED_REACH)
+        if merged and a <= merged[-1][1] + 2 * _SNAP:
+            merged[-1] = (merged[-1][0], b)
+        else:
+            merged.append((a, b))
+    return [(_snap_left(text, a), _snap_right(text, b)) for a, b in merged]
+
+
+def _in_original(view: Normalized, hits: list[Hit]) -> list[Hit]:
+    """`hits` (sorted, not overlapping, offsets in `view.text`) with offsets in the original text."""
+    if view.identity:
+        return hits
+    spans = view.spans([(h.start, h.end) for h in hits])
+    return [h._replace(start=start, end=end) for h, (start, end) in zip(hits, spans, strict=True)]
+
+
+def merge_views(plain: list[Hit], decoded: list[Hit]) -> list[Hit]:
+    """Hits of the plain and the decoded view (original offsets), overlaps resolved as within one
+    view. A plain hit that loses to an overlapping one without lying inside it widens the winner:
+    decoding never leaves part of what the plain view found unmasked."""
+    chosen = resolve(plain + decoded)
+    kept = set(chosen)
+    for h in plain:
+        if h not in kept:
+            chosen = _absorb(chosen, h)
+    return chosen
+
+
+def _absorb(chosen: list[Hit], h: Hit) -> list[Hit]:
+    """`chosen` (sorted, not overlapping) once it covers all of `h`."""
+    over = [c for c in chosen if c.start < h.end and h.start < c.end]
+    pos = h.start
+    for c in over:
+        if c.start > pos:
+            break
+        pos = max(pos, c.end)
+    if pos >= h.end:
+        return chosen
+    best = max([*over, h], key=lambda c: (c.score, c.end - c.start))
+    widened = best._replace(start=min(c.start for c in [*over, h]), end=max(c.end for c in [*over, h]))
+    return sorted([c for c in chosen if c not in over] + [widened], key=lambda c: c.start)
+
+
 def resolve(hits: list[Hit]) -> list[Hit]:
     """Non-overlapping hits: highest score first, then longest, then earliest; sorted by start."""
     chosen_starts: list[int] = []
@@ -202,12 +258,19 @@ class Scanner:
         """Entities sorted by start, non-overlapping, spans in the original `text`."""
         if not text:
             return []
-        return self._entities(text, normalize(text))
+        folded = normalize(text)
+        return self._entities(text, folded, decode(text, folded))
 
-    def _entities(self, text: str, norm: Normalized) -> list[Entity]:
-        hits = resolve(self._hits(norm.text))
-        return [Entity(h.type, start, end, text[start:end], round(h.score, 3), h.evidence, category(h.type))
-                for h, (start, end) in zip(hits, norm.spans([(h.start, h.end) for h in hits]), strict=True)]
+    def _entities(self, text: str, norm: Normalized, decoded: Normalized | None = None) -> list[Entity]:
+        """Entities of the folded view `norm` and, if the text holds encoded runs, of the decoded
+        view, merged in original offsets."""
+        hits = _in_original(norm, resolve(self._hits(norm.text)))
+        if decoded is not None:
+            found = _run_windowed(decoded.text, _rewritten(decoded), [self._hits])
+            hits = merge_views(hits, _in_original(decoded, resolve(found)))
+        spans = [(h.start, h.end) for h in hits]
+        return [Entity(h.type, start, end, text[start:end], round(h.score, 3), h.evidence, category(h.type), h.detail)
+                for h, (start, end) in zip(hits, spans, strict=True)]
 
     def classify_text(self, text: str) -> Classification:
         """Entities plus whole-text signals (topics, N2SF grade, languages, domains) of one text."""
@@ -216,9 +279,14 @@ class Scanner:
     def analyse(self, text: str) -> tuple[Classification, dict[str, int]]:
         """`classify_text` plus the per-script character counts, so requests can sum them."""
         normalized = normalize(text)
-        entities = self._entities(text, normalized) if text else []
+        decoded = decode(text, normalized) if text else None
+        entities = self._entities(text, normalized, decoded) if text else []
         norm = normalized.text
         grade, found = signals.markings(norm, self.settings.n2sf_markings)
+        if decoded is not None:       # a marking written encoded counts as well
+            decoded_grade, decoded_found = signals.markings(decoded.text, self.settings.n2sf_markings)
+            grade = signals.higher(grade, decoded_grade)
+            found += [m for m in decoded_found if m not in found]
         found_topics, found_domains = signals.topics_and_domains(norm)
         cats = {e.category for e in entities}
         if found_topics:

@@ -117,16 +117,25 @@ def _signals(text: str) -> tuple[set[str], set[str]]:
                 weights[name] = weights.get(name, 0) + weight
     return {t for t, w in weights.items() if w >= 2}, found_domains
 
-# N2SF markings (REFERENCE §2): C classified, S sensitive. 비밀/기밀 only as whole words, so
-# 비밀번호 (password) or 기밀유지계약 is not a marking.
+# N2SF markings (REFERENCE §2): C classified, S sensitive, in Hangul or Hanja (對外秘, 二級秘密).
+# 비밀/기밀 only as whole words, so 비밀번호 (password) or 기밀유지계약 is not a marking. The
+# syllables may stand apart ([대 외 비], 대·외·비): a marking written that way must then stand alone,
+# so 대외 비용 is not one. Each pattern opens with a literal syllable the engine can skip to.
+_GAP = r"[ \t.·・ㆍ\u119e•∙_\-]{0,3}"
 _MARKINGS: list[tuple[re.Pattern[str], str, str, tuple[str, ...]]] = [
-    (re.compile(r"(?<![가-힣])(?:[Ⅰ-Ⅲ1-3I]+급\s?)?비밀(?![가-힣])"), "비밀", "C", ("비밀",)),
-    (re.compile(r"(?<![가-힣])극비(?![가-힣])"), "극비", "C", ("극비",)),
-    (re.compile(r"(?<![가-힣])기밀(?![가-힣])"), "기밀", "C", ("기밀",)),
+    (re.compile(rf"비(?:(?<![가-힣]비)|(?<=[Ⅰ-Ⅲ1-3I]급비)|(?<=[Ⅰ-Ⅲ1-3I]급\s비)){_GAP}밀(?![가-힣])"),
+     "비밀", "C", ("밀",)),
+    (re.compile(rf"秘(?:(?<![一-鿿]秘)|(?<=[一二三Ⅰ-Ⅲ1-3I]級秘)|(?<=[一二三Ⅰ-Ⅲ1-3I]級\s秘)){_GAP}密(?![一-鿿])"),
+     "비밀", "C", ("秘",)),
+    (re.compile(rf"극(?<![가-힣]극){_GAP}비(?![가-힣])"), "극비", "C", ("극",)),
+    (re.compile(rf"極(?<![一-鿿]極){_GAP}秘(?![一-鿿])"), "극비", "C", ("極",)),
+    (re.compile(rf"기(?<![가-힣]기){_GAP}밀(?![가-힣])"), "기밀", "C", ("밀",)),
+    (re.compile(rf"機(?<![一-鿿]機){_GAP}密(?![一-鿿])"), "기밀", "C", ("機",)),
     (re.compile(r"\[C\]"), "[C]", "C", ("[C]",)),
     (re.compile(r"(?<![A-Za-z_])(?:TOP SECRET|CONFIDENTIAL|CLASSIFIED)(?![A-Za-z_])|\[SECRET\]|SECRET//"),
      "CONFIDENTIAL", "C", ("SECRET", "CONFIDENTIAL", "CLASSIFIED")),
-    (re.compile(r"대외비"), "대외비", "S", ("대외비",)),
+    (re.compile(rf"대(?:외비|(?<![가-힣]대){_GAP}외{_GAP}비(?![가-힣]))"), "대외비", "S", ("외",)),
+    (re.compile(rf"對{_GAP}外{_GAP}秘"), "대외비", "S", ("對",)),
     (re.compile(r"\[S\]"), "[S]", "S", ("[S]",)),
     (re.compile(r"(?<![A-Za-z_])(?:FOR OFFICIAL USE ONLY|FOUO|INTERNAL ONLY)(?![A-Za-z_])"), "FOUO", "S", ("FOUO", "ONLY")),
 ]
@@ -158,7 +167,7 @@ def markings(text: str, extra: Mapping[str, str] | None = None) -> tuple[str, li
     found: list[str] = []
     grade = "O"
     for rx, label, g, hint in _MARKINGS:
-        if any(h in text for h in hint) and rx.search(text):
+        if label not in found and any(h in text for h in hint) and rx.search(text):
             found.append(label)
             grade = higher(grade, g)
     for marking, g in (extra or {}).items():
