@@ -254,3 +254,12 @@ def test_look_alike_letters_fold_to_ascii_and_map_back() -> None:
     norm = normalize(text)
     assert norm.text == "메일 hong@example.com"
     assert norm.span(3, len(norm.text)) == (3, len(text))
+
+
+def test_escapes_doubled_inside_json_in_json_and_short_base64_names_are_read() -> None:
+    s = Scanner()
+    nested = '{"q": "고객 \\\\ud64d\\\\uae38\\\\ub3d9님께"}'
+    assert [e.type for e in s.scan(nested)] == ["PERSON"]
+    short = "고객 7ZmN6ri464+Z님께 안내 문자를 보내 주세요."
+    (e,) = s.scan(short)
+    assert (e.type, short[e.start:e.end]) == ("PERSON", "7ZmN6ri464+Z")

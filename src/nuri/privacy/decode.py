@@ -29,8 +29,10 @@ _LEVELS = 2                      # base64 of percent-encoding: decoded twice, no
 # Every branch opens with its literal, so the engine skips to '%', '&' or '\'.
 _PCT = r"%[0-9A-Fa-f]{2}"
 _ENTITY = r"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
-_UESC = r"\\(?:u[0-9A-Fa-f]{4}|u\{[0-9A-Fa-f]{1,6}\}|U[0-9A-Fa-f]{8})"
-_XESC = r"\\x[0-9A-Fa-f]{2}"
+# One or more backslashes: an escape inside a JSON string inside a JSON string (tool-call
+# arguments) arrives as \\u0040, and reads as the same character.
+_UESC = r"\\+(?:u[0-9A-Fa-f]{4}|u\{[0-9A-Fa-f]{1,6}\}|U[0-9A-Fa-f]{8})"
+_XESC = r"\\+x[0-9A-Fa-f]{2}"
 _ESCAPED = re.compile("|".join(f"{one}(?:{one})*" for one in (_PCT, _ENTITY, _UESC, _XESC)))
 _CODE_POINT = re.compile(r"\\[uU]\{?([0-9A-Fa-f]+)\}?")
 
@@ -128,7 +130,9 @@ def _escaped_runs(text: str) -> list[tuple[int, int, str]]:
         return []
     out = []
     for m in _ESCAPED.finditer(text):
-        decoded = _ESCAPE_DECODERS[m.group()[:2] if m.group()[0] == "\\" else m.group()[0]](m.group())
+        run = m.group()
+        kind = "\\" + run.lstrip("\\")[0] if run[0] == "\\" else run[0]
+        decoded = _ESCAPE_DECODERS[kind](run)
         if decoded is not None and decoded != m.group():
             out.append((m.start(), m.end(), decoded))
     return out
@@ -213,7 +217,18 @@ def _base64(core: str) -> str | None:
         raw = base64.b64decode(core.translate(_URLSAFE) + "=" * (-len(core) % 4), validate=True)
     except (binascii.Error, ValueError):
         return None
-    return _text(raw, 8)
+    return _text(raw, 8) or _short_text(raw)
+
+
+def _short_text(raw: bytes) -> str | None:
+    """A short run read as text only when it is letters outside ASCII (a Korean name is three
+    syllables, nine bytes): random bytes are almost never valid multi-byte UTF-8."""
+    try:
+        s = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    letters = [c for c in s if not c.isascii() and c.isalpha()]
+    return s if len(letters) >= 2 and len(letters) * 2 >= len(s) and s.isprintable() else None
 
 
 def _text(raw: bytes, min_chars: int) -> str | None:
@@ -259,7 +274,7 @@ def _u_escapes(run: str) -> str | None:
 
 def _x_escapes(run: str) -> str | None:
     """\\xNN escapes: UTF-8 bytes (C, Python bytes) or, failing that, code points (JavaScript)."""
-    raw = bytes.fromhex(run.replace("\\x", ""))
+    raw = bytes.fromhex(run.replace("\\", "").replace("x", ""))
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
