@@ -165,10 +165,7 @@ async def _relay(gw: Gateway, ctx: RequestContext, first: dict[str, Any], iterat
             chunk["model"] = model
             if chunk_filter is not None:
                 chunk = chunk_filter.process(chunk, in_place=True)
-            for choice in chunk.get("choices") or []:
-                text = choice.get("text") or (choice.get("delta") or {}).get("content")
-                if text:
-                    completion_chars.append(text)
+            _count_text(chunk, completion_chars)
             if chunk.get("choices") or (wants_usage and chunk.get("usage")):
                 if not wants_usage:
                     chunk.pop("usage", None)
@@ -176,6 +173,7 @@ async def _relay(gw: Gateway, ctx: RequestContext, first: dict[str, Any], iterat
             chunk = await anext(iterator, None)
         rest = chunk_filter.close() if chunk_filter is not None else None
         if rest is not None:
+            _count_text(rest, completion_chars)
             yield encode_event({"object": first.get("object", "chat.completion.chunk"), "model": model, **rest})
         if not ctx.usage:
             prompt = estimate_many(t for _, t in fields.request_texts(body, ctx.endpoint))
@@ -204,6 +202,14 @@ async def _relay(gw: Gateway, ctx: RequestContext, first: dict[str, Any], iterat
     yield DONE
 
 
+def _count_text(chunk: dict[str, Any], into: list[str]) -> None:
+    """A chunk's content or legacy text, for the usage estimate when the upstream sends none."""
+    for choice in chunk.get("choices") or []:
+        text = choice.get("text") or (choice.get("delta") or {}).get("content")
+        if text:
+            into.append(text)
+
+
 def _label(ctx: RequestContext, reply: dict[str, Any]) -> None:
     decision = ctx.decision
     if decision is not None and decision.label:
@@ -214,7 +220,8 @@ def _usage(reply: dict[str, Any], prompt_estimate: int) -> dict[str, int]:
     usage = reply.get("usage")
     if isinstance(usage, dict) and "prompt_tokens" in usage:
         return usage
-    completion = estimate_many(t for _, t in fields.reply_texts(reply))
+    # logprobs tokens repeat the content: counted once
+    completion = estimate_many(t for path, t in fields.reply_texts(reply) if "logprobs" not in path)
     usage = {"prompt_tokens": prompt_estimate, "completion_tokens": completion,
              "total_tokens": prompt_estimate + completion}
     reply["usage"] = usage

@@ -181,7 +181,8 @@ def request_unscanned(body: dict[str, Any]) -> list[Unscanned]:
 
 
 # Reply keys whose values are the protocol's own, never model output.
-_REPLY_OWN = frozenset({"id", "object", "model", "created", "system_fingerprint", "service_tier", "usage"})
+_REPLY_OWN = frozenset({"id", "object", "model", "created", "system_fingerprint", "service_tier", "usage",
+                        "obfuscation"})
 
 
 def reply_texts(body: dict[str, Any]) -> Iterator[tuple[Path, str]]:
@@ -197,7 +198,8 @@ def reply_texts(body: dict[str, Any]) -> Iterator[tuple[Path, str]]:
                 texts.append(((key,), value))
         elif isinstance(value, dict | list):
             _walk(value, (key,), texts, [], None)
-    yield from texts
+    # generated audio (message.audio.data) is base64 sound, not text: its transcript is read
+    yield from (t for t in texts if t[0][-2:] != ("audio", "data"))
 
 
 def _set(root: Any, path: Path, value: str) -> None:

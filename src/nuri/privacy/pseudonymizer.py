@@ -291,11 +291,33 @@ class Pseudonymizer:
             self.token_for(etype, value)
         changes = []
         for path, text in texts:
+            if path[-1] == "arguments" and (masked_json := self._mask_json(text, scanner, types)) is not None:
+                if masked_json != text:
+                    changes.append((path, masked_json))
+                continue
             mask = self._mask_name if _is_identifier_field(path) else self.mask_text
             masked = mask(text, found.get(text, ()), types)
             if masked != text:
                 changes.append((path, masked))
         return _fields.apply(body, changes)
+
+    def _mask_json(self, text: str, scanner: SupportsScan, types: set[str] | None) -> str | None:
+        """Tool-call arguments are JSON: mask the strings inside it, so a placeholder stands for
+        the value itself rather than its escaped spelling, and comes back right in either a JSON
+        or a plain field. None when the text is not a JSON object or array."""
+        if not text.lstrip().startswith(("{", "[")):
+            return None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        if not isinstance(data, dict | list):
+            return None
+        inner = _fields.walk(data)[0]
+        changes = [(p, m) for p, t in inner if (m := self.mask_text(t, scanner.scan(t), types)) != t]
+        if not changes:
+            return text
+        return json.dumps(_fields.apply(data, changes), ensure_ascii=False)
 
     def _mask_name(self, text: str, entities: Iterable[Entity], types: set[str] | None) -> str:
         masked = self.mask_text(text, entities, types)
@@ -331,15 +353,17 @@ class Pseudonymizer:
         return pat.sub(lambda m: originals[m.group(0)], text)
 
     def restore_reply(self, body: dict[str, Any]) -> dict[str, Any]:
-        """A new non-streamed reply with message content, legacy text and tool-call arguments
-        restored."""
-        texts = list(_fields.reply_texts(body))
-        args = [(p, t) for p, t in texts if p[-1] == "arguments"]
-        plain = [(p, t) for p, t in texts if p[-1] != "arguments"]
-        out = _fields.rewrite(body, plain, self.restore_text)
-        if args:
-            out = _fields.rewrite(out, args, lambda t: self.restore_text(t, json_escape=True))
-        return out
+        """A new non-streamed reply with every string that could carry model output restored
+        (`fields.reply_texts`: content, refusal, tool calls, logprobs tokens, unknown keys).
+        `arguments` hold JSON text, so values are JSON-escaped there; a placeholder split across
+        logprobs tokens is restored whole."""
+        from nuri.privacy.restorer import StreamRestorer, rewrite_reply  # restorer builds on this module
+
+        def escape(path: tuple[Any, ...]) -> bool:
+            return path[-1] == "arguments"
+
+        return rewrite_reply(body, lambda path, text: self.restore_text(text, json_escape=escape(path)),
+                             lambda path: StreamRestorer(self, json_escape=escape(path)))
 
     # -- surrogates -------------------------------------------------------------------------
     def _surrogate(self, etype: str, value: str, n: int) -> str:
