@@ -161,3 +161,35 @@ def test_explain_cli_json_agrees_with_evaluate(tmp_path, scanner):
     assert [m["id"] for m in view["matched"]] == decision.rule_ids
     human = CliRunner().invoke(app, ["explain", text, "--config", str(path)])
     assert human.exit_code == 0 and "pipa-unique-id-domestic" in human.output
+
+
+def test_explain_cli_takes_a_whole_request_and_names_unscanned_content(tmp_path):
+    import typer
+    import yaml
+
+    from nuri.policy.cli import register
+
+    app = typer.Typer()
+    register(app)
+
+    @app.command()
+    def _noop() -> None:
+        pass
+
+    config = tmp_path / "nuri.yaml"
+    config.write_text(yaml.safe_dump(CONFIG), encoding="utf-8")
+    body = {"model": "foreign", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "이 사진을 설명해 주세요"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}],
+        "tools": [{"type": "function", "function": {"name": "f", "description": f"주민등록번호 {RRN}"}}]}
+    request = tmp_path / "body.json"
+    request.write_text(json.dumps(body, ensure_ascii=False), encoding="utf-8")
+    result = CliRunner().invoke(app, ["explain", "--request", str(request), "--config", str(config), "--json"])
+    assert result.exit_code == 0, result.output
+    view = json.loads(result.output)
+    assert view["classification"]["unscanned_content"] == ["image/png"]
+    assert view["classification"]["entities"] == {"KR_RRN": 1}
+    assert view["action"] == "block"
+    assert {"pipa-unscanned-content-domestic", "pipa-unique-id-domestic"} <= {m["id"] for m in view["matched"]}
+    human = CliRunner().invoke(app, ["explain", "--request", str(request), "--config", str(config)])
+    assert human.exit_code == 0 and "unscanned content" in human.output and "image/png" in human.output
