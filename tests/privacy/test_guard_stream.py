@@ -232,7 +232,7 @@ def _chat_chunks(content: str, args: str, size: int) -> list[dict]:
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 8, 13])
 def test_chunk_filter_restores_and_guards_every_channel(size: int) -> None:
-    from nuri.privacy.guard import ChunkFilter
+    from nuri.privacy.stream_filter import ChunkFilter
 
     p, _ = _pseudo_with_sent()
     tok = p.token_for("SECRET", 'q"uote')
@@ -252,7 +252,7 @@ def test_chunk_filter_restores_and_guards_every_channel(size: int) -> None:
 
 
 def test_chunk_filter_legacy_text_and_close_without_finish() -> None:
-    from nuri.privacy.guard import ChunkFilter
+    from nuri.privacy.stream_filter import ChunkFilter
 
     p, _ = _pseudo_with_sent()
     f = ChunkFilter(p, STANDIN)

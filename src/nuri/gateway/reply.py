@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from nuri.privacy import fields
-from nuri.privacy.guard import ChunkFilter, filter_reply
+from nuri.privacy.guard import filter_reply
 from nuri.privacy.pseudonymizer import Pseudonymizer
+from nuri.privacy.stream_filter import ChunkFilter
 from nuri.privacy.types import Classification
 
 # Decide every ~8 characters (about two tokens): streams stay live, scans stay affordable.

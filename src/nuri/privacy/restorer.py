@@ -3,7 +3,7 @@
 An upstream may emit `<PER` in one event and `SON_1>` in the next. `StreamRestorer.feed` returns
 only text that can no longer be part of a token, and holds back the longest suffix of the
 pending text that is still a prefix of some token — nothing more, so the client sees text as
-early as possible. One restorer per text channel (see `guard.ChunkFilter` for how channels are keyed).
+early as possible. One restorer per text channel (see `stream_filter.ChunkFilter` for how channels are keyed).
 
 `rewrite_reply` is the non-streamed counterpart: one function over every string of a reply.
 """
