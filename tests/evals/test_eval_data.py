@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from eval_helpers import SHIPPED, shipped
+from eval_helpers import SHIPPED, requires_sandbox, shipped
 
 from nuri.evals.runner import score_reply
 from nuri.evals.scorers import ScoreContext, get_scorer
@@ -49,7 +49,7 @@ def _gold_reply(name: str, item: dict) -> str:
     return item["reference"]
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=requires_sandbox) if n == "code" else n for n in NAMES])
 def test_gold_replies_score_full_marks(name: str) -> None:
     suite = shipped(name)
     scorer = get_scorer(suite.scorer.name, suite.scorer.options)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eval_helpers import make_suite, shipped
+from eval_helpers import make_suite, requires_sandbox, shipped
 
 from nuri.evals.runner import EvalRunner, RunOptions
 from nuri.evals.scorers.choice import LETTERS
@@ -43,6 +43,7 @@ async def test_korean_knowledge_exact_scores(upstream_fast, cfg, store) -> None:
     assert run["suites"][0]["version"] == suite.version
 
 
+@requires_sandbox
 async def test_every_shipped_suite_scores_exactly_on_known_answers(upstream_fast, cfg, store) -> None:
     """Gold replies score 1, an unhelpful reply scores 0 (the code suite runs its references)."""
     gold: dict[str, str] = {}

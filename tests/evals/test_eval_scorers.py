@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from eval_helpers import requires_sandbox
 
 from nuri.evals.scorers import ScoreContext, get_scorer
 from nuri.evals.scorers.choice import extract_choice
@@ -58,6 +59,7 @@ async def test_json_and_schema() -> None:
     assert bad.value == 0.0 and "not of type" in bad.details["error"]
 
 
+@requires_sandbox
 async def test_code_sandbox_pass_fail_and_limits() -> None:
     s = get_scorer("code", {"timeout": 1, "memory_mb": 256})
     item = {"entry_point": "add", "prompt_code": "def add(a, b):", "tests": "assert add(2, 3) == 5"}

@@ -126,6 +126,8 @@ def run_cmd(
     seed: Annotated[int | None, typer.Option("--seed")] = None,
     max_tokens: Annotated[int | None, typer.Option("--max-tokens")] = None,
     shots: Annotated[int | None, typer.Option("--shots", help="use N of each suite's shots")] = None,
+    unsafe_code: Annotated[bool, typer.Option("--unsafe-code", help="run model-written code even without the "
+                                              "OS sandbox (bubblewrap); only on a machine you can lose")] = False,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -134,6 +136,7 @@ def run_cmd(
     """Run suites against deployments; a killed run resumes without redoing finished items."""
     from nuri.errors import NuriError
     from nuri.evals.runner import EvalRunner, RunOptions
+    from nuri.evals.scorers.code import SandboxUnavailable
 
     cfg, directory, store = _state(config, data_dir)
     chosen = _resolve_suites(suites, _suites(directory, suites_dir))
@@ -142,7 +145,8 @@ def run_cmd(
     overrides = {k: v for k, v in {"temperature": temperature, "seed": seed, "max_tokens": max_tokens,
                                    "num_shots": shots}.items() if v is not None}
     options = RunOptions(limit=limit, concurrency=concurrency, retries=retries, via_gateway=via_gateway,
-                         api_key=api_key, resume=resume, auto_resume=not fresh, overrides=overrides)
+                         api_key=api_key, resume=resume, auto_resume=not fresh, overrides=overrides,
+                         unsafe_code=unsafe_code)
     try:
         if json_out or not sys.stderr.isatty():
             runner = EvalRunner(store, cfg, chosen, model_ids, options)
@@ -153,7 +157,7 @@ def run_cmd(
             with RichProgress(*columns, console=console) as progress:
                 runner = EvalRunner(store, cfg, chosen, model_ids, options, _Bar(progress))
                 summary = asyncio.run(runner.run())
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, SandboxUnavailable) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     except (NuriError, ImportError, OSError, RuntimeError) as exc:  # a deployment that cannot start
@@ -174,14 +178,17 @@ def run_cmd(
 
 @eval_app.command("rescore")
 def rescore_cmd(run: str, json_out: JsonOpt = False, config: ConfigOpt = None, data_dir: DataDirOpt = None,
-                suites_dir: SuitesDirOpt = None) -> None:
+                suites_dir: SuitesDirOpt = None,
+                unsafe_code: Annotated[bool, typer.Option("--unsafe-code", help="see `eval run`")] = False) -> None:
     """Re-score a run's stored replies with the current scorers (no model is called)."""
     from nuri.evals.rescore import rescore_run
+    from nuri.evals.scorers.code import CodeScorer, SandboxUnavailable
 
+    CodeScorer.unsafe = unsafe_code  # this process only scores this run
     _, directory, store = _state(config, data_dir)
     try:
         result = asyncio.run(rescore_run(store, run, _suites(directory, suites_dir)))
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, SandboxUnavailable) as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     finally:

@@ -45,6 +45,7 @@ class RunOptions:
     resume: str | None = None
     auto_resume: bool = True
     overrides: dict[str, Any] = field(default_factory=dict)
+    unsafe_code: bool = False  # run model-written code even where the OS sandbox is unavailable
 
 
 @dataclass
@@ -163,6 +164,8 @@ class EvalRunner:
         per_model: dict[str, list[Unit]] = {m: [] for m in self.models}
         for suite in self.suites:
             scorer = get_scorer(suite.scorer.name, suite.scorer.options)
+            if self.options.unsafe_code and hasattr(scorer, "unsafe"):
+                scorer.unsafe = True
             for item in self._chosen(suite):
                 for model in self.models:
                     if (suite.name, item["id"], model) in done:
@@ -263,7 +266,17 @@ class EvalRunner:
         return result
 
     # -- orchestration ----------------------------------------------------------------------
+    def _check_code_isolation(self) -> None:
+        """Refuse code suites before anything is stored or called when the sandbox is missing."""
+        from nuri.evals.scorers.code import SandboxUnavailable, isolation, unavailable_message
+
+        if self.options.unsafe_code or not any(s.scorer.name == "code" for s in self.suites):
+            return
+        if not isolation().available:
+            raise SandboxUnavailable(unavailable_message())
+
     async def run(self) -> dict[str, Any]:
+        self._check_code_isolation()
         run_id = self._prepare_run()
         per_model = self._units(run_id)
         self._closing = asyncio.Event()
