@@ -92,3 +92,24 @@ def test_names_after_labels_and_relations(text: str, name: str) -> None:
 
 def test_form_field_words_are_not_names() -> None:
     assert persons("신청일: 2024-01-05\n주호소: 두통\n진료 기록지\n공영주차장 3층") == []
+
+
+def test_combine_keeps_strong_rules_and_drops_weak_ones_the_tagger_turns_down() -> None:
+    from nuri.privacy.detectors.base import Hit
+    from nuri.privacy.detectors.person import combine
+    from nuri.privacy.types import Evidence
+
+    text = "김민수 과장 안건은 박지성"
+    strong = Hit("PERSON", 0, 3, 0.9, Evidence.CONTEXT)
+    weak = Hit("PERSON", 7, 10, 0.5, Evidence.PATTERN)
+    out = combine(text, [strong, weak], [(0, 3, 0.3), (7, 10, 0.3), (11, 14, 0.95)], 0.5)
+    assert [(h.start, h.detail) for h in out] == [(0, "rule+tagger p=0.30"), (11, "tagger p=0.95")]
+
+
+def test_scaled_maps_the_threshold_to_the_reporting_bar() -> None:
+    from nuri.privacy.detectors.person import scaled
+
+    assert scaled(0.4, 0.4) == 0.5
+    assert scaled(1.0, 0.4) == 1.0
+    assert scaled(0.7, 0.5) == 0.7
+    assert scaled(0.2, 0.4) < 0.5

@@ -13,6 +13,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Callable
+from itertools import accumulate
 
 from nuri.config import PrivacySettings
 from nuri.privacy import signals
@@ -34,7 +35,7 @@ from nuri.privacy.detectors import (
 )
 from nuri.privacy.detectors.base import RUN_START, Hit, category
 from nuri.privacy.normalize import Normalized, normalize
-from nuri.privacy.types import Classification, Entity, PipaCategory
+from nuri.privacy.types import Classification, Entity, Evidence, PipaCategory
 
 ENTITY_TYPES = (
     "KR_RRN", "KR_FRN", "KR_PASSPORT", "KR_DRIVER_LICENSE", "KR_BRN", "KR_CRN", "PHONE", "EMAIL", "CARD",
@@ -215,6 +216,26 @@ def resolve(hits: list[Hit]) -> list[Hit]:
     return chosen
 
 
+def _tagged_names_yield(names: list[Hit], others: list[Hit], min_score: float) -> list[Hit]:
+    """Names only the learned tagger found, minus those overlapping another reported entity: a
+    tagged "name" inside an address (세종대로, 김포공항 주차장) is the address's, whatever the scores say."""
+    if not others or all(h.evidence is not Evidence.MODEL for h in names):
+        return names
+    spans = sorted((h.start, h.end) for h in others if h.score >= min_score)
+    if not spans:
+        return names
+    starts = [a for a, _ in spans]
+    reach = list(accumulate((b for _, b in spans), max))      # furthest end among spans up to here
+    out: list[Hit] = []
+    for h in names:
+        if h.evidence is Evidence.MODEL:
+            i = bisect.bisect_left(starts, h.end)
+            if i and reach[i - 1] > h.start:
+                continue
+        out.append(h)
+    return out
+
+
 class Scanner:
     """Finds personal data in text; offsets refer to the text as given."""
 
@@ -223,7 +244,8 @@ class Scanner:
         disabled = set(self.settings.disabled_entities)
         self._disabled = disabled
         self._numeric = [fn for types, fn in _NUMERIC if types - disabled]
-        self._person = None if "PERSON" in disabled else person.detector(self.settings.person_model == "kiwi")
+        self._person = None if "PERSON" in disabled else person.detector(
+            self.settings.person_model == "kiwi", self.settings.person_threshold)
         self._min_score = self.settings.min_score
 
     def _on(self, entity_type: str) -> bool:
@@ -249,7 +271,7 @@ class Scanner:
         if self._on("PASSPORT") and any(k in lowered for k in _PASSPORT_HINTS):
             hits += passport.detect(text)
         if self._person is not None and _NAME_HINT.search(text):
-            hits += self._person.detect(text)
+            hits += _tagged_names_yield(self._person.detect(text), hits, self._min_score)
         if self._disabled:
             hits = [h for h in hits if h.type not in self._disabled]
         return [h for h in hits if h.score >= self._min_score]

@@ -1,0 +1,315 @@
+"""A learned tagger for person names: a linear model over word pieces, shipped in the package.
+
+Rules find a name when a title, label or honorific stands beside it; most names in running text
+have none ("홍길동 010-1234-5678", "트럼프 대통령은", "카메론 디아즈가 출연한"). This tagger labels each
+piece of the text (a Hangul run, a Latin word, a digit run or one punctuation mark) with how many
+of its first characters belong to a name: ``O``, ``B1``…``B4``/``BW`` (a name starts here and covers
+1–4 characters or the whole piece) and ``I…`` (a name continues here: "John Smith", "카메론 디아즈").
+
+Why this shape: the scanner's whole budget is 0.3 ms/KB, so the tagger must cost well under a
+microsecond per piece. A piece's label is a softmax over the sum of five weight vectors — the
+piece's own features and those of the two pieces before and the two after it — and each vector
+depends on one piece alone, so it is computed once per distinct piece and cached in a NumPy table;
+a text is tagged with one row gather, four shifted adds and a softmax over the few rows that can
+start a name, every piece of it, no candidate windows. The weights are trained with python-crfsuite
+on single-piece sequences (a maximum-entropy classifier) by scripts/train_names.py and shipped as
+models/names.npz with a gazetteer of the training names (KLUE-NER, CC BY-SA 4.0, and synthetic
+sentences); inference needs NumPy only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from itertools import accumulate
+from pathlib import Path
+
+import numpy as np
+
+from nuri.privacy.detectors.person import GIVEN, HISTORICAL, PARTICLES, STOP, SURNAMES_1, SURNAMES_2, TITLES
+
+MODEL_PATH = Path(__file__).resolve().parent / "models" / "names.npz"
+
+# A piece (a Hangul run, a Latin word, a digit run, one other mark) with the whitespace before it: the tokens tile the text, so offsets are running sums of
+# lengths (itertools.accumulate, at C speed), and the whitespace itself is a feature.
+TOKEN = re.compile(r"\s*(?:[가-힣]+|[A-Za-z]+(?:['’][A-Za-z]+)?|\d+|[^\s가-힣A-Za-z\d])")
+_SUFFIXES = frozenset(PARTICLES) | frozenset(TITLES) | frozenset((
+    "씨의", "씨는", "씨가", "씨를", "씨와", "씨에게", "님과", "님을", "님도", "님께서", "은", "는", "이", "가", "을",
+    "를", "의", "와", "과", "도", "만", "에", "로", "으로", "에서", "에게", "까지", "처럼", "이다", "다", "이고",
+    "고객님", "고객님의", "감독의", "감독이", "감독은", "씨께", "측", "측은", "군의", "양의", "등", "등이", "등은",
+    "대표는", "대표가", "대표의", "회장은", "회장이", "회장의", "의원은", "의원이", "의원의", "선수는", "선수가",
+    "선수의", "대통령은", "대통령이", "대통령의", "교수는", "교수가", "교수의", "기자", "님이", "님은", "님의",
+    "총리는", "총리가", "총리의", "장관은", "장관이", "장관의", "감독", "감독님", "선수", "대통령", "총리", "장관",
+    "씨도", "님도", "에게서", "한테", "라고", "이라고", "이라는", "라는", "와의", "과의", "에게는", "부부",
+))
+_MAX_SUFFIX = max(len(s) for s in _SUFFIXES)
+_SUR1 = frozenset(SURNAMES_1)
+_SUR2 = frozenset(SURNAMES_2)
+_STOPWORDS = STOP - frozenset(TITLES)
+# Syllables frequent in transliterated foreign names and rare in native words (스, 즈, 트 …).
+_LOANWORD = frozenset("스즈트크드르브프그츠쯔슈츄퓨뮤튜듀큐르리니샤셰쇼슨튼든픈벤렌젠켄펜런턴먼던슨톰존잭짐폴칼")
+LABELS = ("O", "B1", "B2", "B3", "B4", "BW", "I1", "I2", "I3", "I4", "IW")
+_B0, _BW, _B1, _I0, _IW = 1, 5, 6, 6, 10     # B1…B4 BW are columns 1–5, I1…I4 IW columns 6–10
+
+
+def _cls(ch: str) -> str:
+    if "가" <= ch <= "힣":
+        return "H"
+    if ch.isascii() and ch.isalpha():
+        return "A" if ch.isupper() else "a"
+    if ch.isdigit():
+        return "D"
+    return "P"
+
+
+def _split(tok: str) -> tuple[str, str]:
+    """(stem, suffix): the longest particle/title ending that leaves at least one syllable."""
+    for k in range(min(_MAX_SUFFIX, len(tok) - 1), 0, -1):
+        if tok[-k:] in _SUFFIXES:
+            return tok[:-k], tok[-k:]
+    return tok, ""
+
+
+def _own(tok: str, gaz: frozenset[str] = frozenset()) -> tuple[list[str], list[str], list[str]]:
+    """Features of a piece as itself, as the piece before another, and as the piece after."""
+    c0 = _cls(tok[0])
+    n = len(tok)
+    if c0 == "H":
+        stem, sfx = _split(tok)
+        own = ["w=" + tok, "st=" + stem, "sf=" + sfx, f"sh=H{min(n, 7)}", f"sl={min(len(stem), 6)}",
+               "p1=" + tok[0], "p2=" + tok[:2], "p3=" + tok[:3], "e1=" + stem[-1], "e2=" + stem[-2:]]
+        own += ["bg=" + stem[i:i + 2] for i in range(min(len(stem) - 1, 6))]
+        own += ["u=" + ch for ch in stem[:6]]
+        own += [f"a{k}=" + tok[k] for k in range(1, min(n, 5))]        # what follows the first k syllables
+        f = sum(ch in _LOANWORD for ch in stem)
+        if f:
+            own.append(f"lw={min(f, 3)}")
+        sur = tok[0] in _SUR1
+        if tok[:2] in _SUR2:
+            own.append("sur2")
+            sur = True
+        if sur:
+            g = sum(ch in GIVEN for ch in stem[1:3])
+            own.append(f"sur:{min(len(stem), 5)}:{g}")
+        if stem in _STOPWORDS or tok in _STOPWORDS:
+            own.append("stop")
+        if stem in HISTORICAL:
+            own.append("hist")
+        prev, nxt = ["P=" + tok, "Pst=" + stem, "Psf=" + sfx], ["N=" + tok, "Nst=" + stem, "Nsf=" + sfx]
+        if gaz:
+            if stem in gaz or tok in gaz:
+                own.append("gz")
+                prev.append("Pgz")
+                nxt.append("Ngz")
+            else:
+                for k in range(min(len(stem), 5) - 1, 1, -1):
+                    if tok[:k] in gaz:
+                        own.append(f"gzp{k}")          # a known name with an unlisted ending (김기덕스럽다)
+                        break
+        return own, prev, nxt
+    if c0 in "Aa":
+        low = tok.lower()
+        shape = "Aa" if c0 == "A" and tok[1:].islower() else ("AA" if tok.isupper() else c0)
+        own = ["w=" + low, "sh=" + shape, f"ln={min(n, 8)}", "e2=" + low[-2:], "e3=" + low[-3:]]
+        if low in gaz:
+            return [*own, "gz"], ["P=" + low, "Psh=" + shape, "Pgz"], ["N=" + low, "Nsh=" + shape, "Ngz"]
+        return own, ["P=" + low, "Psh=" + shape], ["N=" + low, "Nsh=" + shape]
+    if c0 == "D":
+        return [f"sh=D{min(n, 5)}"], [f"Psh=D{min(n, 5)}"], [f"Nsh=D{min(n, 5)}"]
+    return ["w=" + tok], ["P=" + tok], ["N=" + tok]
+
+
+
+
+Parts = tuple[list[str], list[str], list[str], list[str], list[str]]
+
+
+def token_features(tok: str, gaz: frozenset[str] = frozenset()) -> Parts:
+    """A token's features as itself, as the previous piece, the next, the one before that and the one
+    after that; whitespace before it says whether it is glued to the previous piece or on a new line."""
+    piece = tok.lstrip()
+    own, prev, nxt = _own(piece, gaz)
+    if len(piece) == len(tok):
+        own = [*own, "glued"]
+    elif "\n" in tok:
+        own = [*own, "nl"]
+        prev = [*prev, "Pnl"]
+    return own, prev, nxt, ["Q" + f[1:] for f in prev[:2]], ["R" + f[1:] for f in nxt[:2]]
+
+
+def tokens(text: str) -> list[str]:
+    return TOKEN.findall(text)
+
+
+def tokenize(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each piece of `text`."""
+    toks = tokens(text)
+    return [(e - len(t.lstrip()), e) for t, e in zip(toks, accumulate(map(len, toks)), strict=True)]
+
+
+_BOS = "P=<s>"
+_EOS = "N=</s>"
+
+
+def gazetteer(names: Iterable[str]) -> frozenset[str]:
+    """The words of known names (Hangul as written, Latin lower-cased), for the ``gz`` features."""
+    out = set()
+    for name in names:
+        for w in name.split():
+            if "가" <= w[0] <= "힣" and len(w) >= 2 or w.isascii() and w.isalpha() and len(w) >= 3:
+                out.add(w.lower() if w.isascii() else w)
+    return frozenset(out)
+
+
+def features(text: str, gaz: frozenset[str] = frozenset()) -> list[list[str]]:
+    """One feature list per piece of `text`: its own and those of the two pieces on either side."""
+    feats = [token_features(t, gaz) for t in tokens(text)]
+    last = len(feats) - 1
+    return [f[0] + (feats[i - 1][1] if i else [_BOS]) + (feats[i + 1][2] if i < last else [_EOS])
+            + (feats[i - 2][3] if i > 1 else []) + (feats[i + 2][4] if i + 1 < last else [])
+            for i, f in enumerate(feats)]
+
+
+def labels(pieces: Sequence[tuple[int, int]], spans: Iterable[tuple[int, int]]) -> list[str]:
+    """Training labels of `pieces` for gold name `spans` (a name starting inside a piece is left out)."""
+    out = ["O"] * len(pieces)
+    starts = {a: i for i, (a, _) in enumerate(pieces)}
+    for s, e in spans:
+        i = starts.get(s)
+        if i is None:
+            continue
+        first = True
+        while i < len(pieces) and pieces[i][0] < e:
+            a, b = pieces[i]
+            k = min(e, b) - a
+            out[i] = ("B" if first else "I") + ("W" if a + k == b else str(min(k, 4)))
+            first = False
+            i += 1
+    return out
+
+
+_FLOOR = 0.2          # names below this probability are not even returned
+# A name start with probability ≥ _FLOOR has its best B score above log(_FLOOR / 5) − log(1 − _FLOOR)
+# relative to O; the gate is a little below that bound.
+_GATE = float(np.log(_FLOOR / 5) - np.log(1 - _FLOOR)) - 0.5
+_CAPACITY = 1 << 15   # distinct tokens cached; the table starts over when full
+_CHUNK = 4096         # tokens per table lookup, so one lookup never overflows the table
+
+
+class NamesTagger:
+    """Finds names with the exported weights; `find` gives (start, end, probability) per name."""
+
+    def __init__(self, model: Path | str = MODEL_PATH) -> None:
+        with np.load(str(model), allow_pickle=False) as z:
+            attrs = [str(a) for a in z["attrs"]]
+            weights = z["weights"].astype(np.float32)
+            if tuple(str(x) for x in z["labels"]) != LABELS:
+                raise ValueError(f"{model}: labels differ from {LABELS}")
+            self._gaz = frozenset(str(x) for x in z["gazetteer"]) if "gazetteer" in z else frozenset()
+        self._row = {a: i for i, a in enumerate(attrs)}
+        self._w = weights
+        zero = np.zeros(len(LABELS), np.float32)
+        self._bos = weights[self._row[_BOS]] if _BOS in self._row else zero
+        self._eos = weights[self._row[_EOS]] if _EOS in self._row else zero
+        # Per token, its weights as itself, as the previous piece, the next, two before and two after,
+        # side by side: one gathered row per token keeps a text's lookups in few cache lines.
+        self._table = np.zeros((_CAPACITY, 5, len(LABELS)), np.float32)
+        self._ids: dict[str, int] = {}
+
+    def _vector(self, feats: list[str]) -> np.ndarray:
+        row = self._row
+        rows = [row[f] for f in feats if f in row]
+        return self._w[rows].sum(0) if rows else 0.0  # type: ignore[return-value]
+
+    def _id(self, tok: str) -> int:
+        """The table row of a token, computed on first sight."""
+        k = self._ids[tok] = len(self._ids)
+        for r, part in enumerate(token_features(tok, self._gaz)):
+            self._table[k, r] = self._vector(part)
+        return k
+
+    def scores(self, toks: list[str]) -> np.ndarray:
+        """Unnormalised label scores, one row per token (at most `_CHUNK` tokens)."""
+        ids = self._ids
+        idx = list(map(ids.get, toks))
+        if None in idx:
+            if len(ids) + len(toks) > _CAPACITY:
+                ids.clear()
+            idx = [ids[t] if t in ids else self._id(t) for t in toks]
+        g = self._table[idx]
+        e = g[:, 0].copy()
+        e[1:] += g[:-1, 1]
+        e[:-1] += g[1:, 2]
+        e[2:] += g[:-2, 3]
+        e[:-2] += g[2:, 4]
+        e[0] += self._bos
+        e[-1] += self._eos
+        return e
+
+    def _scores(self, toks: list[str]) -> np.ndarray:
+        """`scores` of a text of any length, in chunks that see two tokens past each edge."""
+        if len(toks) <= _CHUNK:
+            return self.scores(toks)
+        parts = []
+        for s in range(0, len(toks), _CHUNK):
+            lo = max(0, s - 2)
+            e = self.scores(toks[lo:s + _CHUNK + 2])
+            parts.append(e[s - lo:s - lo + min(_CHUNK, len(toks) - s)])
+        return np.concatenate(parts)
+
+    def find(self, text: str) -> list[tuple[int, int, float]]:
+        """Names in `text` with the probability that a name starts where it does.
+
+        Only rows whose best name-start score is near the ``O`` score are normalised: on ordinary
+        text that is a few percent of the pieces, so the softmax and the Python loop stay small."""
+        toks = TOKEN.findall(text)
+        if not toks:
+            return []
+        e = self._scores(toks)
+        starts = np.flatnonzero(e[:, _B0:_B1].max(1) - e[:, 0] > _GATE)
+        if not len(starts):
+            return []
+        n = len(toks)
+        m = len(starts)
+        sub = e[np.concatenate((starts, np.minimum(starts + 1, n - 1)))]   # each start and the piece after
+        sub -= sub.max(1, keepdims=True)
+        np.exp(sub, out=sub)
+        sub /= sub.sum(1, keepdims=True)
+        b_part, i_part = sub[:m, _B0:_B1], sub[m:, _I0:]
+        pb, kb = b_part.sum(1).tolist(), b_part.argmax(1).tolist()
+        pi, ki = i_part.sum(1).tolist(), i_part.argmax(1).tolist()
+        ends = list(accumulate(map(len, toks)))
+        out: list[tuple[int, int, float]] = []
+        upto = -1
+        for r, i in enumerate(starts.tolist()):
+            p = pb[r]
+            if i <= upto or p < _FLOOR:
+                continue
+            a = ends[i] - len(toks[i].lstrip())
+            k = kb[r] + _B0
+            b = ends[i] if k == _BW else min(ends[i], a + k - _B0 + 1)
+            j = i
+            while k in (_BW, _IW) and j + 1 < n:
+                if j == i:
+                    q, k = pi[r], ki[r] + _I0
+                else:           # a third piece or more (Ram Bahadur Thapa): rare, one row at a time
+                    x = np.exp(e[j + 1] - e[j + 1].max())
+                    q, k = float(x[_I0:].sum() / x.sum()), int(x[_I0:].argmax()) + _I0
+                if q < 0.5:
+                    break
+                j += 1
+                b = ends[j] if k == _IW else min(ends[j], ends[j] - len(toks[j].lstrip()) + k - _I0 + 1)
+                p = min(p, q)
+            upto = j
+            out.append((a, b, p))
+        return out
+
+
+@lru_cache(maxsize=1)
+def shipped() -> NamesTagger | None:
+    """The packaged tagger, or None when its model file is missing or unreadable."""
+    try:
+        return NamesTagger()
+    except (OSError, ValueError, KeyError):
+        return None
