@@ -68,6 +68,11 @@ class Deployment(BaseModel):
     context_window: int = Field(8192, gt=0)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     max_concurrency: int = Field(64, gt=0)
+    max_output_tokens: int | None = Field(
+        None, gt=0,
+        description="most output tokens one request may ask of this deployment, n × max_tokens; a request "
+        "over it is not routed here (400 if no candidate takes it); none: no cap",
+    )
     weight: float = Field(1.0, ge=0, description="share of traffic under the weighted strategy")
     tags: list[str] = Field(default_factory=list)
     procurement: Procurement = Field(default_factory=Procurement)

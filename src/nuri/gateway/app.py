@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
+import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,10 +16,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from nuri.config import NuriConfig, admin_key
-from nuri.errors import InternalError, InvalidRequest, NuriError, Unauthorized
+from nuri.errors import InternalError, InvalidRequest, NuriError, PermissionDenied, RateLimited, Unauthorized
 from nuri.gateway import explain, pipeline
 from nuri.gateway.responses import JSONResponse, error_response
 from nuri.gateway.state import Gateway
+from nuri.ledger.keys import PREFIX, bearer
 
 log = logging.getLogger("nuri.gateway")
 
@@ -36,11 +39,16 @@ async def embeddings(request: Request) -> Response:
 
 async def models(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
+    ctx = pipeline.RequestContext(endpoint="models")
     try:
-        await pipeline.authenticate(gw, request, pipeline.RequestContext(endpoint="models"))
+        await pipeline.authenticate(gw, request, ctx)
     except NuriError as exc:
         return error_response(exc)
-    return JSONResponse(gw.catalog.models_list())
+    listing = gw.catalog.models_list()
+    allowed = ctx.principal.allowed_models
+    if allowed is not None:   # a key sees the names it may request, nothing else
+        listing["data"] = [m for m in listing["data"] if m["id"] in allowed]
+    return JSONResponse(listing)
 
 
 async def healthz(request: Request) -> Response:
@@ -55,24 +63,61 @@ async def readyz(request: Request) -> Response:
                         status_code=status)
 
 
-def require_admin(request: Request) -> None:
-    """Management endpoints and /metrics need NURI_ADMIN_KEY; without one set they are loopback only."""
-    key = admin_key()
-    header = request.headers.get("authorization", "")
-    if key is None:
-        client = request.client.host if request.client else ""
-        if client not in ("127.0.0.1", "::1", "localhost"):
-            raise Unauthorized("set NURI_ADMIN_KEY to reach management endpoints from other hosts")
-        return
-    import hmac
+ADMIN_ROLE = "admin"
 
-    if not hmac.compare_digest(header.removeprefix("Bearer ").strip(), key):
-        raise Unauthorized("management endpoints need the admin key (NURI_ADMIN_KEY)")
+
+async def require_admin(request: Request) -> None:
+    """Management endpoints and /metrics: the NURI_ADMIN_KEY, or a team key whose team has the
+    `admin` role. A loopback caller without a key is let in only while no API key exists at all
+    and no admin key is set: once teams have keys, anyone on the host could otherwise read every
+    team's metrics and reload the policy."""
+    gw: Gateway = request.app.state.gateway
+    ledger = gw.ledger
+    client = request.client.host if request.client else None
+    if ledger is not None and (wait := ledger.auth_retry_after(client)) is not None:
+        ledger.auth_failed(client, "rate_limited")
+        raise RateLimited(f"too many requests with refused API keys from this address; retry in {wait}s",
+                          code="too_many_auth_failures", headers={"retry-after": str(wait)})
+    key = admin_key()
+    if key is None and _loopback(client) and (ledger is None or not await ledger.any_key()):
+        return                                    # open mode: no credential exists to ask for
+    header = request.headers.get("authorization")
+    token = bearer(header)
+    if token is not None and key is not None and _same_secret(token, key):
+        return
+    if token is not None and token.startswith(PREFIX) and ledger is not None:
+        principal = await ledger.authenticate(header, client)   # counts and refuses bad keys itself
+        if ADMIN_ROLE in principal.roles:
+            return
+        raise PermissionDenied("management endpoints need the admin key (NURI_ADMIN_KEY) or a key of a team "
+                               "with the admin role", code="admin_required")
+    if ledger is not None:
+        ledger.auth_failed(client, "missing" if token is None else "invalid")
+    if key is None and (ledger is None or not await ledger.any_key()):
+        raise Unauthorized("set NURI_ADMIN_KEY to reach management endpoints from other hosts",
+                           code="admin_required")
+    raise Unauthorized("management endpoints need the admin key (NURI_ADMIN_KEY) or a key of a team with the "
+                       "admin role", code="admin_required")
+
+
+def _loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of bytes: header values arrive as latin-1 text and may hold any byte,
+    which `hmac.compare_digest` refuses to compare as `str` (a non-ASCII header gave 500)."""
+    return hmac.compare_digest(given.encode("latin-1", "replace"), expected.encode("utf-8"))
 
 
 async def metrics(request: Request) -> Response:
     try:
-        require_admin(request)
+        await require_admin(request)
     except NuriError as exc:
         return error_response(exc)
     from nuri.ledger.metrics import render
@@ -85,7 +130,7 @@ async def reload_policy(request: Request) -> Response:
     """Re-read the policy section of the config file; a policy that fails to load changes nothing."""
     gw: Gateway = request.app.state.gateway
     try:
-        require_admin(request)
+        await require_admin(request)
         summary = await gw.reload_policy()
     except NuriError as exc:
         return error_response(exc)

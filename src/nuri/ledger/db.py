@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import os
 import re
 import sqlite3
 import threading
@@ -55,6 +56,20 @@ def _enable_wal(cur: sqlite3.Cursor) -> None:
             time.sleep(0.02)
 
 
+def private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600) before SQLite opens it, and narrow
+    an existing one. SQLite creates `-wal` and `-shm` with the mode of the database file, so they
+    follow; the file holds key hashes, teams and the audit chain, which other local users must
+    not read."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    for suffix in ("", "-wal", "-shm"):
+        sibling = path.with_name(path.name + suffix)
+        with contextlib.suppress(FileNotFoundError):
+            if sibling.stat().st_mode & 0o077:
+                sibling.chmod(0o600)
+
+
 class Database:
     """Engine + executor. `run(fn)` calls fn(connection) in a thread inside a transaction."""
 
@@ -67,6 +82,7 @@ class Database:
         self.data_dir = data_dir
         if self.is_sqlite:
             data_dir.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(Path(make_url(self.url).database or data_dir / "nuri.db"))
         self.engine = self._make_engine(settings)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nuri-ledger-db")
         self._local = threading.local()
@@ -214,7 +230,8 @@ class Database:
         cfg.set_main_option("script_location", str(MIGRATIONS))
         if self.is_sqlite:
             lock_path = self.data_dir / "nuri.db.migrate.lock"
-            with open(lock_path, "w") as lock, self.engine.connect() as conn:
+            with os.fdopen(os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600), "w") as lock, \
+                    self.engine.connect() as conn:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 cfg.attributes["connection"] = conn
                 command.upgrade(cfg, "head")

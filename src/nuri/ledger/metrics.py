@@ -1,7 +1,10 @@
 """Prometheus metrics for /metrics, named after the OpenTelemetry GenAI conventions where they apply.
 
 `REGISTRY` is what the gateway exposes (behind NURI_ADMIN_KEY). Labels carry teams, deployments,
-jurisdictions, actions and rule ids — configuration names, never request content.
+jurisdictions, actions and rule ids — configuration names, never request content. The requested
+model is the one label a client chooses: the record step writes `UNKNOWN_MODEL` for a name outside
+the catalog (an invented one, or personal data typed into `model`), so the number of series stays
+bounded by the catalog.
 `Ledger.finish` calls `observe(record)`; the gateway calls `set_circuit_state` and may call
 `observe_ttft` / `observe_overhead` itself.
 """
@@ -70,8 +73,12 @@ LIMITED = Counter(
     "nuri_rate_limited", "Admissions refused, by limit (rpm|tpm|budget)", ["limit"], registry=REGISTRY,
 )
 AUTH_FAILURES = Counter(
-    "nuri_auth_failures", "Refused credentials by reason", ["reason"], registry=REGISTRY,
+    "nuri_auth_failures",
+    "Refused credentials by reason (missing|malformed|invalid|revoked|rate_limited: the client address "
+    "was over its limit of refused credentials)",
+    ["reason"], registry=REGISTRY,
 )
+UNKNOWN_MODEL = "<unknown>"
 AUDIT_BATCH = Histogram(
     "nuri_audit_batch_records", "Audit records per group commit", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
     registry=REGISTRY,

@@ -23,6 +23,7 @@ from nuri.catalog import Deployment
 from nuri.config import LedgerSettings
 from nuri.errors import BudgetExceeded, RateLimited, ServiceUnavailable, Unauthorized
 from nuri.ledger import chain, keys, metrics
+from nuri.ledger.auth_failures import AuthFailures
 from nuri.ledger.counters import (
     Ask,
     Counters,
@@ -42,6 +43,7 @@ from nuri.principal import ANONYMOUS, Principal
 
 log = logging.getLogger("nuri.ledger")
 NANO = 1_000_000_000
+_LATE_MAX = 10_000               # records held in memory while their write waits for the database
 
 
 def to_nanos(amount: float) -> int:
@@ -118,8 +120,11 @@ class Ledger:
         self.price_per_token = price_per_token
         self._open = False
         self._settling: set[asyncio.Task[None]] = set()
+        self._late: set[asyncio.Task[None]] = set()      # records waiting for the database (finish_later)
         self._keys = KeyCache(settings.key_cache_lease_seconds)   # salted hashes only, never secrets
         self._key_poller: asyncio.Task[None] | None = None
+        self._auth_failures = AuthFailures(settings.auth_failure_limit, settings.auth_failure_window_seconds)
+        self._auth_summary: asyncio.Task[None] | None = None
 
     # --- life cycle -----------------------------------------------------------------------
 
@@ -170,6 +175,8 @@ class Ledger:
         ledger._keys.confirm(epoch, sent, any_key)
         if ledger._keys.enabled:
             ledger._key_poller = asyncio.get_running_loop().create_task(ledger._poll_keys(), name="nuri-key-epoch")
+        ledger._auth_summary = asyncio.get_running_loop().create_task(ledger._summarise_auth_failures(),
+                                                                      name="nuri-auth-failures")
         head = await db.run_raw(lambda c: c.one("SELECT seq, hash, sig FROM audit_head WHERE id = 1"), tx=False)
         if head is not None and int(head[0]) > 0 and not secrets.signature_ok(int(head[0]), head[1], head[2]):
             log.error("the audit chain head was not signed with this process's signing key: every replica "
@@ -179,11 +186,20 @@ class Ledger:
         return ledger
 
     async def close(self) -> None:
-        if self._key_poller is not None:
-            self._key_poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._key_poller
+        for task in (self._key_poller, self._auth_summary):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        try:
+            await self._record_auth_failures(everything=True)
+        except Exception as exc:
+            log.warning("auth failure summary not recorded at shutdown", extra={"error_type": type(exc).__name__})
         await self.drain()
+        if self._late:
+            log.error("%d audit records could not be written before shutdown", len(self._late))
+            for task in list(self._late):
+                task.cancel()
         await self.writer.close()
         await self.counters.close()
         await self.db.aclose()
@@ -200,19 +216,27 @@ class Ledger:
 
     # --- authenticate ---------------------------------------------------------------------
 
-    async def authenticate(self, authorization_header: str | None) -> Principal:
+    async def authenticate(self, authorization_header: str | None, client: str | None = None) -> Principal:
         """The caller's Principal. Key rows come from the epoch-leased cache (keycache.py) or, on a
         miss, from the database; either way a revocation on any replica holds from the request after
-        `revoke_key` returned."""
+        `revoke_key` returned.
+
+        `client` is the peer address: refusals are counted per address (auth_failures.py), and an
+        address over `auth_failure_limit` gets 429 before its key is even looked up."""
         if self._open and not await self._any_key():
             return ANONYMOUS
+        wait = self.auth_retry_after(client)
+        if wait is not None:
+            self.auth_failed(client, "rate_limited")
+            raise RateLimited(f"too many requests with refused API keys from this address; retry in {wait}s",
+                              code="too_many_auth_failures", headers={"retry-after": str(wait)})
         token = keys.bearer(authorization_header)
         if token is None:
-            metrics.AUTH_FAILURES.labels("missing").inc()
+            self.auth_failed(client, "missing")
             raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key")
         parts = keys.split_key(token)
         if parts is None:
-            metrics.AUTH_FAILURES.labels("malformed").inc()
+            self.auth_failed(client, "malformed")
             raise Unauthorized("invalid API key")
         key_id, secret = parts
         row = self._keys.row(key_id)
@@ -225,10 +249,41 @@ class Ledger:
         principal = keys.principal_from(row, key_id, secret)
         if principal is None:
             revoked = row is not None and row[2] is not None and keys.hash_secret(row[0], secret) == row[1]
-            metrics.AUTH_FAILURES.labels("revoked" if revoked else "invalid").inc()
+            self.auth_failed(client, "revoked" if revoked else "invalid")
             raise Unauthorized("this API key has been revoked" if revoked else "invalid API key",
                                code="revoked_api_key" if revoked else None)
         return principal
+
+    def auth_failed(self, client: str | None, reason: str) -> None:
+        """Count a refused credential (also the admin routes' refusals) for metrics and the summary."""
+        metrics.AUTH_FAILURES.labels(reason).inc()
+        self._auth_failures.note(client, reason)
+
+    def auth_retry_after(self, client: str | None) -> int | None:
+        """Seconds `client` must wait after too many refused credentials, or None."""
+        return self._auth_failures.retry_after(client)
+
+    async def any_key(self) -> bool:
+        """Whether an API key exists: from then on loopback alone no longer opens the admin routes."""
+        return not self._open or await self._any_key()
+
+    async def _summarise_auth_failures(self) -> None:
+        """Every window, one audit record per client address that had refused credentials."""
+        while True:
+            await asyncio.sleep(self.settings.auth_failure_window_seconds)
+            try:
+                await self._record_auth_failures()
+            except Exception as exc:
+                log.warning("auth failure summary not recorded", extra={"error_type": type(exc).__name__})
+
+    async def _record_auth_failures(self, *, everything: bool = False) -> None:
+        for win in self._auth_failures.take(everything=everything):
+            start = datetime.fromtimestamp(win.start, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+            await self.admin_event("auth_failures", "gateway", {
+                "client": self.keyed_hash(win.client), "window_start": start,
+                "window_seconds": self.settings.auth_failure_window_seconds, "failures": win.total,
+                **{f"reason_{k}": v for k, v in sorted(win.reasons.items())},
+            })
 
     async def _any_key(self) -> bool:
         """Whether any API key exists yet (while none does, the gateway serves anonymously)."""
@@ -344,12 +399,7 @@ class Ledger:
         Call it once per request, also for refused ones (admission None). It also updates the
         Prometheus metrics, so the gateway need not call `metrics.observe` itself.
         """
-        body = record.to_body(self.keyed_hash)
-        pending = chain.Pending(canonical(body), body["time"], record.kind, record.request_id, record.team)
-        usage = None
-        if record.kind == "request":
-            usage = chain.UsageDelta(body["time"][:10], record.team, record.deployment or "-", 1,
-                                     int(record.prompt_tokens), int(record.completion_tokens), to_nanos(record.cost))
+        pending, usage = self._entry(record)
         settle = None
         if admission is not None and admission.counted:
             settle = Settle(admission.scopes, admission.second, admission.principal.team, admission.period,
@@ -363,6 +413,61 @@ class Ledger:
             if settle is not None:   # after the commit: the correction's work stays off the record's path
                 self._settle_later(settle)
         metrics.observe(record)
+
+    def _entry(self, record: AuditRecord) -> tuple[chain.Pending, chain.UsageDelta | None]:
+        """The record's chain entry and usage row. A negative count or cost would hand a spent
+        budget back, so whatever the caller passes, usage is clamped here, before the record, the
+        usage table and the settlement see it."""
+        record.prompt_tokens = max(int(record.prompt_tokens), 0)
+        record.completion_tokens = max(int(record.completion_tokens), 0)
+        record.cost = max(float(record.cost), 0.0)
+        body = record.to_body(self.keyed_hash)
+        pending = chain.Pending(canonical(body), body["time"], record.kind, record.request_id, record.team)
+        usage = None
+        if record.kind == "request":
+            usage = chain.UsageDelta(body["time"][:10], record.team, record.deployment or "-", 1,
+                                     record.prompt_tokens, record.completion_tokens, to_nanos(record.cost))
+        return pending, usage
+
+    def finish_later(self, record: AuditRecord) -> None:
+        """Write the record of a request whose `finish` failed (database lost, spool full) once the
+        store answers again, so the request still ends with exactly one record; the client was told
+        503. Counters were settled by the failed `finish`. If that write did commit before its
+        answer was lost, the request already has its record and this one is dropped."""
+        if len(self._late) >= _LATE_MAX:
+            log.error("audit record dropped: %d records already wait for the database", len(self._late))
+            return
+        task = asyncio.get_running_loop().create_task(self._write_late(*self._entry(record)))
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
+
+    @property
+    def records_attempts(self) -> bool:
+        """Whether the gateway commits an attempt record before forwarding (durability fsync): the
+        promise there is that nothing leaves without a committed record, even if the database is
+        lost while the upstream works."""
+        return self.settings.durability == "fsync"
+
+    async def record_attempt(self, record: AuditRecord) -> None:
+        """Commit an attempt record (kind "attempt"): no usage, no settlement, not counted as traffic."""
+        body = record.to_body(self.keyed_hash)
+        await self.writer.append(
+            chain.Pending(canonical(body), body["time"], record.kind, record.request_id, record.team), None)
+
+    async def _write_late(self, pending: chain.Pending, usage: chain.UsageDelta | None) -> None:
+        """Retry with backoff until the record is in: the database's return is not announced."""
+        delay = 0.05
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                # the failed commit may have gone through before its answer was lost
+                present = await self.writer._present([pending])
+                if not any(kind == pending.kind and rid == pending.request_id for kind, rid, _ in present):
+                    await self.writer.append(pending, usage)
+                log.info("audit record %s written after the database came back", pending.request_id)
+                return
+            except Exception:
+                delay = min(delay * 2, 2.0)
 
     def _settle_later(self, settle: Settle) -> None:
         """Counter corrections run beside the request, not in its latency: until one lands the
@@ -383,7 +488,9 @@ class Ledger:
         it from the spool a moment after the answer). False if the database stayed out of reach."""
         while self._settling:
             await asyncio.gather(*list(self._settling), return_exceptions=True)
-        return await self.writer.flush(timeout=timeout)
+        if self._late:
+            await asyncio.wait(list(self._late), timeout=timeout)
+        return await self.writer.flush(timeout=timeout) and not self._late
 
     async def admin_event(self, kind: str, actor: str, detail: dict[str, Any] | None = None) -> None:
         """An audit record for an admin action (key created/revoked, policy or catalog reloaded)."""

@@ -9,6 +9,11 @@ across two messages). Besides each field, the joined view of all fields in order
 around every boundary between them; an entity that crosses a boundary is cut into one piece per
 field it touches, and each piece is reported with its field's path so masking removes all of it.
 
+Text beyond `privacy.max_scan_chars` in all is refused (413) before any scan, or with
+`over_limit: keep_home` scanned up to the cap and the rest recorded as unscanned content, which
+keeps the request in the home country: the cost of a scan is bounded, and nothing is forwarded
+abroad unread.
+
 Entities keep their values only in memory; `Classification.summary()` is what may leave.
 """
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from nuri.errors import PayloadTooLarge
 from nuri.privacy import signals
 from nuri.privacy.fields import Path, walk
 from nuri.privacy.normalize import normalize
@@ -27,6 +33,9 @@ from nuri.privacy.types import SPLIT_PIECE, Classification, Entity, PipaCategory
 # identifier with its context cue, short enough that the joined scan stays cheap.
 JOIN_REACH = 48
 JOINED: Path = ("<joined>",)
+# The media type a request's text beyond `privacy.max_scan_chars` is recorded under with
+# `over_limit: keep_home`: content kind `file`, so rules on unscanned content apply to it.
+OVER_SCAN_LIMIT = "text/x-nuri-over-scan-limit"
 
 
 def classify_request(body: dict[str, Any], endpoint: str, scanner: Scanner) -> Classification:
@@ -35,6 +44,9 @@ def classify_request(body: dict[str, Any], endpoint: str, scanner: Scanner) -> C
     if not isinstance(body, dict):
         return result
     texts, unscanned = walk(body)
+    over = _over_scan_limit(texts, scanner)
+    if over:
+        texts = _within(texts, scanner.settings.max_scan_chars)
     counts: dict[str, int] = {}
     for path, text in texts:
         part, scripts = scanner.analyse(text)
@@ -46,11 +58,40 @@ def classify_request(body: dict[str, Any], endpoint: str, scanner: Scanner) -> C
         result.chars += part.chars
     if len(texts) > 1:
         _join_boundaries(result, texts, scanner)
-    result.unscanned = [u.media_type for u in unscanned]
+    result.unscanned = [u.media_type for u in unscanned] + ([OVER_SCAN_LIMIT] if over else [])
     if result.sensitive_topics:
         result.categories.add(PipaCategory.SENSITIVE)
     result.languages = signals.shares(counts)
     return result
+
+
+def _over_scan_limit(texts: list[tuple[Path, str]], scanner: Scanner) -> bool:
+    """Whether the text is over the scan cap; refused here under `over_limit: refuse`, so that one
+    request cannot hold a scanner for seconds and nothing over the cap is forwarded unscanned."""
+    settings = scanner.settings
+    limit = getattr(settings, "max_scan_chars", None)
+    if limit is None:
+        return False
+    total = sum(len(t) for _p, t in texts)
+    if total <= limit:
+        return False
+    if getattr(settings, "over_limit", "refuse") != "keep_home":
+        raise PayloadTooLarge(
+            f"request text is {total} characters; the scan limit is {limit} (privacy.max_scan_chars)",
+            code="scan_limit_exceeded",
+        )
+    return True
+
+
+def _within(texts: list[tuple[Path, str]], limit: int) -> list[tuple[Path, str]]:
+    """The fields in order, cut to `limit` characters in all: what keep_home scans."""
+    out: list[tuple[Path, str]] = []
+    for path, text in texts:
+        if limit <= 0:
+            break
+        out.append((path, text[:limit]))
+        limit -= len(text)
+    return out
 
 
 def _merge(result: Classification, part: Classification) -> None:

@@ -48,6 +48,10 @@ class UpstreamConnectionError(ConnectionError):
     """The connection failed or the reply could not be understood; safe to retry elsewhere."""
 
 
+class ResponseTooLarge(Exception):
+    """A body passed the caller's cap; the connection is closed rather than read to the end."""
+
+
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """Seconds: to open a connection, between bytes while waiting, for the whole exchange."""
@@ -102,11 +106,21 @@ class Response:
         """Whether the whole message has arrived."""
         return self._complete
 
-    async def read(self) -> bytes:
-        """The whole body (waits for the end of the message)."""
+    async def read(self, limit: int | None = None) -> bytes:
+        """The whole body (waits for the end of the message).
+
+        With `limit`, a body announced or found to be longer raises `ResponseTooLarge` (and closes
+        the connection) as soon as that is known, so a faulty upstream cannot fill the memory.
+        """
         try:
+            if limit is not None:
+                announced = self.headers.get("content-length")
+                if announced is not None and announced.isdigit() and int(announced) > limit:
+                    raise ResponseTooLarge(f"the reply body announces {announced} bytes, over the cap of {limit}")
             while not self._complete:
                 await self._wait()
+                if limit is not None and self._buffered > limit:
+                    raise ResponseTooLarge(f"the reply body exceeds the cap of {limit} bytes")
         except BaseException:
             self.close()
             raise

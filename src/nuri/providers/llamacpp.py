@@ -1,9 +1,12 @@
 """The embedded sovereign model: a GGUF run in-process by llama.cpp (llama-cpp-python).
 
 One model is loaded per deployment and shared by every request. llama.cpp's context is not
-safe for concurrent use, so generations take turns behind a lock, each on a worker thread so
-the event loop keeps serving other requests. Tokens are handed to the loop as they are produced,
-and a cancelled request (client gone) stops generation at the next token.
+safe for concurrent use, so generations take turns, each on a worker thread so the event loop
+keeps serving other requests. Turns are given by a fair queue (`gateway.limits.FairQueue`:
+round-robin between keys, bounded; options `queue_limit`, `queue_per_key`), so one client's burst
+does not starve the others. Tokens are handed to the loop as they are produced. A request whose
+client has gone stops at the next token: a stream when it is closed, a whole reply (any `n`) when
+the client is found gone, which is checked while it waits and while it generates.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nuri.errors import InvalidRequest, UpstreamError
+from nuri.gateway.limits import POLL_SECONDS, FairQueue, client_gone, current_client
 from nuri.providers.base import Body, Provider
 
 # Request fields llama-cpp-python understands; anything else a client sends is dropped here
@@ -30,6 +34,10 @@ _CHAT_ARGS = {
 }
 _COMPLETION_ARGS = _CHAT_ARGS - {"response_format", "tools", "tool_choice", "top_logprobs"} | {"suffix", "echo"}
 _END = object()
+
+
+class _Cancelled(Exception):
+    """Raised inside llama.cpp's generation loop when the request's client has gone."""
 
 
 def _text_of(content: Any) -> str:
@@ -84,6 +92,9 @@ class LlamaCppProvider(Provider):
         self._llama: Any = None
         self._embedder: Any = None
         self._lock = threading.Lock()
+        self._cancel: threading.Event | None = None   # the running generation's stop flag
+        self._queue = FairQueue(int(deployment.options.get("queue_limit", 32)),
+                                int(deployment.options.get("queue_per_key", 8)))
         self._embed_lock = threading.Lock()
         self._load_lock = asyncio.Lock()
         self._chat_format = str(deployment.options.get("chat_format", "gemma"))
@@ -109,7 +120,9 @@ class LlamaCppProvider(Provider):
     async def start(self) -> None:
         async with self._load_lock:
             if self._llama is None:
-                self._llama = await asyncio.to_thread(self._load)
+                llama = await asyncio.to_thread(self._load)
+                self._check_cancel_per_token(llama)
+                self._llama = llama
 
     async def ready(self) -> bool:
         return self._llama is not None
@@ -148,28 +161,62 @@ class LlamaCppProvider(Provider):
                 return self._count(formatter(messages=messages).prompt)
         return self._count("\n".join(str(m.get("content") or "") for m in messages))
 
-    async def _run_locked(self, fn: Callable[[], Any]) -> Any:
-        await self.start()
+    def _check_cancel_per_token(self, llama: Any) -> None:
+        """Stop a generation whose client has gone: llama.cpp evaluates through `eval` once per
+        token (and once for the prompt), so a check there stops any call, streamed or not, within
+        one token, with the context left as consistent as after any evaluation."""
+        evaluate = llama.eval
 
-        def locked() -> Any:
-            with self._lock:
+        def eval_unless_cancelled(tokens: Any) -> None:
+            cancel = self._cancel
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled
+            evaluate(tokens)
+
+        llama.eval = eval_unless_cancelled
+
+    def _guarded(self, fn: Callable[[], Any], cancel: threading.Event) -> Any:
+        with self._lock:
+            self._cancel = cancel
+            try:
                 return fn()
+            finally:
+                self._cancel = None
 
-        try:
-            return await asyncio.to_thread(locked)
-        except (ValueError, RuntimeError) as exc:
-            raise UpstreamError(f"embedded model {self.deployment.id} failed: {exc}", status=500) from exc
+    async def _run_locked(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` on a worker thread in this client's turn; while it runs, check every
+        POLL_SECONDS that the client is still there, and stop the generation if not."""
+        await self.start()
+        client = current_client()
+        async with self._queue.turn(client.key, client.gone):
+            cancel = threading.Event()
+            work = asyncio.get_running_loop().run_in_executor(None, self._guarded, fn, cancel)
+            try:
+                while not work.done():
+                    await asyncio.wait({work}, timeout=POLL_SECONDS if client.gone is not None else None)
+                    if not work.done() and client.gone is not None and await client.gone():
+                        raise client_gone()
+                return work.result()
+            except (ValueError, RuntimeError) as exc:
+                raise UpstreamError(f"embedded model {self.deployment.id} failed: {exc}", status=500) from exc
+            except BaseException:
+                cancel.set()                  # the turn ends when the thread has stopped
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(work)
+                raise
 
     async def _stream_locked(self, make_iter: Callable[[], Iterator[Body]]) -> AsyncIterator[Body]:
-        """Run a llama.cpp token iterator on a worker thread, relaying items as they come."""
+        """Run a llama.cpp token iterator on a worker thread in this client's turn, relaying items
+        as they come; closing this iterator stops the generation at the next token."""
         await self.start()
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        cancelled = threading.Event()
+        client = current_client()
+        async with self._queue.turn(client.key, client.gone):
+            loop = asyncio.get_running_loop()
+            queue: asyncio.Queue[Any] = asyncio.Queue()
+            cancelled = threading.Event()
 
-        def produce() -> None:
-            try:
-                with self._lock:
+            def produce() -> None:
+                try:
                     iterator = make_iter()
                     try:
                         for item in iterator:
@@ -180,24 +227,26 @@ class LlamaCppProvider(Provider):
                         close = getattr(iterator, "close", None)
                         if close is not None:
                             close()
-            except BaseException as exc:  # relayed to the consumer
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, _END)
+                except _Cancelled:
+                    pass
+                except BaseException as exc:  # relayed to the consumer
+                    loop.call_soon_threadsafe(queue.put_nowait, exc)
+                finally:
+                    loop.call_soon_threadsafe(queue.put_nowait, _END)
 
-        worker = loop.run_in_executor(None, produce)
-        try:
-            while True:
-                item = await queue.get()
-                if item is _END:
-                    break
-                if isinstance(item, BaseException):
-                    raise UpstreamError(f"embedded model {self.deployment.id} failed: {item}", status=500)
-                yield item
-        finally:
-            cancelled.set()
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(worker)
+            worker = loop.run_in_executor(None, self._guarded, produce, cancelled)
+            try:
+                while True:
+                    item = await queue.get()
+                    if item is _END:
+                        break
+                    if isinstance(item, BaseException):
+                        raise UpstreamError(f"embedded model {self.deployment.id} failed: {item}", status=500)
+                    yield item
+            finally:
+                cancelled.set()
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(worker)
 
     # -- chat -------------------------------------------------------------------------------
     def _messages(self, body: Body) -> list[dict[str, Any]]:
@@ -233,18 +282,21 @@ class LlamaCppProvider(Provider):
             raise InvalidRequest("the embedded model streams one choice at a time (n must be 1)", param="n")
         messages = self._messages(body)
         args = self._args(body, _CHAT_ARGS)
-        completion_tokens = 0
+        completion_tokens = prompt_tokens = 0
+
         def start() -> Iterator[Body]:
+            nonlocal prompt_tokens
             self._fresh_if_seeded(body)
+            prompt_tokens = self._chat_prompt_tokens(messages)     # in this turn, not another
             return self._llama.create_chat_completion(messages=messages, stream=True, **args)
 
-        async for chunk in self._stream_locked(start):
-            chunk["model"] = self.deployment.id
-            for choice in chunk.get("choices", []):
-                if (choice.get("delta") or {}).get("content"):
-                    completion_tokens += 1
-            yield chunk
-        prompt_tokens = await self._run_locked(lambda: self._chat_prompt_tokens(messages))
+        async with contextlib.aclosing(self._stream_locked(start)) as chunks:
+            async for chunk in chunks:
+                chunk["model"] = self.deployment.id
+                for choice in chunk.get("choices", []):
+                    if (choice.get("delta") or {}).get("content"):
+                        completion_tokens += 1
+                yield chunk
         yield {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion.chunk",
             "created": int(time.time()), "model": self.deployment.id, "choices": [],
@@ -273,16 +325,19 @@ class LlamaCppProvider(Provider):
         if isinstance(prompt, list):
             prompt = prompt[0] if prompt and isinstance(prompt[0], str) else ""
         args = self._args(body, _COMPLETION_ARGS)
-        completion_tokens = 0
+        completion_tokens = prompt_tokens = 0
+
         def start() -> Iterator[Body]:
+            nonlocal prompt_tokens
             self._fresh_if_seeded(body)
+            prompt_tokens = self._count(prompt) + 1
             return self._llama.create_completion(prompt=prompt, stream=True, **args)
 
-        async for chunk in self._stream_locked(start):
-            chunk["model"] = self.deployment.id
-            completion_tokens += sum(1 for c in chunk.get("choices", []) if c.get("text"))
-            yield chunk
-        prompt_tokens = await self._run_locked(lambda: self._count(prompt) + 1)
+        async with contextlib.aclosing(self._stream_locked(start)) as chunks:
+            async for chunk in chunks:
+                chunk["model"] = self.deployment.id
+                completion_tokens += sum(1 for c in chunk.get("choices", []) if c.get("text"))
+                yield chunk
         yield {
             "id": f"cmpl-{uuid.uuid4().hex[:24]}", "object": "text_completion", "created": int(time.time()),
             "model": self.deployment.id, "choices": [],

@@ -5,6 +5,11 @@ the gateway's latency budget leaves no room for a general-purpose one); connect,
 timeouts from the catalog; streams are relayed chunk by chunk as they arrive. Upstream failures
 become `UpstreamError` with `retryable` set for the cases routing may retry elsewhere (5xx, 429,
 timeouts, dropped connections), so fallback logic never has to look at HTTP details.
+
+Replies are checked here (`replies.py`): a body over `options.max_reply_bytes` (default 16 MiB),
+an SSE line or event over `options.max_event_bytes` (default 1 MiB), JSON that is not an object,
+`choices` that is not a list of objects, a text that is not a string or a usage count that is not
+a non-negative integer are all retryable `UpstreamError`s naming the field, never its content.
 """
 
 from __future__ import annotations
@@ -17,12 +22,16 @@ import orjson
 
 from nuri.errors import UpstreamError, UpstreamTimeout
 from nuri.providers.base import Body, Provider
-from nuri.providers.http1 import ConnectionPool, Response, Timeouts
-from nuri.providers.sse import iter_sse_data
+from nuri.providers.http1 import ConnectionPool, Response, ResponseTooLarge, Timeouts
+from nuri.providers.replies import chunk_fault, reply_fault
+from nuri.providers.sse import EventTooLarge, iter_sse_data
 
 # After `[DONE]` the upstream still has to end the HTTP message (e.g. the last empty chunk);
 # giving it this long in the background keeps its connection reusable.
 _DONE_LINGER = 1.0
+MAX_REPLY_BYTES = 16 << 20       # a whole reply body (options.max_reply_bytes)
+MAX_EVENT_BYTES = 1 << 20        # one SSE line or event (options.max_event_bytes)
+_ERROR_BODY_BYTES = 64 << 10     # an error reply is read this far for its message
 
 
 def _error_message(status: int, raw: bytes) -> str:
@@ -49,6 +58,9 @@ class OpenAICompatibleProvider(Provider):
         self._headers = headers
         t = deployment.timeouts
         self._timeouts = Timeouts(connect=t.connect, read=t.read, total=t.total)
+        options = deployment.options or {}
+        self._max_reply = int(options.get("max_reply_bytes", MAX_REPLY_BYTES))
+        self._max_event = int(options.get("max_event_bytes", MAX_EVENT_BYTES))
 
     async def start(self) -> None:
         if self._pool is None:
@@ -65,23 +77,38 @@ class OpenAICompatibleProvider(Provider):
         payload["model"] = self.deployment.model or payload.get("model")
         return orjson.dumps(payload)
 
-    async def _post(self, path: str, body: Body) -> Body:
+    async def _post(self, path: str, body: Body, endpoint: str) -> Body:
         await self.start()
         assert self._pool is not None
         with self._transport_errors(lambda exc: f"connection failed: {type(exc).__name__}"):
             resp = await self._pool.request("POST", path, self._prepare(body))
-            raw = await resp.read()   # releases the connection, or closes it on failure
-        if resp.status >= 400:
-            raise self._status_error(resp.status, raw, resp.headers.get("Retry-After"))
+            if resp.status >= 400:
+                raise self._status_error(resp.status, await self._error_body(resp), resp.headers.get("Retry-After"))
+            try:
+                raw = await resp.read(self._max_reply)   # releases the connection, or closes it on failure
+            except ResponseTooLarge as exc:
+                raise self._malformed(f"a reply body over {self._max_reply} bytes") from exc
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise UpstreamError(
-                f"deployment {self.deployment.id} returned invalid JSON", retryable=True
-            ) from exc
-        if not isinstance(data, dict):
-            raise UpstreamError(f"deployment {self.deployment.id} returned a non-object reply", retryable=True)
+            raise self._malformed("invalid JSON") from exc
+        fault = reply_fault(data, endpoint)
+        if fault is not None:
+            raise self._malformed(f"a malformed reply: {fault}")
         return data
+
+    def _malformed(self, what: str) -> UpstreamError:
+        """A reply the gateway cannot use; another deployment may do better, so it is retryable."""
+        return UpstreamError(f"deployment {self.deployment.id} sent {what}", retryable=True,
+                             code="upstream_malformed")
+
+    @staticmethod
+    async def _error_body(resp: Response) -> bytes:
+        """Enough of an error reply for its message; an oversized one is cut off, not buffered."""
+        try:
+            return await resp.read(_ERROR_BODY_BYTES)
+        except ResponseTooLarge:
+            return b""
 
     @contextlib.contextmanager
     def _transport_errors(self, what: Callable[[ConnectionError], str]) -> Iterator[None]:
@@ -114,22 +141,26 @@ class OpenAICompatibleProvider(Provider):
             with self._transport_errors(lambda _exc: "dropped the connection mid-stream"):
                 resp = await self._pool.request("POST", path, self._prepare(body))
                 if resp.status >= 400:
-                    raise self._status_error(resp.status, await resp.read(), resp.headers.get("Retry-After"))
-                async for data in iter_sse_data(resp):
-                    if data.strip() == b"[DONE]":
-                        linger = _DONE_LINGER
-                        return
-                    try:
-                        event = orjson.loads(data)
-                    except orjson.JSONDecodeError as exc:
-                        raise UpstreamError(
-                            f"deployment {self.deployment.id} sent a malformed stream event", retryable=True
-                        ) from exc
-                    if isinstance(event, dict) and "error" in event and "choices" not in event:
-                        raise UpstreamError(
-                            f"deployment {self.deployment.id} failed mid-stream: "
-                            f"{_error_message(502, data)}", retryable=True)
-                    yield event
+                    raise self._status_error(resp.status, await self._error_body(resp), resp.headers.get("Retry-After"))
+                try:
+                    async for data in iter_sse_data(resp, self._max_event):
+                        if data.strip() == b"[DONE]":
+                            linger = _DONE_LINGER
+                            return
+                        try:
+                            event = orjson.loads(data)
+                        except orjson.JSONDecodeError as exc:
+                            raise self._malformed("a stream event that is not JSON") from exc
+                        if isinstance(event, dict) and "error" in event and "choices" not in event:
+                            raise UpstreamError(
+                                f"deployment {self.deployment.id} failed mid-stream: "
+                                f"{_error_message(502, data)}", retryable=True)
+                        fault = chunk_fault(event)
+                        if fault is not None:
+                            raise self._malformed(f"a malformed stream event: {fault}")
+                        yield event
+                except EventTooLarge as exc:
+                    raise self._malformed(f"a stream line or event over {self._max_event} bytes") from exc
         finally:
             # Leaving early (client gone, bad event) closes the connection rather than pooling it
             # with unread bytes; closing is also how the upstream learns to stop generating.
@@ -138,16 +169,16 @@ class OpenAICompatibleProvider(Provider):
         raise UpstreamError(f"deployment {self.deployment.id} ended the stream without [DONE]", retryable=True)
 
     async def chat(self, body: Body) -> Body:
-        return await self._post("/chat/completions", body)
+        return await self._post("/chat/completions", body, "chat")
 
     def stream_chat(self, body: Body) -> AsyncIterator[Body]:
         return self._stream("/chat/completions", body)
 
     async def complete(self, body: Body) -> Body:
-        return await self._post("/completions", body)
+        return await self._post("/completions", body, "completions")
 
     def stream_complete(self, body: Body) -> AsyncIterator[Body]:
         return self._stream("/completions", body)
 
     async def embed(self, body: Body) -> Body:
-        return await self._post("/embeddings", body)
+        return await self._post("/embeddings", body, "embeddings")

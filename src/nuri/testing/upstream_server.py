@@ -12,7 +12,12 @@ Behaviour is scripted over HTTP so a test in another process can steer it:
   POST /_nuri/script   [{"fault": "status", "status": 500}, {"fault": "ok"}, ...]  consumed in order
   GET  /_nuri/requests every recorded request; DELETE /_nuri/requests clears them
 Faults: ok | status (status, body) | slow (delay_ms) | drop (after_chunks: close mid-stream) |
-        malformed (invalid SSE / JSON) | hang (never answers)
+        malformed (invalid SSE / JSON) | hang (never answers) |
+        usage (usage: any JSON value, sent as the reply's or the last chunk's usage) |
+        raw (status, body: text sent verbatim, content_type; whether or not a stream was asked for) |
+        sse (events: JSON values, or strings sent verbatim after "data: "; raw: bytes-as-text written
+             as they are; done: send [DONE] (default true); cut: close the connection at the end) |
+        huge (bytes: a reply, or one SSE line, of that many bytes)
 
 Reply shapes (chat completions), so the reply direction can be probed field by field:
   reply_fields  {"content": t, "refusal": t, "tool_arguments": t, "logprobs": t, "<other key>": t}:
@@ -240,9 +245,43 @@ class UpstreamServer:
             await asyncio.sleep(3600)
         return None
 
+    async def _faulty(self, request: web.Request, body: dict[str, Any],
+                      fault: dict[str, Any]) -> web.StreamResponse | None:
+        """The faults that replace the reply with bytes a real upstream should never send."""
+        kind = fault.get("fault")
+        if kind == "raw":
+            return web.Response(body=str(fault.get("body", "")).encode(), status=int(fault.get("status", 200)),
+                                content_type=fault.get("content_type", "application/json"))
+        if kind == "huge":
+            size = int(fault.get("bytes", 1 << 20))
+            if not body.get("stream"):
+                head = b'{"object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"'
+                return web.Response(body=head + b"a" * size + b'"},"finish_reason":"stop"}]}',
+                                    content_type="application/json")
+            fault = {"fault": "sse", "raw": 'data: {"choices":[{"index":0,"delta":{"content":"' + "a" * size
+                     + '"}}]}\n\n'}
+            kind = "sse"
+        if kind != "sse":
+            return None
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        if "raw" in fault:
+            await resp.write(str(fault["raw"]).encode())
+        for event in fault.get("events") or []:
+            data = event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
+            await resp.write(b"data: " + data.encode() + b"\n\n")
+        if fault.get("cut"):
+            if request.transport is not None:
+                request.transport.close()
+            return resp
+        if fault.get("done", True):
+            await resp.write(b"data: [DONE]\n\n")
+        await resp.write_eof()
+        return resp
+
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body, fault = await self._receive(request)
-        failed = await self._apply_fault(fault)
+        failed = await self._apply_fault(fault) or await self._faulty(request, body, fault)
         if failed is not None:
             return failed
         plan = self._plan_for(body)
@@ -252,8 +291,10 @@ class UpstreamServer:
         model = self.state.model_name or body.get("model", "test-model")
         prompt_tokens = _count_tokens(_prompt_text(body))
         completion_tokens = _count_tokens(text)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                 "total_tokens": prompt_tokens + completion_tokens}
+        usage: Any = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens}
+        if fault.get("fault") == "usage":
+            usage = fault.get("usage")
         created = int(time.time())
         if fault.get("fault") == "malformed" and not body.get("stream"):
             return web.Response(text="{not json", content_type="application/json")
@@ -373,14 +414,16 @@ class UpstreamServer:
 
     async def completions(self, request: web.Request) -> web.StreamResponse:
         body, fault = await self._receive(request)
-        failed = await self._apply_fault(fault)
+        failed = await self._apply_fault(fault) or await self._faulty(request, body, fault)
         if failed is not None:
             return failed
         text = self._reply_for(body)
         model = self.state.model_name or body.get("model", "test-model")
         prompt_tokens = _count_tokens(_prompt_text(body))
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": _count_tokens(text),
-                 "total_tokens": prompt_tokens + _count_tokens(text)}
+        usage: Any = {"prompt_tokens": prompt_tokens, "completion_tokens": _count_tokens(text),
+                      "total_tokens": prompt_tokens + _count_tokens(text)}
+        if fault.get("fault") == "usage":
+            usage = fault.get("usage")
         created = int(time.time())
         if not body.get("stream"):
             return web.json_response({
@@ -390,9 +433,9 @@ class UpstreamServer:
             })
         return await self._stream(request, body, fault, text, model, created, usage, chat=False)
 
-    async def embeddings(self, request: web.Request) -> web.Response:
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
         body, fault = await self._receive(request)
-        failed = await self._apply_fault(fault)
+        failed = await self._apply_fault(fault) or await self._faulty(request, body, fault)
         if failed is not None:
             return failed
         inputs = body.get("input")
@@ -403,11 +446,13 @@ class UpstreamServer:
             data.append({"object": "embedding", "index": i,
                          "embedding": [((seed * (k + 1)) % 97) / 97.0 for k in range(8)]})
         tokens = sum(_count_tokens(str(x)) for x in items)
-        return web.json_response({"object": "list", "data": data, "model": body.get("model"),
-                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        usage: Any = {"prompt_tokens": tokens, "total_tokens": tokens}
+        if fault.get("fault") == "usage":
+            usage = fault.get("usage")
+        return web.json_response({"object": "list", "data": data, "model": body.get("model"), "usage": usage})
 
     async def _stream(self, request: web.Request, body: dict[str, Any], fault: dict[str, Any], text: str,
-                      model: str, created: int, usage: dict[str, int], *, chat: bool) -> web.StreamResponse:
+                      model: str, created: int, usage: Any, *, chat: bool) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await resp.prepare(request)
         obj = "chat.completion.chunk" if chat else "text_completion"
