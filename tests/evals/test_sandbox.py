@@ -220,7 +220,9 @@ async def test_writes_outside_scratch_fail_and_scratch_works(tmp_path: Path) -> 
 async def test_callers_directory_is_hidden() -> None:
     out = await attempt(f"""
         import os, sys
-        sys.exit(3 if os.path.exists({str(REPO / "pyproject.toml")!r}) or os.listdir({os.getcwd()!r}) else 0)
+        cwd = {os.getcwd()!r}
+        sys.exit(3 if os.path.exists({str(REPO / "pyproject.toml")!r}) or (os.path.isdir(cwd) and os.listdir(cwd))
+                 else 0)
     """)
     held(out)
 
