@@ -40,36 +40,10 @@ import train_names
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "klue-ner"
 
 
-def _sentence(chars: list[str], tags: list[str]) -> tuple[str, list[tuple[int, int, str]]]:
-    spans: list[tuple[int, int, str]] = []
-    start = None
-    for i, tag in enumerate([*tags, "O"]):
-        if start is not None and tag != "I-PS":
-            spans.append((start, i, "PERSON"))
-            start = None
-        if tag == "B-PS":
-            start = i
-    return "".join(chars), spans
-
-
 def load_klue(folder: Path) -> list[tuple[str, list[tuple[int, int, str]]]]:
-    """(sentence, PS spans) for every sentence of every .tsv file in the folder."""
-    out: list[tuple[str, list[tuple[int, int, str]]]] = []
-    for path in sorted(folder.glob("*.tsv")):
-        chars: list[str] = []
-        tags: list[str] = []
-        for line in [*path.read_text(encoding="utf-8").split("\n"), ""]:
-            if line.startswith("##"):
-                continue
-            if not line.strip("\r"):
-                if chars:
-                    out.append(_sentence(chars, tags))
-                chars, tags = [], []
-                continue
-            ch, _, tag = line.rpartition("\t")
-            chars.append(ch if ch else " ")
-            tags.append(tag.strip())
-    return out
+    """(sentence, PS spans) for every sentence of every .tsv file in the folder (the training
+    script's reader, so the bench scores exactly the sentences the model is built from)."""
+    return [(text, [(s, e, "PERSON") for s, e in spans]) for text, spans, _sid in train_names.load_klue(folder)]
 
 
 Gold = list[tuple[int, int, str]]

@@ -24,7 +24,15 @@ from nuri.evals.runner import EvalRunner, RunOptions
 from nuri.evals.scorers import ScoreContext, get_scorer
 from nuri.evals.scorers import _sandbox as sandbox
 from nuri.evals.scorers import code as code_scorer
-from nuri.evals.scorers._sandbox import PYTHON, Isolation, Limits, Outcome, SandboxUnavailable, run_isolated
+from nuri.evals.scorers._sandbox import (
+    PYTHON,
+    SCRATCH,
+    Isolation,
+    Limits,
+    Outcome,
+    SandboxUnavailable,
+    run_isolated,
+)
 
 ISO = sandbox.isolation()
 needs_isolation = pytest.mark.skipif(not ISO.available, reason=f"no OS isolation on this machine: {ISO.reason}")
@@ -206,7 +214,7 @@ async def test_writes_outside_scratch_fail_and_scratch_works(tmp_path: Path) -> 
                 wrote.append(path)
             except OSError:
                 pass
-        with open("/tmp/work/ok.txt", "w") as fh:
+        with open({SCRATCH + "/ok.txt"!r}, "w") as fh:
             fh.write("scratch is writable")
         print("wrote", wrote, file=sys.stderr)
         sys.exit(3 if any(not p.startswith(("/tmp/", "/root/", "/var/", "/dev/shm/")) for p in wrote) else 0)
@@ -266,11 +274,11 @@ async def test_memory_bomb_fails() -> None:
 
 @needs_isolation
 async def test_file_size_and_scratch_size_bombs_fail() -> None:
-    out = await attempt("""
+    out = await attempt(f"""
         import errno, signal, sys
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         try:
-            with open("/tmp/work/big", "wb") as fh:
+            with open({SCRATCH + "/big"!r}, "wb") as fh:
                 fh.write(b"x" * (8 * 1024 * 1024))
             sys.exit(3)
         except OSError as exc:
@@ -278,7 +286,7 @@ async def test_file_size_and_scratch_size_bombs_fail() -> None:
         written = 0
         try:
             for n in range(64):
-                with open(f"/tmp/work/f{n}", "wb") as fh:
+                with open(f"{SCRATCH}/f{{n}}", "wb") as fh:
                     fh.write(b"x" * (512 * 1024))
                 written += 1
         except OSError as exc:
@@ -331,7 +339,7 @@ async def test_host_services_on_loopback_are_unreachable(listener: tuple[socket.
 async def test_new_session_children_die_with_the_sandbox(tmp_path: Path, parent: str) -> None:
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    late = "import time; time.sleep(2); open('/tmp/work/late', 'w').write('alive')"
+    late = f"import time; time.sleep(2); open('{SCRATCH}/late', 'w').write('alive')"
     out = await attempt(f"""
         import os, subprocess, sys, time
         subprocess.Popen([sys.executable, "-c", {late!r}], start_new_session=True)
@@ -340,7 +348,7 @@ async def test_new_session_children_die_with_the_sandbox(tmp_path: Path, parent:
             if os.fork() == 0:
                 exec({late!r})
             os._exit(0)
-        open("/tmp/work/started", "w").write("x")
+        open({SCRATCH + "/started"!r}, "w").write("x")
         if {parent == "hangs past the deadline"!r}:
             time.sleep(30)
     """, timeout=1.0, scratch=scratch)

@@ -9,33 +9,21 @@ generating; the embedded model's queue serves clients in turn.
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from nuri.gateway.limits import FairQueue, QueueFull
-from nuri.testing.processes import GatewayProcess, upstream_deployment
+from nuri.testing.processes import create_key, upstream_deployment
 
 KOREAN = "개인정보 보호법에 따라 주민등록번호는 국내에서만 처리합니다. "
 
 
 def _chat(text: str = "안녕하세요", **extra: Any) -> dict[str, Any]:
     return {"model": "default", "messages": [{"role": "user", "content": text}], **extra}
-
-
-def _key(data_dir: Path, team: str, *extra: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "nuri", "keys", "create", "--team", team, "--json",
-                          "--data-dir", str(data_dir), *extra],
-                         capture_output=True, text=True, timeout=60, check=True,
-                         env={**GatewayProcess(data_dir.parent).env})
-    return json.loads(out.stdout)["key"]
 
 
 def _kr_us(kr: Any, us: Any, **sections: Any) -> dict[str, Any]:
@@ -114,7 +102,7 @@ def test_concurrent_requests_per_key_are_capped_and_released(gateway, upstream, 
     upstream.state.latency_ms = 600
     gw = gateway({"deployments": [upstream_deployment(upstream, "kr", jurisdiction="KR", hosting="on_prem")],
                   "server": {"max_concurrent_per_key": 2}}, data_dir=tmp_path / "data")
-    key, other = _key(tmp_path / "data", "a"), _key(tmp_path / "data", "b")
+    key, other = create_key(tmp_path / "data", "a"), create_key(tmp_path / "data", "b")
 
     async def burst(k: str, n: int, stream: bool = False) -> list[httpx.Response]:
         async with httpx.AsyncClient(timeout=30, headers={"authorization": f"Bearer {k}"}) as client:
@@ -146,7 +134,7 @@ def test_concurrent_requests_per_key_are_capped_and_released(gateway, upstream, 
 def test_n_times_max_tokens_is_capped_per_deployment_and_reserved(gateway, upstream, tmp_path):
     gw = gateway({"deployments": [upstream_deployment(upstream, "kr", jurisdiction="KR", hosting="on_prem",
                                                       max_output_tokens=2000)]}, data_dir=tmp_path / "data")
-    key = _key(tmp_path / "data", "t", "--tpm", "1500")
+    key = create_key(tmp_path / "data", "t", "--tpm", "1500")
     auth = {"authorization": f"Bearer {key}"}
 
     def ask(**extra: Any) -> httpx.Response:

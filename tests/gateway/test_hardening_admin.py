@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import stat
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nuri.testing.processes import GatewayProcess, upstream_deployment
+from nuri.testing.processes import GatewayProcess, create_key, upstream_deployment
 
 RRN = "900101-1234568"
 CHAT = {"model": "default", "messages": [{"role": "user", "content": "안녕하세요"}]}
@@ -34,14 +33,6 @@ def _config(kr: Any, us: Any, **ledger: Any) -> dict[str, Any]:
         "aliases": {"default": ["kr", "us"]},
         "ledger": {"durability": "fsync", **ledger},
     }
-
-
-def _key(data_dir: Path, team: str, *extra: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "nuri", "keys", "create", "--team", team, "--json",
-                          "--data-dir", str(data_dir), *extra],
-                         capture_output=True, text=True, timeout=60, check=True,
-                         env={**GatewayProcess(data_dir.parent).env})
-    return json.loads(out.stdout)["key"]
 
 
 def _bodies(data_dir: Path) -> list[dict[str, Any]]:
@@ -76,8 +67,8 @@ def keyed(upstreams, tmp_path_factory):
     kr, us = upstreams
     workdir = tmp_path_factory.mktemp("keyed")
     data = workdir / "data"
-    keys = {"full": _key(data, "full"), "narrow": _key(data, "narrow", "--models", "kr", "--rpm", "5"),
-            "admin": _key(data, "ops")}
+    keys = {"full": create_key(data, "full"), "narrow": create_key(data, "narrow", "--models", "kr", "--rpm", "5"),
+            "admin": create_key(data, "ops")}
     with sqlite3.connect(data / "nuri.db") as conn:
         conn.execute("UPDATE teams SET roles = ? WHERE name = 'ops'", (json.dumps(["admin"]),))
     proc = GatewayProcess(workdir, _config(kr, us), env={"NURI_ADMIN_KEY": ""}, data_dir=data)
@@ -90,7 +81,7 @@ def keyed(upstreams, tmp_path_factory):
 def test_junk_keys_are_limited_and_summarised_not_chained(upstreams, tmp_path):
     kr, us = upstreams
     data = tmp_path / "data"
-    _key(data, "t")
+    create_key(data, "t")
     cfg = _config(kr, us, auth_failure_limit=20, auth_failure_window_seconds=4)
     with GatewayProcess(tmp_path, cfg, data_dir=data) as gw, httpx.Client(timeout=10) as client:
         before = len(_bodies(data))

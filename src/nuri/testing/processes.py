@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -97,3 +98,13 @@ def upstream_deployment(server: RunningUpstream, dep_id: str = "up", **extra: An
     }
     entry.update(extra)
     return entry
+
+
+def create_key(data_dir: Path, team: str, *options: str) -> str:
+    """A new API key for `team` in the ledger under `data_dir`, made by the real `nuri keys create`
+    (extra CLI options such as `--models kr --rpm 5` pass through)."""
+    out = subprocess.run([sys.executable, "-m", "nuri", "keys", "create", "--team", team, "--json",
+                          "--data-dir", str(data_dir), *options],
+                         capture_output=True, text=True, timeout=60, check=True,
+                         env={**GatewayProcess(data_dir.parent).env})
+    return json.loads(out.stdout)["key"]
