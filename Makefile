@@ -12,6 +12,7 @@ test: install
 
 lint:
 	.venv/bin/ruff check src tests bench
+	.venv/bin/mypy src
 
 bench: install
 	.venv/bin/python bench/overhead.py

@@ -9,16 +9,20 @@ Overhead = gateway p50/p99 − direct p50/p99. Ratio = mode / ledger-off.
 
     .venv/bin/python bench/ledger.py [--quick] [--seconds S] [--modes off,sqlite,postgres_redis]
 
-Modes: off | sqlite | sqlite_fsync | postgres_redis | postgres_redis_fsync. Plain modes run the
-defaults: `durability: process` (an acknowledged record is in the replica's local audit spool and
-reaches the chain a moment later), key rows cached under the key-epoch lease, Redis quota leased
-per replica. "_fsync": `durability: fsync`, each record committed and flushed before the answer.
+Modes: off | sqlite | sqlite_fsync | postgres_redis | postgres_redis_fsync | postgres_redis_resp.
+Plain modes run the defaults: `durability: process` (an acknowledged record is in the replica's
+local audit spool and reaches the chain a moment later), key rows cached under the key-epoch lease,
+Redis quota leased per replica. "_fsync": `durability: fsync`, each record committed and flushed
+before the answer. "postgres_redis_resp" is the A/B arm of postgres_redis: the same gateway with
+the counters' Redis calls sent over a hand-written RESP client (one pipelined socket, hiredis
+parsing; `RespClient` below) instead of redis-py's `redis.asyncio` (pooled, hiredis parsing).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import os
 import secrets
@@ -51,7 +55,7 @@ console = Console()
 PG_URL = os.environ.get("NURI_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("NURI_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 ENV = {"NURI_AUDIT_HMAC_KEY": "bench-hmac", "NURI_AUDIT_SIGNING_KEY": "bench-signing"}
-MODES = ("off", "sqlite", "sqlite_fsync", "postgres_redis", "postgres_redis_fsync")
+MODES = ("off", "sqlite", "sqlite_fsync", "postgres_redis", "postgres_redis_fsync", "postgres_redis_resp")
 FSYNC = {"durability": "fsync"}
 GATEWAY_CPU: int | None = 0   # --no-pin: let the gateway use both cores
 
@@ -108,8 +112,204 @@ async def gateway_for(mode: str, upstream: str) -> AsyncIterator[tuple[str, dict
         if ledger is not None:
             os.environ.update(ENV)
             headers["Authorization"] = "Bearer " + await create_key(ledger, data_dir)
-        with gateway_process(config, cpu=GATEWAY_CPU, env=ENV, data_dir=data_dir) as gw:
+        launch = resp_gateway_process if mode.endswith("_resp") else gateway_process
+        with launch(config, cpu=GATEWAY_CPU, env=ENV, data_dir=data_dir) as gw:
             yield gw, headers
+
+
+# --- the A/B arm: the counters over a hand-written RESP client -------------------------------
+# The client the counters used until the A/B showed it does not matter at the gateway (leases leave
+# a few Redis calls per hundred requests), kept here, trimmed to TCP without AUTH or TLS, so the
+# comparison can be run again.
+
+
+class ReplyError(Exception):
+    """An error reply from Redis, e.g. NOSCRIPT."""
+
+
+def _encode(args: tuple[Any, ...]) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode("utf-8")
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+class _RespProtocol(asyncio.Protocol):
+    """One socket; replies parsed by hiredis and handed to the callers in the order sent."""
+
+    def __init__(self) -> None:
+        import hiredis
+
+        self.transport: asyncio.Transport | None = None
+        self.reader = hiredis.Reader(encoding="utf-8", replyError=ReplyError)
+        self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while (reply := self.reader.gets()) is not False:
+            fut = self.waiting.popleft()
+            if not fut.done():
+                (fut.set_exception if isinstance(reply, ReplyError) else fut.set_result)(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        while self.waiting:
+            fut = self.waiting.popleft()
+            if not fut.done():
+                fut.set_exception(ConnectionError("the connection to Redis was lost"))
+
+
+class RedisLink:
+    """`call` and `pipeline` over one shared, pipelined connection."""
+
+    def __init__(self, url: str) -> None:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(url)
+        self.host, self.port = parsed.hostname or "localhost", parsed.port or 6379
+        self.db = int(parsed.path.strip("/") or 0)
+        self.proto: _RespProtocol | None = None
+        self.connecting = asyncio.Lock()
+
+    async def call(self, *args: Any) -> Any:
+        proto = await self._connected()
+        return await asyncio.wait_for(self._send(proto, [args])[0], 5.0)
+
+    async def pipeline(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        proto = await self._connected()
+        return list(await asyncio.wait_for(asyncio.gather(*self._send(proto, commands), return_exceptions=True), 5.0))
+
+    def _send(self, proto: _RespProtocol, commands: list[tuple[Any, ...]]) -> list[asyncio.Future[Any]]:
+        futs = [asyncio.get_running_loop().create_future() for _ in commands]
+        proto.waiting.extend(futs)
+        assert proto.transport is not None
+        proto.transport.write(b"".join(_encode(c) for c in commands))
+        return futs
+
+    async def _connected(self) -> _RespProtocol:
+        async with self.connecting:
+            if self.proto is None or self.proto.lost:
+                _, self.proto = await asyncio.get_running_loop().create_connection(_RespProtocol, self.host, self.port)
+                if self.db:
+                    await self._send(self.proto, [("SELECT", self.db)])[0]
+            return self.proto
+
+    async def close(self) -> None:
+        if self.proto is not None and self.proto.transport is not None:
+            self.proto.transport.close()
+
+
+class _RespScript:
+    """What the counters call of a redis-py Script: `await script(keys, args, client=pipe)`."""
+
+    def __init__(self, link: Any, text: str) -> None:
+        import hashlib
+
+        self.link, self.text = link, text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+    async def __call__(self, keys: list[Any], args: list[Any], client: Any = None) -> Any:
+        command = ("EVALSHA", self.sha, len(keys), *keys, *args)
+        if client is not None:           # a pipeline: queued, sent at execute()
+            client.queued.append((self, command))
+            return client
+        return await self.link.call_script(self, command)
+
+
+class _RespPipeline:
+    def __init__(self, link: Any) -> None:
+        self.link, self.queued = link, []
+
+    async def __aenter__(self) -> _RespPipeline:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def execute(self) -> list[Any]:
+        return await self.link.pipeline_scripts(self.queued)
+
+
+class RespClient:
+    """The part of redis-py's client the counters use, over `RedisLink`: scripts by EVALSHA with
+    SCRIPT LOAD on NOSCRIPT."""
+
+    def __init__(self, url: str) -> None:
+        self.link = RedisLink(url)
+
+    def register_script(self, text: str) -> _RespScript:
+        return _RespScript(self, text)
+
+    def pipeline(self, transaction: bool = False) -> _RespPipeline:
+        return _RespPipeline(self)
+
+    async def call_script(self, script: _RespScript, command: tuple[Any, ...]) -> Any:
+        try:
+            return await self.link.call(*command)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        await self.link.call("SCRIPT", "LOAD", script.text)
+        return await self.link.call(*command)
+
+    async def pipeline_scripts(self, queued: list[tuple[_RespScript, tuple[Any, ...]]]) -> list[Any]:
+        replies = await self.link.pipeline([c for _, c in queued])
+        if any(isinstance(r, ReplyError) and str(r).startswith("NOSCRIPT") for r in replies):
+            for text in {s.text for s, _ in queued}:
+                await self.link.call("SCRIPT", "LOAD", text)
+            replies = await self.link.pipeline([c for _, c in queued])
+        for r in replies:
+            if isinstance(r, BaseException):
+                raise r
+        return replies
+
+    async def set(self, key: str, value: Any, nx: bool = False, ex: int | None = None) -> Any:
+        return await self.link.call("SET", key, value, *(("NX",) if nx else ()), *(("EX", ex) if ex else ()))
+
+    async def aclose(self) -> None:
+        await self.link.close()
+
+
+def use_resp_client() -> None:
+    """In a gateway process: the counters connect through RespClient."""
+    from nuri.ledger.quota import redis_counters
+
+    redis_counters.connect = lambda url, reply_timeout=5.0: RespClient(url)  # type: ignore[assignment,return-value]
+
+
+@contextlib.contextmanager
+def resp_gateway_process(config: dict[str, Any], cpu: int | None = 0, env: dict[str, str] | None = None,
+                         data_dir: Path | None = None) -> Iterator[str]:
+    """`common.gateway_process`, with the counters on RespClient: `nuri serve` started through a
+    prelude that swaps the client in before the gateway opens its ledger."""
+    import subprocess
+
+    import yaml
+
+    from common import free_port, pin, wait_http
+
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="nuri-bench-") as tmp:
+        cfg = Path(tmp) / "nuri.yaml"
+        cfg.write_text(yaml.safe_dump(config, allow_unicode=True))
+        prelude = (f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); "
+                   "import ledger; ledger.use_resp_client(); from nuri.cli import main; "
+                   "sys.argv[0] = 'nuri'; main()")
+        cmd = [*pin(cpu), sys.executable, "-c", prelude, "serve", "--config", str(cfg), "--port", str(port),
+               "--data-dir", str(data_dir or Path(tmp) / "data")]
+        with open(Path(tmp) / "serve.log", "wb") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=log, env={**os.environ, **(env or {})})
+            try:
+                wait_http(f"http://127.0.0.1:{port}/readyz")
+                yield f"http://127.0.0.1:{port}/v1"
+            finally:
+                proc.terminate()
+                proc.wait(15)
 
 
 def error_sampling(send: Callable[[], Awaitable[None]], samples: list[str]) -> Callable[[], Awaitable[None]]:
@@ -197,10 +397,14 @@ async def main_async(modes: list[str], seconds: float, n1: int) -> dict[str, Any
     pin_self(1)   # load generator beside the upstream; the gateway has core 0 to itself
     out: dict[str, Any] = {"modes": {}, "calls": {}}
     for mode in modes:
-        if mode != "off":
+        if mode != "off" and not mode.endswith("_resp"):
             out["calls"][mode] = await measure_calls(mode, 200)
     with upstream_process(cpu=1) as upstream:
         out["modes"] = await run_modes(modes, upstream, seconds, n1)
+    if "postgres_redis" in out["modes"] and "postgres_redis_resp" in out["modes"]:
+        a, b = out["modes"]["postgres_redis_resp"]["added_ms"], out["modes"]["postgres_redis"]["added_ms"]
+        out["ab_redis_client"] = {"resp_added_ms": a, "redis_asyncio_added_ms": b,
+                                  "redis_asyncio_over_resp": {k: (b[k] / a[k]) if a[k] > 0 else None for k in a}}
     base = out["modes"].get("off")
     if base:
         out["ratio_vs_off"] = {}

@@ -7,7 +7,11 @@ Same run, same upstream, same load generator:
   - the embedded model's tokens/s through the gateway vs llama-cpp-python called directly
 The gateway runs pinned to one core, the upstream and the load generator on the other.
 
-    .venv/bin/python bench/overhead.py [--quick] [--modes core,full] [--skip-model]
+  - with --endpoints chat,responses,messages: the Responses and Messages APIs against chat
+    completions through the same gateway (same prompt, same upstream, alternating rounds): latency
+    and the gateway's CPU time per request, non-stream and stream, as ratios to chat
+
+    .venv/bin/python bench/overhead.py [--quick] [--modes core,full] [--skip-model] [--endpoints chat,responses,messages]
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -94,6 +99,95 @@ async def measure_http(direct: str, gateway: str, quick: bool) -> dict[str, Any]
     return out
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def endpoint_bodies(prompt: str, stream: bool) -> dict[str, tuple[str, bytes]]:
+    """The same question in each wire API: (path, body)."""
+    bodies: dict[str, tuple[str, dict[str, Any]]] = {
+        "chat": ("/chat/completions", {"model": "default", "messages": [{"role": "user", "content": prompt}],
+                                       "max_tokens": 16}),
+        "responses": ("/responses", {"model": "default", "input": prompt, "max_output_tokens": 16}),
+        "responses-nostore": ("/responses", {"model": "default", "input": prompt, "max_output_tokens": 16,
+                                             "store": False}),
+        "messages": ("/messages", {"model": "default", "max_tokens": 16,
+                                   "messages": [{"role": "user", "content": prompt}]}),
+    }
+    return {name: (path, json.dumps({**body, **({"stream": True} if stream else {})}, ensure_ascii=False).encode())
+            for name, (path, body) in bodies.items()}
+
+
+def gateway_pid(base_url: str) -> int | None:
+    """The `nuri serve` process listening on the URL's port (for its CPU time), if found."""
+    port = base_url.rsplit(":", 1)[1].split("/", 1)[0]
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in args and b"--port" in args and args[args.index(b"--port") + 1] == port.encode():
+            return int(proc.name)
+    return None
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+async def measure_endpoints(gateway: str, names: list[str], quick: bool) -> dict[str, Any]:
+    """Each API against chat completions: p50 latency and gateway CPU per request, concurrency 1,
+    in alternating rounds so each sees the same machine state."""
+    prompt = korean_prompt(1.0)
+    pid = gateway_pid(gateway)
+    rounds, per_round = (4, 100) if quick else (8, 300)
+    out: dict[str, Any] = {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as session:
+        for stream in (False, True):
+            sends = {}
+            for name, (path, body) in endpoint_bodies(prompt, stream).items():
+                if name in names:
+                    sends[name] = make_sender(session, gateway + path, body)
+            for send in sends.values():
+                await closed_loop(send, 1, 50)                     # warm-up
+            lat: dict[str, list[float]] = {n: [] for n in sends}
+            cpu = dict.fromkeys(sends, 0.0)
+            count = dict.fromkeys(sends, 0)
+            for _ in range(rounds):
+                for name, send in sends.items():
+                    before = cpu_seconds(pid) if pid else 0.0
+                    res = await closed_loop(send, 1, per_round)
+                    cpu[name] += (cpu_seconds(pid) if pid else 0.0) - before
+                    count[name] += res["n"]
+                    lat[name].append(res["p50"])
+            key = "stream" if stream else "non_stream"
+            failed = [n for n in sends if not count[n]]
+            if failed:
+                raise RuntimeError(f"every request to {', '.join(failed)} failed")
+            out[key] = {n: {"p50_ms": statistics.median(lat[n]), "cpu_ms_per_request": cpu[n] / count[n] * 1000,
+                            "requests": count[n]} for n in sends}
+            chat = out[key].get("chat")
+            if chat:
+                for n in sends:
+                    out[key][n]["p50_vs_chat"] = out[key][n]["p50_ms"] / chat["p50_ms"]
+                    out[key][n]["cpu_vs_chat"] = (out[key][n]["cpu_ms_per_request"] / chat["cpu_ms_per_request"]
+                                                  if chat["cpu_ms_per_request"] else float("nan"))
+    return out
+
+
+def report_endpoints(mode: str, res: dict[str, Any]) -> None:
+    t = Table(title=f"wire APIs vs chat completions ({mode}), 1 KB Korean prompt, concurrency 1")
+    for col in ("API", "p50 ms", "vs chat", "CPU ms/request", "vs chat"):
+        t.add_column(col)
+    for key in ("non_stream", "stream"):
+        for name, r in res.get(key, {}).items():
+            t.add_row(f"{name} ({key.replace('_', '-')})", f"{r['p50_ms']:.2f}", f"{r.get('p50_vs_chat', 1):.3f}",
+                      f"{r['cpu_ms_per_request']:.3f}", f"{r.get('cpu_vs_chat', 1):.3f}")
+    console.print(t)
+
+
 def measure_model(gateway_url: str | None, quick: bool) -> dict[str, Any]:
     """Tokens/s of the embedded model: llama-cpp-python directly vs streamed through the gateway."""
     import httpx
@@ -168,6 +262,11 @@ def main() -> None:
     parser.add_argument("--modes", default="core,full")
     parser.add_argument("--skip-model", action="store_true")
     parser.add_argument("--skip-http", action="store_true", help="only the embedded model's tokens/s")
+    parser.add_argument("--endpoints", default="chat",
+                        help="also compare these wire APIs against chat completions: "
+                        "chat,responses,responses-nostore,messages")
+    parser.add_argument("--endpoints-only", action="store_true",
+                        help="only the wire-API comparison (skips the direct-vs-gateway runs)")
     args = parser.parse_args()
     pin_self(1)
     results: dict[str, Any] = {"modes": {}}
@@ -176,10 +275,16 @@ def main() -> None:
         results["modes"] = json.loads(previous.read_text()).get("modes", {})
     with upstream_process(cpu=1) as upstream:
         for mode in [] if args.skip_http else args.modes.split(","):
+            endpoints = [e for e in args.endpoints.split(",") if e]
             with gateway_process(gateway_config(upstream, mode), cpu=0) as gw:
-                res = asyncio.run(measure_http(upstream, gw, args.quick))
+                res = {} if args.endpoints_only else asyncio.run(measure_http(upstream, gw, args.quick))
+                if set(endpoints) - {"chat"}:
+                    res["endpoints"] = asyncio.run(measure_endpoints(gw, ["chat", *endpoints], args.quick))
             results["modes"][mode] = res
-            report(mode, res)
+            if not args.endpoints_only:
+                report(mode, res)
+            if "endpoints" in res:
+                report_endpoints(mode, res["endpoints"])
     if not args.skip_model:
         config = {"deployments": [{"id": "local-gemma", "provider": "llamacpp", "jurisdiction": "KR",
                                    "hosting": "on_prem", "options": {"n_ctx": 2048}}],
@@ -191,7 +296,7 @@ def main() -> None:
         m = results["embedded_model"]
         console.print(f"embedded model tokens/s: direct {m['direct_tokens_per_s']:.1f}, "
                       f"through the gateway {m['gateway_tokens_per_s']:.1f}, ratio {m['ratio']:.3f}")
-    path = write_result("overhead", results)
+    path = write_result("overhead-endpoints" if args.endpoints_only else "overhead", results)
     console.print(f"results: {path}")
 
 

@@ -17,11 +17,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from nuri.privacy.corpus import TYPES, stats
 from pii_common import (
     CORPUS,
     PRESIDIO_TO_NURI,
     evaluate,
+    generator,
     load_corpus,
     machine,
     nuri_predictor,
@@ -30,6 +30,7 @@ from pii_common import (
     write_json,
 )
 
+TYPES, stats = generator.TYPES, generator.stats
 STRUCTURED = ["KR_RRN", "KR_FRN", "KR_PASSPORT", "KR_DRIVER_LICENSE", "KR_BRN", "KR_CRN", "PHONE", "EMAIL", "CARD",
               "IP_ADDRESS", "US_SSN", "PASSPORT", "VEHICLE_PLATE", "SECRET"]
 
@@ -87,9 +88,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     console = Console(width=None if Console().is_terminal else 150)
     if args.seed is not None:
-        from nuri.privacy.corpus import generate
-
-        docs = generate(args.seed)
+        docs = generator.generate(args.seed)
         args.corpus = Path(f"<generated, seed {args.seed}>")
     else:
         docs = load_corpus(args.corpus)

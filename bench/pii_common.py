@@ -8,6 +8,7 @@ boundaries. Presidio's entity names are mapped to Nuri's; Presidio types with no
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +43,20 @@ PRESIDIO_RECOGNIZERS = [
     "EmailRecognizer", "PhoneRecognizer", "CreditCardRecognizer", "IpRecognizer", "UsSsnRecognizer",
     "UsPassportRecognizer", "UsBankRecognizer",
 ]
+
+
+def _corpus_generator() -> ModuleType:
+    """tests/fixtures/pii/generate.py: the corpus generator is test material, not in the package."""
+    path = ROOT / "tests" / "fixtures" / "pii" / "generate.py"
+    spec = importlib.util.spec_from_file_location("pii_corpus_generator", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+generator = _corpus_generator()
 
 
 def load_corpus(path: Path = CORPUS) -> list[dict[str, Any]]:

@@ -63,8 +63,7 @@ def _scanner_persons(detector: Any) -> Any:
     from nuri.config import PrivacySettings
     from nuri.privacy.scanner import Scanner
 
-    scanner = Scanner(PrivacySettings(person_threshold=1.0))
-    scanner._person = detector
+    scanner = Scanner(PrivacySettings(person_threshold=1.0), replace={"person": detector.detect})
 
     def predict(text: str) -> list[tuple[int, int]]:
         return [(e.start, e.end) for e in scanner.scan(text) if e.type == "PERSON"]

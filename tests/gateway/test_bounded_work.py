@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nuri.gateway.limits import FairQueue, QueueFull
+from nuri.queueing import FairQueue, QueueFull
 from nuri.testing.processes import create_key, upstream_deployment
 
 KOREAN = "개인정보 보호법에 따라 주민등록번호는 국내에서만 처리합니다. "

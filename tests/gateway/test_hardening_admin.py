@@ -250,7 +250,7 @@ def test_uncaught_errors_log_their_type_only(upstreams, tmp_path):
 
 
 def test_failure_counts_stay_bounded_in_memory():
-    from nuri.ledger.auth_failures import OTHER, AuthFailures
+    from nuri.ledger.keys.failures import OTHER, AuthFailures
 
     book = AuthFailures(limit=3, window_seconds=60, max_clients=100)
     for i in range(5000):

@@ -24,7 +24,7 @@ def test_reload_keeps_old_policy_on_error_and_audits_both(upstream, gateway, tmp
     gw.config_path.write_text(yaml.safe_dump(broken))
     failed = httpx.post(gw.base_url + "/nuri/admin/reload")
     assert failed.status_code == 400 and "no-such-pack" in failed.json()["error"]["message"]
-    assert "previous policy stays" in failed.json()["error"]["message"]
+    assert "running config (catalog, aliases, policy, routing) stays" in failed.json()["error"]["message"]
     still = httpx.post(gw.base_url + "/chat/completions", json=chat)
     assert still.status_code == 200 and still.headers["x-nuri-policy"] == before.headers["x-nuri-policy"]
 
@@ -37,4 +37,4 @@ def test_reload_keeps_old_policy_on_error_and_audits_both(upstream, gateway, tmp
     out = subprocess.run([sys.executable, "-m", "nuri", "audit", "export", "--format", "jsonl", "--data-dir",
                           str(gw.data_dir)], capture_output=True, text=True, timeout=60, env=gw.env)
     kinds = [json.loads(line).get("endpoint") for line in out.stdout.splitlines() if line.startswith("{")]
-    assert "policy_reload_failed" in kinds and "policy_reloaded" in kinds
+    assert "config_reload_failed" in kinds and "config_reloaded" in kinds

@@ -4,6 +4,8 @@ deleted afterwards. Tests skip, saying why, when a server is not running."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import secrets
 import socket
@@ -112,3 +114,56 @@ async def ledger(store: Backend) -> AsyncIterator[Ledger]:
     led = await store.open()
     yield led
     await led.close()
+
+
+class RedisProxy:
+    """A TCP relay in front of the test Redis, so a test can take Redis away from one client
+    (`cut`: every connection dropped, new ones refused) without touching the server others use,
+    or drop the live connections only (`drop`) and let the client reconnect."""
+
+    def __init__(self) -> None:
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self, port: int = 0) -> RedisProxy:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 6379)
+        self._writers |= {writer, up_writer}
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+    def drop(self) -> None:
+        for w in list(self._writers):
+            w.close()
+        self._writers.clear()
+
+    async def cut(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+        self.drop()
+
+
+@pytest.fixture
+async def redis_proxy() -> AsyncIterator[RedisProxy]:
+    if not HAS_REDIS:
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    proxy = await RedisProxy().start()
+    yield proxy
+    await proxy.cut()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from nuri.ledger import AuditRecord, Ledger
-from nuri.ledger.records import chain_hash
+from nuri.ledger.audit.records import chain_hash
 
 from .conftest import PG_URL, Backend
 

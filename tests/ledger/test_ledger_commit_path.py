@@ -1,25 +1,30 @@
 """The PostgreSQL + Redis hot path: one-statement audit commits while this process owns the chain
-head, the locked path whenever another writer moved it, and the counters' own Redis connection
-(pipelined, reloads its scripts, reconnects, fails closed)."""
+head, the locked path whenever another writer moved it, and the counters' Redis connection
+(reloads its scripts, reconnects, fails closed)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from nuri.config import LedgerSettings
 from nuri.errors import RateLimited, ServiceUnavailable
-from nuri.ledger import AuditRecord, Ledger, chain
-from nuri.ledger.db import AsyncRawConn
-from nuri.ledger.records import GENESIS, canonical
-from nuri.ledger.resp import RedisLink, ReplyError, encode
+from nuri.ledger import AuditRecord, Ledger
+from nuri.ledger.audit import chain
+from nuri.ledger.audit.records import GENESIS, canonical
+from nuri.ledger.quota.counters import Ask, Scope
+from nuri.ledger.quota.redis_counters import RedisCounters
+from nuri.ledger.store.db import AsyncRawConn
 
-from .conftest import PG_URL, REDIS_URL
+from .conftest import PG_URL, REDIS_URL, RedisProxy
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -165,72 +170,47 @@ async def test_scripts_are_loaded_again_after_redis_forgets_them(pg: str, rprefi
         await led.close()
 
 
-async def test_link_pipelines_concurrent_callers_in_order(rprefix: str) -> None:
-    link = RedisLink(REDIS_URL)
+async def test_counters_reconnect_after_the_connections_drop(redis_proxy: RedisProxy, rprefix: str) -> None:
+    counters = RedisCounters(redis_proxy.url, rprefix, _no_spend)
     try:
-        key = f"{rprefix}ctr"
-        replies = await asyncio.gather(*[link.call("INCR", key) for _ in range(200)])
-        assert sorted(replies) == list(range(1, 201))
-        out = await link.pipeline([("SET", f"{rprefix}a", "가나"), ("GET", f"{rprefix}a"),
-                                   ("HINCRBY", f"{rprefix}a", "f", 1), ("GET", f"{rprefix}missing")])
-        assert out[0] == "OK" and out[1] == "가나" and isinstance(out[2], ReplyError) and out[3] is None
-    finally:
-        await link.close()
-
-
-async def test_link_reconnects_after_the_server_drops_it(rprefix: str) -> None:
-    import redis
-
-    link = RedisLink(REDIS_URL)
-    try:
-        ident = await link.call("CLIENT", "ID")
-        client = redis.Redis.from_url(REDIS_URL)
-        client.client_kill_filter(_id=ident)
-        client.close()
-        for _ in range(50):                        # the loop notices the closed socket
+        scope = Scope("key:k", 100, None)
+        assert (await counters.admit(_ask(scope))).ok
+        redis_proxy.drop()                          # Redis hangs up on every connection
+        outcomes = []
+        for _ in range(3):
             try:
-                await link.call("PING")
-                break
-            except ConnectionError:
-                await asyncio.sleep(0.01)
-        assert await link.call("PING") == "PONG"
-        assert await link.call("CLIENT", "ID") != ident
+                outcomes.append((await counters.admit(_ask(scope))).ok)
+            except RedisConnectionError:
+                outcomes.append(False)              # a call caught on a dead connection fails closed
+        assert outcomes[-1] is True                 # ... and the next one connects afresh
     finally:
-        await link.close()
+        await counters.close()
 
 
-async def test_link_fails_pending_calls_when_unreachable() -> None:
-    link = RedisLink(f"redis://127.0.0.1:{_closed_port()}/0")
-    with pytest.raises(OSError):
-        await link.call("PING")
-    await link.close()
-
-
-async def test_link_gives_up_on_a_redis_that_never_answers() -> None:
+async def test_counters_give_up_on_a_redis_that_never_answers(rprefix: str) -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(1 << 16)       # takes the command, never replies
-        await reader.read()              # until the link hangs up
+        await reader.read()              # until the client hangs up
         writer.close()
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    link = RedisLink(f"redis://127.0.0.1:{port}/0", reply_timeout=0.2)
+    counters = RedisCounters(f"redis://127.0.0.1:{port}/0", rprefix, _no_spend, reply_timeout=0.2)
     try:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        with pytest.raises(ConnectionError, match="did not answer"):
-            await link.call("PING")
+        with pytest.raises(RedisTimeoutError):
+            await counters.admit(_ask(Scope("key:k", 100, None)))
         assert loop.time() - started < 2
     finally:
-        await link.close()
+        await counters.close()
         server.close()
         await server.wait_closed()
 
 
-def test_commands_are_resp_arrays_of_bulk_strings() -> None:
-    assert encode(("SET", "k", 12, "값")) == b"*4\r\n$3\r\nSET\r\n$1\r\nk\r\n$2\r\n12\r\n$3\r\n\xea\xb0\x92\r\n"
+async def _no_spend(team: str, period: str) -> int:
+    return 0
 
 
-def test_tls_options_the_link_cannot_honour_are_refused() -> None:
-    with pytest.raises(ValueError, match="TLS"):
-        RedisLink("rediss://127.0.0.1:6380/0?ssl_min_version=3")
+def _ask(scope: Scope) -> Ask:
+    return Ask([scope], 10, "t", "2026-11", None, 0, int(time.time()))

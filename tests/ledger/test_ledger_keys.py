@@ -11,9 +11,10 @@ import pytest
 from sqlalchemy import text
 
 from nuri.errors import ServiceUnavailable, Unauthorized
-from nuri.ledger import Ledger, keys
-from nuri.ledger.keycache import revocation_wait
+from nuri.ledger import Ledger
+from nuri.ledger.keys import rows as keys
 from nuri.ledger.keys import split_key
+from nuri.ledger.keys.cache import revocation_wait
 from nuri.principal import ANONYMOUS
 
 
@@ -115,7 +116,7 @@ async def test_revoke_waits_out_the_cache_lease_so_cached_keys_are_refused_next(
     try:
         new = await b.create_key("cached")
         assert (await a.authenticate(f"Bearer {new.key}")).team == "cached"
-        assert a._keys.row(new.key_id) is not None                     # a now answers from its cache
+        assert a.auth.cache.row(new.key_id) is not None                     # a now answers from its cache
         started = time.monotonic()
         await b.revoke_key(new.key_id)
         assert time.monotonic() - started >= a.settings.key_cache_lease_seconds   # revoke waits out the lease
@@ -135,14 +136,14 @@ async def test_cached_keys_need_no_database_read(store, monkeypatch: pytest.Monk
         new = await cached.create_key("hot")
         reads = {"cached": 0, "uncached": 0}
         for name, led in (("cached", cached), ("uncached", uncached)):
-            query = led._query
+            query = led.auth.query
 
             async def counting(fn, afn, _name=name, _query=query):  # type: ignore[no-untyped-def]
                 if fn is not keys.epoch:            # the background epoch poll is not a request's read
                     reads[_name] += 1
                 return await _query(fn, afn)
 
-            monkeypatch.setattr(led, "_query", counting)
+            monkeypatch.setattr(led.auth, "query", counting)
         for _ in range(20):
             assert (await cached.authenticate(f"Bearer {new.key}")).team == "hot"
             assert (await uncached.authenticate(f"Bearer {new.key}")).team == "hot"
@@ -195,7 +196,7 @@ async def test_a_replica_that_cannot_confirm_its_cache_fails_closed(store, monke
         async def down(fn, afn):  # type: ignore[no-untyped-def]
             raise ConnectionError("database unreachable")
 
-        monkeypatch.setattr(led, "_query", down)
+        monkeypatch.setattr(led.auth, "query", down)
         await asyncio.sleep(revocation_wait(led.settings.key_cache_lease_seconds))
         with pytest.raises(ServiceUnavailable):
             await led.authenticate(f"Bearer {new.key}")

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from nuri.config import LedgerSettings
-from nuri.ledger import AuditRecord, Ledger, metrics, tracing
-from nuri.ledger.export import export
-from nuri.ledger.logging import JsonFormatter, configure_logging, request_context
+from nuri.ledger import AuditRecord, Ledger
+from nuri.ledger.audit.export import export
+from nuri.observability import metrics, tracing
+from nuri.observability.logging import JsonFormatter, configure_logging, request_context
 
 RRN = "900101-1234567"
 PHONE = "010-9876-5432"

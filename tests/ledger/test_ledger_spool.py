@@ -20,12 +20,13 @@ from typing import Any
 import pytest
 
 from nuri.config import LedgerSettings
-from nuri.ledger import AuditRecord, Ledger, chain, shipper, spool
-from nuri.ledger.db import Database
-from nuri.ledger.records import canonical
-from nuri.ledger.secrets import Keys
-from nuri.ledger.shipper import SpoolWriter
-from nuri.ledger.spool import SpoolFile, SpoolFull
+from nuri.ledger import AuditRecord, Ledger
+from nuri.ledger.audit import chain, shipper, spool
+from nuri.ledger.audit.records import canonical
+from nuri.ledger.audit.secrets import Keys
+from nuri.ledger.audit.shipper import SpoolWriter
+from nuri.ledger.audit.spool import SpoolFile, SpoolFull
+from nuri.ledger.store.db import Database
 
 from .conftest import PG_URL, pg_schema
 
@@ -253,7 +254,7 @@ async def test_kill_9_with_a_spool_loses_no_acknowledged_record(spooled: dict[st
 _HOLDER = """
 import sys, time
 from pathlib import Path
-from nuri.ledger.spool import SpoolFile
+from nuri.ledger.audit.spool import SpoolFile
 f = SpoolFile.create(Path(sys.argv[1]))
 f.append(sys.argv[2].encode() + b"\\n")
 print("holding", flush=True)

@@ -16,7 +16,7 @@ CATEGORY = {
     "CARD": PipaCategory.FINANCIAL, "BANK_ACCOUNT": PipaCategory.FINANCIAL, "SECRET": PipaCategory.SECRET,
 }
 UNIQUE_IDS = frozenset({"KR_RRN", "KR_FRN", "KR_PASSPORT", "KR_DRIVER_LICENSE"})
-ALL_PACKS = ["kr-pipa", "kr-public-n2sf", "kr-finance", "kr-health", "ai-basic-act"]
+ALL_PACKS = ["kr-pipa", "kr-public-n2sf", "kr-finance", "kr-health", "ai-basic-act", "kr-terminology"]
 
 
 def dep(dep_id: str, jurisdiction: str = "KR", hosting: str = "on_prem", **extra: Any) -> Deployment:

@@ -1,4 +1,4 @@
-"""evaluate_request with the real scanner: fail closed, every request part counts, explain agrees."""
+"""The gateway's Evaluator with the real scanner: fail closed, every request part counts, explain agrees."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from typer.testing import CliRunner
 
 from nuri.config import NuriConfig
 from nuri.errors import InternalError, ModelNotFound, PermissionDenied
+from nuri.catalog import Catalog
+from nuri.gateway.evaluator import Evaluator
+from nuri.gateway.request import parse_request
 from nuri.policy.engine import PolicyEngine
-from nuri.policy.evaluate import evaluate, evaluate_request
 from nuri.policy.explain import explain_view
+from nuri.policy.null import NullPolicy
 from nuri.principal import Principal
 from nuri.privacy.scanner import Scanner
 from nuri.routing.health import HealthBook
@@ -39,11 +42,18 @@ def parts(config: NuriConfig):
     return engine, Router(config.routing, HealthBook(config.routing))
 
 
-def run(body, scanner, requested="default", config_dict=CONFIG, **kw):
+def evaluate(body, scanner, requested="default", config_dict=CONFIG, engine=None):
     config = NuriConfig.model_validate(config_dict)
-    engine, router = parts(config)
-    return evaluate_request(body, "chat", Principal(), requested, scanner=scanner, engine=engine, router=router,
-                            config=config, **kw)
+    default_engine, router = parts(config)
+    evaluator = Evaluator(config, scanner, engine or default_engine, router)
+    req = parse_request({**body, "model": requested}, "chat")
+    return evaluator.evaluate(req, Principal(), Catalog(config.deployments, config.aliases).resolve(requested))
+
+
+def run(body, scanner, requested="default", config_dict=CONFIG, engine=None):
+    """(classification, decision, steps) as the live handler gets them: no route raises."""
+    result = evaluate(body, scanner, requested, config_dict, engine)
+    return result.classification, result.decision, result.raise_for_route()
 
 
 def chat(*messages):
@@ -81,38 +91,42 @@ def test_name_and_phone_go_abroad_masked(scanner):
     assert decision.label
 
 
-def test_classification_failure_fails_closed(scanner):
-    def broken(body, endpoint, scanner):
+class _BrokenScanner:
+    settings = Scanner().settings
+
+    def analyse(self, text):
         raise RuntimeError("detector crashed")
 
+    scan = analyse
+
+
+def test_classification_failure_fails_closed():
     with pytest.raises(InternalError) as info:
-        run(chat({"role": "user", "content": "hi"}), scanner, classifier=broken)
+        run(chat({"role": "user", "content": "hi"}), _BrokenScanner())
     assert info.value.status == 500 and "not forwarded" in info.value.message
+    assert info.value.code == "classification_failed"
 
 
 def test_policy_failure_fails_closed(scanner):
     config = NuriConfig.model_validate(CONFIG)
-    engine, router = parts(config)
+    engine, _router = parts(config)
 
     def explode(*args, **kwargs):
         raise KeyError("bug")
 
     engine.decide = explode
     with pytest.raises(InternalError, match="policy evaluation failed"):
-        evaluate_request(chat({"role": "user", "content": "hi"}), "chat", Principal(), "default",
-                         scanner=scanner, engine=engine, router=router, config=config)
-    with pytest.raises(InternalError):
-        evaluate_request(chat({"role": "user", "content": "hi"}), "chat", Principal(), "default",
-                         scanner=scanner, engine=None, router=router, config=config)
+        run(chat({"role": "user", "content": "hi"}), scanner, engine=engine)
 
 
-def test_policy_switched_off_by_config_allows(scanner):
+def test_policy_switched_off_by_config_is_the_null_engine_and_allows():
     config = NuriConfig.model_validate({**CONFIG, "policy": {"enabled": False}})
-    router = Router(config.routing, HealthBook(config.routing))
-    _, decision, steps = evaluate_request(chat({"role": "user", "content": f"주민등록번호 {RRN}"}), "chat",
-                                          Principal(), "default", scanner=scanner, engine=None, router=router,
-                                          config=config)
-    assert decision.action == "allow" and steps[0].deployment.id == "us-api"
+    evaluator = Evaluator.from_config(config, Router(config.routing, HealthBook(config.routing)))
+    assert isinstance(evaluator.engine, NullPolicy) and evaluator.scanner is None
+    req = parse_request(chat({"role": "user", "content": f"주민등록번호 {RRN}"}), "chat")
+    result = evaluator.evaluate(req, Principal(), Catalog(config.deployments, config.aliases).resolve("default"))
+    assert result.decision.action == "allow" and result.steps[0].deployment.id == "us-api"
+    assert result.classification.entities == []        # nothing is scanned with policy off
 
 
 def test_unknown_model_is_404(scanner):
@@ -123,9 +137,7 @@ def test_unknown_model_is_404(scanner):
 def test_explain_view_matches_the_live_decision_and_holds_no_values(scanner):
     body = chat({"role": "user", "content": f"홍길동님 010-2345-6789, 주민등록번호 {RRN}"})
     config = NuriConfig.model_validate(CONFIG)
-    engine, router = parts(config)
-    result = evaluate(body, "chat", Principal(), "default", scanner=scanner, engine=engine, router=router,
-                      config=config)
+    result = evaluate(body, scanner)
     view = explain_view(result.classification, result.decision, result.steps, config.deployments)
     _, live, steps = run(body, scanner)
     assert [r["deployment"] for r in view["route"]] == [s.deployment.id for s in steps]
@@ -137,11 +149,11 @@ def test_explain_view_matches_the_live_decision_and_holds_no_values(scanner):
     assert RRN not in text and "010-2345-6789" not in text and "홍길동" not in text
 
 
-def test_explain_cli_json_agrees_with_evaluate(tmp_path, scanner):
+def test_explain_cli_json_agrees_with_the_evaluator(tmp_path, scanner):
     import typer
     import yaml
 
-    from nuri.policy.cli import register
+    from nuri.gateway.explain_cli import register
 
     app = typer.Typer()
     register(app)
@@ -167,7 +179,7 @@ def test_explain_cli_takes_a_whole_request_and_names_unscanned_content(tmp_path)
     import typer
     import yaml
 
-    from nuri.policy.cli import register
+    from nuri.gateway.explain_cli import register
 
     app = typer.Typer()
     register(app)

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import re
+import sys
 import unicodedata
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-from nuri.privacy import corpus
-from nuri.privacy.idgen import brn_valid, crn_valid, frn_valid, luhn_valid, rrn_valid
+from nuri.privacy.checksums import brn_valid, crn_valid, frn_valid, luhn_valid, rrn_valid
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "pii" / "corpus.jsonl"
+PII = Path(__file__).resolve().parents[1] / "fixtures" / "pii"
+FIXTURE = PII / "corpus.jsonl"
+
+
+def _generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("pii_corpus_generator", PII / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+corpus = _generator()
 
 
 @pytest.fixture(scope="module")

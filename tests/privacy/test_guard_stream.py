@@ -9,7 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nuri.privacy.guard import ReplyFilter, ReplyGuard, filter_reply, request_values
+from nuri.gateway.reply_texts import filter_reply
+from nuri.privacy.guard import ReplyFilter, ReplyGuard
 from nuri.privacy.pseudonymizer import Pseudonymizer
 
 try:
@@ -162,14 +163,15 @@ def test_filter_restores_sent_and_masks_invented_on_every_split(scanner) -> None
             assert out == expected, (i, j)
 
 
-def test_filter_reply_non_stream_and_request_values() -> None:
+def test_filter_reply_non_stream_and_sent_values() -> None:
     p, masked = _pseudo_with_sent()
     body = {"choices": [{"index": 0, "message": {"role": "assistant",
                                                   "content": "<PERSON_1>님 외에 최지우 님 010-9876-5432"}}]}
     out = filter_reply(body, p, STANDIN)
     assert out["choices"][0]["message"]["content"] == "김철수님 외에 <PERSON_REDACTED> 님 <PHONE_REDACTED>"
     assert body["choices"][0]["message"]["content"].startswith("<PERSON_1>")
-    sent = request_values({"messages": [{"role": "user", "content": "최지우 010-9876-5432"}]}, "chat", STANDIN)
+    request_text = "최지우 010-9876-5432"
+    sent = {request_text[e.start:e.end] for e in STANDIN.scan(request_text)}
     out2 = filter_reply(body, p, STANDIN, sent_values=sent)
     assert out2["choices"][0]["message"]["content"] == "김철수님 외에 최지우 님 010-9876-5432"
 
@@ -232,7 +234,7 @@ def _chat_chunks(content: str, args: str, size: int) -> list[dict]:
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 8, 13])
 def test_chunk_filter_restores_and_guards_every_channel(size: int) -> None:
-    from nuri.privacy.stream_filter import ChunkFilter
+    from nuri.gateway.stream_privacy import ChunkFilter
 
     p, _ = _pseudo_with_sent()
     tok = p.token_for("SECRET", 'q"uote')
@@ -252,7 +254,7 @@ def test_chunk_filter_restores_and_guards_every_channel(size: int) -> None:
 
 
 def test_chunk_filter_legacy_text_and_close_without_finish() -> None:
-    from nuri.privacy.stream_filter import ChunkFilter
+    from nuri.gateway.stream_privacy import ChunkFilter
 
     p, _ = _pseudo_with_sent()
     f = ChunkFilter(p, STANDIN)

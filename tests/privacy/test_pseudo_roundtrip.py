@@ -12,9 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nuri.config import PrivacySettings
+from nuri.gateway.reply_texts import restore_reply
 from nuri.privacy import fields
-from nuri.privacy.idgen import luhn_valid, rrn_valid
-from nuri.privacy.pseudonymizer import PLACEHOLDER_RE, Pseudonymizer, make_surrogate
+from nuri.privacy.checksums import luhn_valid, rrn_valid
+from nuri.privacy.detectors.registry import make_surrogate
+from nuri.privacy.pseudonymizer import PLACEHOLDER_RE, Pseudonymizer
 
 try:
     from pseudo_helpers import StandInScanner, real_scanner
@@ -168,7 +170,7 @@ def test_restore_reply_content_and_tool_arguments() -> None:
             {"index": 1, "text": f"legacy {tok_n}"},
         ],
     }
-    out = p.restore_reply(reply)
+    out = restore_reply(reply, p)
     assert out["choices"][0]["message"]["content"] == f"{NAME}님께 안내했습니다"
     args = json.loads(out["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"])
     assert args == {"who": NAME, "pw": 'pa"ss\\word'}

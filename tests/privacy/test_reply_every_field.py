@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from nuri.privacy.guard import filter_reply
+from nuri.gateway.reply_texts import filter_reply
+from nuri.gateway.stream_privacy import ChunkFilter
 from nuri.privacy.pseudonymizer import Pseudonymizer
 from nuri.privacy.scanner import Scanner
-from nuri.privacy.stream_filter import ChunkFilter
 
 PHONE = "010-2345-6789"
 EMAIL = "hong.gildong@example.co.kr"

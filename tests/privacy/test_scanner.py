@@ -6,8 +6,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nuri.config import PrivacySettings
+from nuri.privacy.detectors.registry import ENTITY_TYPES
 from nuri.privacy.normalize import normalize
-from nuri.privacy.scanner import ENTITY_TYPES, Scanner
+from nuri.privacy.scanner import Scanner
 
 try:
     from scan_helpers import SCANNER, found

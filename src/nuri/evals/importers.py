@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,7 +151,9 @@ def haerae_items(path: Path, split: str | None = None) -> list[dict[str, Any]]:
     return out
 
 
-IMPORTERS = {
+Reader = Callable[..., list[dict[str, Any]]]
+# kind → (reader, description, licence, template)
+IMPORTERS: dict[str, tuple[Reader, str, str, str]] = {
     "kmmlu": (kmmlu_items, "KMMLU (CC-BY-ND-4.0): Korean expert-level multiple choice", "CC-BY-ND-4.0", MC_TEMPLATE),
     "kobest": (kobest_items, "KoBEST (CC-BY-SA-4.0): Korean balanced evaluation of significant tasks",
                "CC-BY-SA-4.0", MC_TEMPLATE),

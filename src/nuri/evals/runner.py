@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -64,8 +64,15 @@ class CallResult:
     usage: dict[str, Any] | None
 
 
+class ProgressHooks(Protocol):
+    """What the runner reports as it goes; the CLI draws a progress bar from it."""
+
+    def start(self, model: str, total: int, done: int) -> None: ...
+    def advance(self, model: str) -> None: ...
+
+
 class Progress:
-    """Hooks the CLI implements to draw a progress bar; the default draws nothing."""
+    """The default hooks: draw nothing."""
 
     def start(self, model: str, total: int, done: int) -> None: ...
     def advance(self, model: str) -> None: ...
@@ -124,10 +131,10 @@ def suite_settings(suite: Suite, overrides: dict[str, Any]) -> dict[str, Any]:
 
 class EvalRunner:
     def __init__(self, store: ResultStore, cfg: NuriConfig, suites: list[Suite], models: list[str],
-                 options: RunOptions | None = None, progress: Progress | None = None) -> None:
+                 options: RunOptions | None = None, progress: ProgressHooks | None = None) -> None:
         self.store, self.cfg, self.suites, self.models = store, cfg, suites, models
         self.options = options or RunOptions()
-        self.progress = progress or Progress()
+        self.progress: ProgressHooks = progress or Progress()
         self.targets: dict[str, Target] = {}
         self._judges: dict[str, Target] = {}
         self.resumed_from: str | None = None

@@ -37,8 +37,12 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.sql.expression import Executable
 
 metadata = MetaData()
 
@@ -81,7 +85,19 @@ items = Table(
 
 
 _UNIT = ("run_id", "suite", "item_id", "model")
-_UPSERT = {"sqlite": sqlite_insert, "postgresql": pg_insert}
+
+
+def _upsert(dialect: str, columns: Iterable[str]) -> Executable | None:
+    """One INSERT … ON CONFLICT DO UPDATE on the unit, where the dialect has it; else None."""
+    stmt: SqliteInsert | PgInsert
+    if dialect == "sqlite":
+        stmt = sqlite_insert(items)
+    elif dialect == "postgresql":
+        stmt = pg_insert(items)
+    else:
+        return None
+    update_cols = {c: stmt.excluded[c] for c in columns if c not in _UNIT}
+    return stmt.on_conflict_do_update(index_elements=list(_UNIT), set_=update_cols)
 
 
 @dataclass
@@ -107,7 +123,14 @@ class ItemResult:
 
 
 def database_url(configured: str | None, data_directory: Path) -> str:
-    return configured or f"sqlite:///{data_directory / 'nuri.db'}"
+    """The ledger's database (results sit beside the audit log), with the psycopg 3 driver for
+    PostgreSQL as the ledger uses: a plain postgresql:// URL would ask for psycopg2."""
+    if not configured:
+        return f"sqlite:///{data_directory / 'nuri.db'}"
+    url = make_url(configured)
+    if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -171,7 +194,7 @@ class ResultStore:
         q = select(items.c.suite, items.c.item_id, items.c.model).where(
             and_(items.c.run_id == run_id, items.c.error.is_(None)))
         with self.engine.connect() as conn:
-            return {tuple(r) for r in conn.execute(q)}  # type: ignore[misc]
+            return {tuple(r) for r in conn.execute(q)}
 
     def save_items(self, results: Iterable[ItemResult]) -> None:
         rows = [asdict(r) | {"created_at": datetime.now(UTC)} for r in results]
@@ -179,10 +202,9 @@ class ResultStore:
             return
         dialect = self.engine.dialect.name
         with self.engine.begin() as conn:
-            if dialect in _UPSERT:  # one statement; a redone item replaces its failed row
-                stmt = _UPSERT[dialect](items)
-                update_cols = {c: stmt.excluded[c] for c in rows[0] if c not in _UNIT}
-                conn.execute(stmt.on_conflict_do_update(index_elements=list(_UNIT), set_=update_cols), rows)
+            upsert = _upsert(dialect, rows[0])
+            if upsert is not None:  # one statement; a redone item replaces its failed row
+                conn.execute(upsert, rows)
                 return
             for r in rows:
                 conn.execute(delete(items).where(and_(

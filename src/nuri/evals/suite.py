@@ -3,13 +3,19 @@
 Every dataset is content-hashed (sha256 of the canonical bytes of each item) so a stored result
 names the exact item set it was scored on; the suite definition (template, shots, scorer,
 settings) has its own hash, because changing a prompt changes what a score means.
+
+The shipped suites are package data (`nuri/evals/suites/`), found through importlib.resources so
+that an installed wheel has them as well as a checkout.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
-from functools import cached_property
+from contextlib import ExitStack
+from functools import cache, cached_property
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -180,9 +186,20 @@ def suite_dirs(explicit: list[Path] | None = None, data_directory: Path | None =
         dirs += [Path(p) for p in env_dirs.split(":") if p]
     if data_directory is not None:
         dirs.append(data_directory / "evals")
-    shipped = Path(__file__).resolve().parents[3] / "data" / "evals"
-    dirs.append(shipped)
+    dirs.append(shipped_dir())
     return [d for d in dirs if d.is_dir()]
+
+
+@cache
+def shipped_dir() -> Path:
+    """The suites shipped in the package, as a directory on disk. An ordinary install already is
+    one; a zipped import (Python 3.12+) has them extracted once, for the life of the process."""
+    files = resources.files("nuri.evals") / "suites"
+    if isinstance(files, Path):
+        return files
+    stack = ExitStack()
+    atexit.register(stack.close)
+    return stack.enter_context(resources.as_file(files))
 
 
 def discover(dirs: list[Path]) -> dict[str, Suite]:

@@ -11,6 +11,8 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
+from pydantic import SecretStr
+
 from nuri.catalog import Deployment, Hosting
 from nuri.config import NuriConfig
 from nuri.providers import create_provider
@@ -57,7 +59,8 @@ def gateway_deployment(model: str, url: str, api_key: str | None) -> Deployment:
     base = url.rstrip("/")
     if not base.endswith("/v1"):
         base += "/v1"
-    return Deployment(id=model, provider="openai_compatible", model=model, base_url=base, api_key=api_key,
+    return Deployment(id=model, provider="openai_compatible", model=model, base_url=base,
+                      api_key=SecretStr(api_key) if api_key is not None else None,
                       jurisdiction="KR", hosting=Hosting.ON_PREM)
 
 

@@ -9,18 +9,31 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from nuri.config import NuriConfig, admin_key
-from nuri.errors import InternalError, InvalidRequest, NuriError, PermissionDenied, RateLimited, Unauthorized
-from nuri.gateway import explain, pipeline
+from nuri.errors import (
+    InternalError,
+    InvalidRequest,
+    ModelNotFound,
+    NuriError,
+    PermissionDenied,
+    RateLimited,
+    Unauthorized,
+)
+from nuri.gateway import admin_api, api_messages, api_responses, explain, pipeline
+from nuri.gateway.conversations import open_store
+from nuri.gateway.generations import PinGeneration
 from nuri.gateway.responses import JSONResponse, error_response
 from nuri.gateway.state import Gateway
 from nuri.ledger.keys import PREFIX, bearer
+from nuri.rag import http as rag_http
 
 log = logging.getLogger("nuri.gateway")
 
@@ -51,6 +64,18 @@ async def models(request: Request) -> Response:
     return JSONResponse(listing)
 
 
+async def model(request: Request) -> Response:
+    """GET /v1/models/{id}: one entry of the listing; a model the key may not use is not found."""
+    response = await models(request)
+    if response.status_code != 200:
+        return response
+    wanted = request.path_params["model_id"]
+    for entry in orjson.loads(response.body)["data"]:
+        if entry["id"] == wanted:
+            return JSONResponse(entry)
+    return error_response(ModelNotFound(f"model {wanted!r} does not exist", param="model"))
+
+
 async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -66,11 +91,12 @@ async def readyz(request: Request) -> Response:
 ADMIN_ROLE = "admin"
 
 
-async def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> str:
     """Management endpoints and /metrics: the NURI_ADMIN_KEY, or a team key whose team has the
     `admin` role. A loopback caller without a key is let in only while no API key exists at all
     and no admin key is set: once teams have keys, anyone on the host could otherwise read every
-    team's metrics and reload the policy."""
+    team's metrics and reload the policy. Returns who is calling, as admin records name them:
+    `admin-key`, `key:<key_id>` or `loopback`."""
     gw: Gateway = request.app.state.gateway
     ledger = gw.ledger
     client = request.client.host if request.client else None
@@ -80,15 +106,15 @@ async def require_admin(request: Request) -> None:
                           code="too_many_auth_failures", headers={"retry-after": str(wait)})
     key = admin_key()
     if key is None and _loopback(client) and (ledger is None or not await ledger.any_key()):
-        return                                    # open mode: no credential exists to ask for
+        return "loopback"                         # open mode: no credential exists to ask for
     header = request.headers.get("authorization")
     token = bearer(header)
     if token is not None and key is not None and _same_secret(token, key):
-        return
+        return "admin-key"
     if token is not None and token.startswith(PREFIX) and ledger is not None:
         principal = await ledger.authenticate(header, client)   # counts and refuses bad keys itself
         if ADMIN_ROLE in principal.roles:
-            return
+            return f"key:{principal.key_id}"
         raise PermissionDenied("management endpoints need the admin key (NURI_ADMIN_KEY) or a key of a team "
                                "with the admin role", code="admin_required")
     if ledger is not None:
@@ -120,21 +146,10 @@ async def metrics(request: Request) -> Response:
         await require_admin(request)
     except NuriError as exc:
         return error_response(exc)
-    from nuri.ledger.metrics import render
+    from nuri.observability.metrics import render
 
     body, content_type = render()
     return Response(body, media_type=content_type)
-
-
-async def reload_policy(request: Request) -> Response:
-    """Re-read the policy section of the config file; a policy that fails to load changes nothing."""
-    gw: Gateway = request.app.state.gateway
-    try:
-        await require_admin(request)
-        summary = await gw.reload_policy()
-    except NuriError as exc:
-        return error_response(exc)
-    return JSONResponse(summary)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -162,9 +177,12 @@ def create_app(config: NuriConfig, data_dir: Path, listen_host: str = "127.0.0.1
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await gateway.start()
+        app.state.conversations = open_store(config, data_dir, gateway.scanner)   # Responses API state
+        await app.state.conversations.start()
         try:
             yield
         finally:
+            await app.state.conversations.close()
             await gateway.stop()
 
     routes = [
@@ -172,16 +190,24 @@ def create_app(config: NuriConfig, data_dir: Path, listen_host: str = "127.0.0.1
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", model, methods=["GET"]),
+        Route("/v1/responses", api_responses.create_response, methods=["POST"]),
+        Route("/v1/responses/{response_id}", api_responses.get_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}", api_responses.delete_response, methods=["DELETE"]),
+        Route("/v1/messages", api_messages.create_message, methods=["POST"]),
+        Route("/v1/messages/count_tokens", api_messages.count_tokens, methods=["POST"]),
         Route("/v1/nuri/explain", explain.explain_endpoint, methods=["POST"]),
+        Route("/v1/nuri/retrieve", rag_http.retrieve_endpoint, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
-        Route("/v1/nuri/admin/reload", reload_policy, methods=["POST"]),
+        *admin_api.routes(require_admin),       # /v1/nuri/admin/… and /v1/nuri/openapi.json
     ]
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        middleware=[Middleware(PinGeneration, gateway=gateway)],   # a request keeps its config generation
     )
     app.state.gateway = gateway
     return app

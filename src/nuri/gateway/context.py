@@ -25,6 +25,9 @@ class RequestContext:
     usage: dict[str, int] = field(default_factory=dict)
     first_token_at: float | None = None
     stream: bool = False
+    workload: str | None = None            # the planned workload the request belongs to
+    citations: list[Any] = field(default_factory=list)   # RAG passages injected (nuri.rag.step)
+    replies: Any = None                    # terminology, label, language (nuri.gateway.replies.ReplyRules)
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
@@ -33,7 +36,9 @@ class RequestContext:
         return None if self.first_token_at is None else (self.first_token_at - self.started) * 1000
 
     def headers(self) -> dict[str, str]:
-        """x-nuri-* headers: which deployment served, where, under which action and rules."""
+        """x-nuri-* headers: which deployment served, where, under which action and rules. The one
+        place they are built: a refusal (nothing eligible) gets `x-nuri-action: block` and the
+        refusing rules from its decision here; routing only raises the 403."""
         out = {"x-nuri-request-id": self.request_id}
         if self.step is not None:
             dep = self.step.deployment
@@ -51,4 +56,6 @@ class RequestContext:
                 out["x-nuri-ai-generated"] = "true"
         if self.admission is not None and getattr(self.admission, "budget_warning", False):
             out["x-nuri-budget-warning"] = "true"
+        if self.replies is not None:
+            out.update(self.replies.headers())
         return out

@@ -20,18 +20,23 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from nuri.errors import NuriError, PermissionDenied, UpstreamError
+from nuri.errors import NuriError, UpstreamError
 from nuri.gateway import limits
+from nuri.gateway.access import authenticate, candidates_for
 from nuri.gateway.context import RequestContext
 from nuri.gateway.recording import CLIENT_GONE, Trail
+from nuri.gateway.replies import ReplyRules
 from nuri.gateway.reply import ReplyPrivacy
+from nuri.gateway.request import ParsedRequest, parse_request
 from nuri.gateway.responses import JSONResponse, error_event, error_response
 from nuri.gateway.state import Gateway
-from nuri.gateway.wire import read_json_body, validate
-from nuri.ledger import tracing
-from nuri.policy.evaluate import evaluate_request, policy_off
+from nuri.gateway.wire import read_json_body
+from nuri.observability import tracing
+from nuri.policy.terminology import TermBlocked
+from nuri.principal import Principal
 from nuri.privacy import fields
 from nuri.providers.sse import DONE, encode_event
+from nuri.rag.step import public_citations, rag_step
 from nuri.routing.fallback import run_with_fallback
 from nuri.tokens import estimate_many
 
@@ -40,57 +45,49 @@ _CALLS = {"chat": "chat", "completions": "complete", "embeddings": "embed"}
 _STREAMS = {"chat": "stream_chat", "completions": "stream_complete"}
 
 
-async def authenticate(gw: Gateway, request: Request, ctx: RequestContext) -> None:
-    if gw.ledger is not None:
-        client = request.client.host if request.client else None
-        ctx.principal = await gw.ledger.authenticate(request.headers.get("authorization"), client)
-
-
-def check_model_access(ctx: RequestContext, requested: str) -> None:
-    allowed = ctx.principal.allowed_models
-    if allowed is not None and requested not in allowed:
-        raise PermissionDenied(
-            f"this API key may not use model {requested!r}; allowed: {', '.join(sorted(allowed))}",
-            code="model_not_allowed", param="model",
-        )
-
-
-async def handle(request: Request, endpoint: str) -> Response:
+async def handle(request: Request, endpoint: str, body: dict[str, Any] | None = None, *,
+                 api: str | None = None, principal: Principal | None = None) -> Response:
+    """One request through the pipeline. Another API (Responses, Messages) passes its request
+    translated into this endpoint's wire format as `body`, its own name as `api` (what the audit
+    record names) and the `principal` it already authenticated; else all three come from here."""
     gw: Gateway = request.app.state.gateway
-    ctx = RequestContext(endpoint=endpoint)
+    ctx = RequestContext(endpoint=api or endpoint)
     trail = Trail(gw, ctx)
     reply: dict[str, Any] | None = None
-    status, error = CLIENT_GONE.status, CLIENT_GONE   # what stands if the task is cancelled
+    status: int = CLIENT_GONE.status                 # what stands if the task is cancelled
+    error: NuriError | None = CLIENT_GONE
     try:
-        await authenticate(gw, request, ctx)                                      # auth
-        body = await read_json_body(request, gw.config.server.max_body_bytes)    # parse
-        parsed = validate(body, endpoint)
-        ctx.requested = parsed.model
-        ctx.stream = bool(getattr(parsed, "stream", False))
-        check_model_access(ctx, parsed.model)
-        candidates = limits.within_output_caps(gw.catalog.resolve(parsed.model), body)   # n × max_tokens
-        limits.enter(request, ctx.principal, gw.config.server.max_concurrent_per_key)    # in flight per key
-        if gw.engine is not None:                                                 # classify, decide, route
-            classifier = await limits.classifier_for(request, body, endpoint, gw.scanner,
-                                                     gw.config.server.classify_inline_max_bytes)
-            ctx.classification, ctx.decision, steps = evaluate_request(
-                body, endpoint, ctx.principal, parsed.model, classifier=classifier,
-                scanner=gw.scanner, engine=gw.engine, router=gw.router, config=gw.config, candidates=candidates,
-            )
-            steps = limits.keep_home(steps, ctx.classification, gw.config.policy.home_jurisdiction)
+        if principal is None:
+            await authenticate(gw, request, ctx)                                  # auth
         else:
-            ctx.decision = policy_off(parsed.model, candidates)   # operator switched policy off
-            steps = gw.router.plan(ctx.decision, {d.id: d for d in candidates}, 0)
-        prompt_tokens = estimate_many(t for _, t in fields.request_texts(body, endpoint))
+            ctx.principal = principal
+        if body is None:
+            body = await read_json_body(request, gw.config.server.max_body_bytes)
+        body, ctx.citations = await rag_step(gw, ctx.principal, body)             # RAG: passages join the body
+        req = parse_request(body, endpoint)                                       # parse, walk once
+        ctx.requested, ctx.stream = req.model, req.stream
+        candidates = candidates_for(gw, request, req, ctx)                       # access, workload, resolve
+        limits.enter(request, ctx.principal, gw.config.server.max_concurrent_per_key)   # in flight per key
+        evaluation = await gw.evaluator.evaluate_live(request, req, ctx.principal, candidates)
+        ctx.classification, ctx.decision = evaluation.classification, evaluation.decision
+        steps = evaluation.raise_for_route()                                      # classify, decide, route
         if gw.ledger is not None:                                                # budgets, rate limits
-            ctx.admission = await gw.ledger.admit(ctx.principal, prompt_tokens + _max_tokens(body))
-        privacy = ReplyPrivacy(gw.scanner, ctx.classification, gw.config.privacy, guard=gw.engine is not None)
+            ctx.admission = await gw.ledger.admit(ctx.principal, req.prompt_tokens + req.output_tokens)
+        if endpoint != "embeddings":                                             # terminology, label, language
+            ctx.replies = ReplyRules.build(gw, ctx, req.texts)
+        privacy = ReplyPrivacy(gw.scanner, ctx.classification, gw.config.privacy, guard=gw.config.policy.enabled,
+                               terms=ctx.replies.terms if ctx.replies is not None else None)
         if ctx.stream:                                                            # its relay records
-            return await _stream(gw, ctx, trail, body, endpoint, steps, privacy)
-        reply = await _call(gw, ctx, trail, body, endpoint, steps, privacy)      # transform, call
-        reply = privacy.reply(reply) if endpoint != "embeddings" else reply      # restore, guard
+            return await _stream(gw, ctx, trail, req, steps, privacy)
+        reply = await _call(gw, ctx, trail, req, steps, privacy)                 # transform, call
+        reply = privacy.reply(reply) if endpoint != "embeddings" else reply      # restore, guard, terms
+        if ctx.replies is not None and (rest := ctx.replies.language_retry(reply, steps, ctx.step)):
+            reply = privacy.reply(await _call(gw, ctx, trail, req, rest, privacy))   # asked in ko, answered in en
+            ctx.replies.language_retry(reply, steps, ctx.step)
         _label(ctx, reply)
-        ctx.usage = _usage(reply, prompt_tokens)
+        if ctx.citations:                                                         # RAG: the sources
+            reply.setdefault("nuri", {})["citations"] = public_citations(ctx.citations)
+        ctx.usage = _usage(reply, req.prompt_tokens)
         status, error = 200, None
     except NuriError as exc:
         status, error = exc.status, exc
@@ -105,42 +102,36 @@ async def handle(request: Request, endpoint: str) -> Response:
     return JSONResponse(reply, headers=ctx.headers())
 
 
-def _max_tokens(body: dict[str, Any]) -> int:
-    """Output tokens admission reserves: n × max_tokens, as each of n choices may use them all."""
-    return limits.requested_output(body)
-
-
-def _upstream_body(body: dict[str, Any], endpoint: str, privacy: ReplyPrivacy, step: Any,
-                   stream: bool) -> dict[str, Any]:
-    out = privacy.mask(body, endpoint, step.mask_types)                          # transform
+def _upstream_body(req: ParsedRequest, privacy: ReplyPrivacy, step: Any, stream: bool) -> dict[str, Any]:
+    out = privacy.mask(req.body, req.endpoint, step.mask_types, req.texts)       # transform
     if stream:
         out = {**out, "stream": True, "stream_options": {"include_usage": True}}
     return out
 
 
-async def _call(gw: Gateway, ctx: RequestContext, trail: Trail, body: dict[str, Any], endpoint: str,
+async def _call(gw: Gateway, ctx: RequestContext, trail: Trail, req: ParsedRequest,
                 steps: list[Any], privacy: ReplyPrivacy) -> dict[str, Any]:
     async def attempt(step: Any) -> dict[str, Any]:
         provider = gw.providers[step.deployment.id]
-        upstream_body = _upstream_body(body, endpoint, privacy, step, False)
+        upstream_body = _upstream_body(req, privacy, step, False)
         await trail.forwarding(step)
         with tracing.span("nuri.upstream", deployment=step.deployment.id, masked=bool(step.mask_types)):
-            return await getattr(provider, _CALLS[endpoint])(upstream_body)
+            return await getattr(provider, _CALLS[req.endpoint])(upstream_body)
 
     reply, ctx.step, ctx.attempts = await run_with_fallback(steps, attempt, gw.health, gw.config.routing)
     reply["model"] = ctx.step.deployment.id
     return reply
 
 
-async def _stream(gw: Gateway, ctx: RequestContext, trail: Trail, body: dict[str, Any], endpoint: str,
+async def _stream(gw: Gateway, ctx: RequestContext, trail: Trail, req: ParsedRequest,
                   steps: list[Any], privacy: ReplyPrivacy) -> Response:
     """Open the stream with fallback up to its first chunk; after that nothing is retried."""
 
     async def attempt(step: Any) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
         provider = gw.providers[step.deployment.id]
-        upstream_body = _upstream_body(body, endpoint, privacy, step, True)
+        upstream_body = _upstream_body(req, privacy, step, True)
         await trail.forwarding(step)
-        iterator = getattr(provider, _STREAMS[endpoint])(upstream_body).__aiter__()
+        iterator = getattr(provider, _STREAMS[req.endpoint])(upstream_body).__aiter__()
         with tracing.span("nuri.upstream.first_chunk", deployment=step.deployment.id, masked=bool(step.mask_types)):
             try:
                 first = await iterator.__anext__()
@@ -148,16 +139,15 @@ async def _stream(gw: Gateway, ctx: RequestContext, trail: Trail, body: dict[str
                 raise UpstreamError(f"deployment {step.deployment.id} sent an empty stream", retryable=True) from exc
         return first, iterator
 
-    if endpoint not in _STREAMS:
+    if req.endpoint not in _STREAMS:
         raise NuriError("streaming is not available on this endpoint", status=400)
     (first, iterator), ctx.step, ctx.attempts = await run_with_fallback(
         steps, attempt, gw.health, gw.config.routing, stream=True
     )
     ctx.first_token_at = time.perf_counter()
-    wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     trail.relayed = True
     return _RecordedStream(
-        trail, _relay(gw, ctx, trail, first, iterator, privacy, wants_usage, body),
+        trail, _relay(gw, ctx, trail, first, iterator, privacy, req),
         media_type="text/event-stream",
         headers={**ctx.headers(), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -183,17 +173,22 @@ class _RecordedStream(StreamingResponse):
 
 
 async def _relay(gw: Gateway, ctx: RequestContext, trail: Trail, first: dict[str, Any],
-                 iterator: AsyncIterator[dict[str, Any]], privacy: ReplyPrivacy, wants_usage: bool,
-                 body: dict[str, Any]) -> AsyncIterator[bytes]:
+                 iterator: AsyncIterator[dict[str, Any]], privacy: ReplyPrivacy,
+                 req: ParsedRequest) -> AsyncIterator[bytes]:
     """Relay chunks as they come, filtered; end with usage, the durable record, then [DONE]. On a
     failure the record is written and one error event ends the stream; a client that goes away
     (GeneratorExit or cancellation at a yield or an await) is recorded in the `finally`."""
     model = ctx.step.deployment.id
-    status, error = CLIENT_GONE.status, CLIENT_GONE    # what stands if the client goes away
+    wants_usage = req.include_usage
+    status: int = CLIENT_GONE.status                  # what stands if the client goes away
+    error: NuriError | None = CLIENT_GONE
     completion_chars: list[str] = []
     chunk_filter = privacy.stream_filter()
+    label = ctx.replies.stream_label(first, req.endpoint) if ctx.replies is not None else None
     try:
         try:
+            if label is not None and (head := label.first(model)) is not None:   # the AI notice, first
+                yield encode_event(head)
             chunk: dict[str, Any] | None = first
             while chunk is not None:
                 if chunk.get("usage"):
@@ -202,6 +197,8 @@ async def _relay(gw: Gateway, ctx: RequestContext, trail: Trail, first: dict[str
                 if chunk_filter is not None:
                     chunk = chunk_filter.process(chunk, in_place=True)
                 _count_text(chunk, completion_chars)
+                if label is not None:
+                    label.on_chunk(chunk)
                 if chunk.get("choices") or (wants_usage and chunk.get("usage")):
                     if not wants_usage:
                         chunk.pop("usage", None)
@@ -211,19 +208,27 @@ async def _relay(gw: Gateway, ctx: RequestContext, trail: Trail, first: dict[str
             if rest is not None:
                 _count_text(rest, completion_chars)
                 yield encode_event({"object": first.get("object", "chat.completion.chunk"), "model": model, **rest})
+            if label is not None and (tail := label.last(model)) is not None:     # the AI notice, last
+                yield encode_event(tail)
+            if ctx.replies is not None:
+                ctx.replies.check_stream(completion_chars)
+            if ctx.citations:                                 # RAG: the sources, in one last chunk
+                yield encode_event({"object": first.get("object", "chat.completion.chunk"), "model": model,
+                                    "choices": [], "nuri": {"citations": public_citations(ctx.citations)}})
             if not ctx.usage:
-                _estimate_usage(ctx, body, completion_chars)
+                _estimate_usage(ctx, req, completion_chars)
                 if wants_usage:
                     yield encode_event({"object": first.get("object"), "model": model, "choices": [],
                                         "usage": ctx.usage})
             status, error = 200, None
         except NuriError as exc:
             status, error = exc.status, exc
-            gw.health.record_failure(model, "mid-stream")
+            if not isinstance(exc, TermBlocked):           # the reply was refused, the deployment is fine
+                gw.health.record_failure(model, "mid-stream")
         except Exception as exc:
             status, error = 500, trail.defect(exc)
         if error is not None and not ctx.usage and completion_chars:
-            _estimate_usage(ctx, body, completion_chars)    # what was relayed was generated: charge it
+            _estimate_usage(ctx, req, completion_chars)    # what was relayed was generated: charge it
         final = await trail.finish(status, error) or error   # the record before the last event
         yield DONE if final is None else error_event(final)
     finally:
@@ -233,13 +238,13 @@ async def _relay(gw: Gateway, ctx: RequestContext, trail: Trail, first: dict[str
                 await aclose()
         if not trail.done:                                   # the client went away
             if not ctx.usage and completion_chars:
-                _estimate_usage(ctx, body, completion_chars)
+                _estimate_usage(ctx, req, completion_chars)
             await asyncio.shield(trail.finish(status, error))
 
 
-def _estimate_usage(ctx: RequestContext, body: dict[str, Any], completion_chars: list[str]) -> None:
+def _estimate_usage(ctx: RequestContext, req: ParsedRequest, completion_chars: list[str]) -> None:
     """Usage from the texts when the upstream reported none."""
-    prompt = estimate_many(t for _, t in fields.request_texts(body, ctx.endpoint))
+    prompt = req.prompt_tokens
     completion = estimate_many(completion_chars)
     ctx.usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
@@ -253,9 +258,9 @@ def _count_text(chunk: dict[str, Any], into: list[str]) -> None:
 
 
 def _label(ctx: RequestContext, reply: dict[str, Any]) -> None:
-    decision = ctx.decision
-    if decision is not None and decision.label:
-        reply["nuri"] = {"ai_generated": True, "notice": decision.label_text}
+    """The AI notice on a whole reply, as `replies.label` says (gateway/labels.py)."""
+    if ctx.replies is not None:
+        ctx.replies.label_reply(reply)
 
 
 def _usage(reply: dict[str, Any], prompt_estimate: int) -> dict[str, int]:

@@ -21,8 +21,8 @@ from nuri.errors import (
     Unauthorized,
 )
 from nuri.gateway.context import RequestContext
-from nuri.ledger import metrics
-from nuri.ledger.records import AuditRecord
+from nuri.ledger.audit.records import AuditRecord
+from nuri.observability import metrics
 
 log = logging.getLogger("nuri.access")
 
@@ -80,8 +80,18 @@ def build_record(gw: Any, ctx: RequestContext, status: int, error: NuriError | N
     if d is not None and d.flag:
         detail["high_impact"] = sorted(c.domains) if c is not None else []
         detail["flag_reasons"] = list(getattr(d, "flag_reasons", []))
+    if ctx.workload is not None:
+        detail["workload"] = ctx.workload
+        plan = gw.config.workloads.plan
+        excluded = plan.workloads[ctx.workload].excluded if plan is not None and ctx.workload in plan.workloads else {}
+        if excluded:
+            detail["excluded_by_plan"] = dict(excluded)
     if len(ctx.attempts) > 1:
         detail["attempts"] = [getattr(a, "deployment_id", str(a)) for a in ctx.attempts]
+    if ctx.citations:                       # RAG passages: chunk ids only, never their text
+        detail["citations"] = [c["id"] for c in ctx.citations]
+    if ctx.replies is not None and (reply := ctx.replies.audit()):   # term ids, languages: no text
+        detail["reply"] = reply
     return AuditRecord(
         request_id=ctx.request_id,
         endpoint=ctx.endpoint,

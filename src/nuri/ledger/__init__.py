@@ -4,8 +4,8 @@ The gateway uses `Ledger` (open → authenticate → admit → finish → close)
 metrics, tracing and JSON logging live in their own modules beside it.
 """
 
-from nuri.ledger.chain import VerifyResult
-from nuri.ledger.records import AuditRecord
+from nuri.ledger.audit.chain import VerifyResult
+from nuri.ledger.audit.records import AuditRecord
 from nuri.ledger.service import Admission, Ledger
 
 __all__ = ["Admission", "AuditRecord", "Ledger", "VerifyResult"]

@@ -205,6 +205,8 @@ class _State:
 class PolicyEngine:
     """Loads packs and files, and decides per request which candidates may see what."""
 
+    classifies = True           # decisions read the request's classification
+
     def __init__(self, rules: list[LoadedRule], deployments: list[Deployment], enabled: bool = True) -> None:
         self._state = _State(rules if enabled else [], deployments)
         self.enabled = enabled

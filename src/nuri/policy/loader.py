@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from nuri.config import PolicySettings
 from nuri.policy.model import Pack, PolicyError, Rule
+from nuri.policy.terminology import Term
 
 PACKS_DIR = Path(__file__).parent / "packs"
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -58,15 +59,16 @@ def _substitute(node: Any, params: dict[str, Any], where: str) -> Any:
 
 def _describe(error: ValidationError, raw: dict[str, Any], where: str) -> str:
     lines = []
-    rules = raw.get("rules") if isinstance(raw.get("rules"), list) else []
     for item in error.errors():
         loc = list(item["loc"])
         rule_part = ""
-        if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+        if len(loc) >= 2 and loc[0] in ("rules", "terms") and isinstance(loc[1], int):
+            kind = "rule" if loc[0] == "rules" else "term"
+            entries: list[Any] = raw[loc[0]] if isinstance(raw.get(loc[0]), list) else []
             index = loc[1]
-            entry = rules[index] if index < len(rules) else None
+            entry = entries[index] if index < len(entries) else None
             ident = entry.get("id") if isinstance(entry, dict) else None
-            rule_part = f"rule {ident!r}" if ident else f"rule #{index + 1}"
+            rule_part = f"{kind} {ident!r}" if ident else f"{kind} #{index + 1}"
             loc = loc[2:]
         field = ".".join(str(p) for p in loc if not isinstance(p, int)) or "(rule)"
         lines.append(f"{rule_part + ' ' if rule_part else ''}field {field}: {item['msg']}")
@@ -81,22 +83,23 @@ def parse_pack(text: str, where: str, settings: PolicySettings) -> Pack:
         raise PolicyError(f"{where}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise PolicyError(f"{where}: must be a mapping with 'pack' and 'rules'")
-    defaults = raw.get("params") if isinstance(raw.get("params"), dict) else {}
+    defaults: dict[str, Any] = raw["params"] if isinstance(raw.get("params"), dict) else {}
     params: dict[str, Any] = {**defaults, **settings.params, "home": [settings.home_jurisdiction]}
     substituted = dict(raw)
-    if isinstance(raw.get("rules"), list):
-        substituted["rules"] = [
-            _substitute(rule, params, f"{where}: rule {rule.get('id')!r}" if isinstance(rule, dict) else where)
-            for rule in raw["rules"]
-        ]
+    for section, kind in (("rules", "rule"), ("terms", "term")):
+        if isinstance(raw.get(section), list):
+            substituted[section] = [
+                _substitute(entry, params, f"{where}: {kind} {entry.get('id')!r}" if isinstance(entry, dict) else where)
+                for entry in raw[section]
+            ]
     try:
         return Pack.model_validate(substituted)
     except ValidationError as exc:
         raise PolicyError(_describe(exc, raw, where)) from exc
 
 
-def load_rules(settings: PolicySettings) -> list[LoadedRule]:
-    """All enabled rules in precedence order: packs as listed, then files as listed."""
+def _sources(settings: PolicySettings) -> list[tuple[str, str]]:
+    """(where, YAML text) of every pack and file, in precedence order."""
     sources: list[tuple[str, str]] = []
     for name in settings.packs:
         path = PACKS_DIR / f"{name}.yaml"
@@ -109,11 +112,31 @@ def load_rules(settings: PolicySettings) -> list[LoadedRule]:
         except OSError as exc:
             raise PolicyError(f"policy file {file}: cannot read: {exc.strerror or exc}") from exc
         sources.append((f"policy file {file}", text))
+    return sources
 
+
+def load_terms(settings: PolicySettings) -> list[Term]:
+    """All enabled terminology terms (packs, then files; `disabled_rules` may name term ids)."""
+    terms: list[Term] = []
+    seen: dict[str, str] = {}
+    for where, text in _sources(settings):
+        for term in parse_pack(text, where, settings).terms:
+            if term.id in seen:
+                raise PolicyError(f"{where}: term {term.id!r} field id: already defined in {seen[term.id]}")
+            seen[term.id] = where
+            if term.id not in settings.disabled_rules:
+                terms.append(term)
+    return terms
+
+
+def load_rules(settings: PolicySettings) -> list[LoadedRule]:
+    """All enabled rules in precedence order: packs as listed, then files as listed."""
     loaded: list[LoadedRule] = []
     seen: dict[str, str] = {}
-    for where, text in sources:
+    term_ids: set[str] = set()
+    for where, text in _sources(settings):
         pack = parse_pack(text, where, settings)
+        term_ids.update(t.id for t in pack.terms)
         for rule in pack.rules:
             if rule.id in seen:
                 raise PolicyError(f"{where}: rule {rule.id!r} field id: already defined in {seen[rule.id]}")
@@ -129,7 +152,7 @@ def load_rules(settings: PolicySettings) -> list[LoadedRule]:
         locked = [r for r in lr.rule.overrides if r in final]
         if locked:
             raise PolicyError(f"{lr.source}: rule {lr.rule.id!r} field overrides: rule(s) {locked} are final")
-    unknown_disabled = [r for r in settings.disabled_rules if r not in known]
+    unknown_disabled = [r for r in settings.disabled_rules if r not in known and r not in term_ids]
     if unknown_disabled:
         raise PolicyError(f"policy settings: field disabled_rules: unknown rule id(s) {unknown_disabled}")
     return loaded

@@ -13,18 +13,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nuri.catalog import Hosting
+from nuri.policy.terminology import Term
+from nuri.privacy.detectors.registry import ENTITY_TYPES
 from nuri.privacy.types import PipaCategory
 
 Action = Literal["allow", "pseudonymize", "block", "label", "flag"]
 
-# Entity types the personal-data engine reports (issue 3). Rules may only name these.
-KNOWN_ENTITY_TYPES: frozenset[str] = frozenset(
-    {
-        "KR_RRN", "KR_FRN", "KR_PASSPORT", "KR_DRIVER_LICENSE", "KR_BRN", "KR_CRN",
-        "PHONE", "EMAIL", "CARD", "BANK_ACCOUNT", "ADDRESS", "PERSON", "VEHICLE_PLATE",
-        "IP_ADDRESS", "DATE_OF_BIRTH", "SECRET", "US_SSN", "PASSPORT",
-    }
-)
+# Entity types the personal-data engine reports (its detector registry). Rules may only name these.
+KNOWN_ENTITY_TYPES: frozenset[str] = frozenset(ENTITY_TYPES)
 GRADES = ("O", "S", "C")  # N2SF grades, lowest to highest
 ENDPOINTS = frozenset({"chat", "completions", "embeddings"})
 
@@ -187,12 +183,14 @@ class Pack(BaseModel):
         default_factory=dict, description="defaults for $name references; settings.params override"
     )
     rules: list[Rule] = Field(default_factory=list)
+    terms: list[Term] = Field(default_factory=list, description="terminology for replies (policy/terminology.py)")
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Pack:
-        seen: set[str] = set()
-        for rule in self.rules:
-            if rule.id in seen:
-                raise ValueError(f"rule id {rule.id!r} appears twice")
-            seen.add(rule.id)
+        for kind, ids in (("rule", [r.id for r in self.rules]), ("term", [t.id for t in self.terms])):
+            seen: set[str] = set()
+            for ident in ids:
+                if ident in seen:
+                    raise ValueError(f"{kind} id {ident!r} appears twice")
+                seen.add(ident)
         return self

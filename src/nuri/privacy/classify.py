@@ -24,7 +24,7 @@ from typing import Any
 
 from nuri.errors import PayloadTooLarge
 from nuri.privacy import signals
-from nuri.privacy.fields import Path, walk
+from nuri.privacy.fields import Path, Unscanned, walk
 from nuri.privacy.normalize import normalize
 from nuri.privacy.scanner import Scanner
 from nuri.privacy.types import SPLIT_PIECE, Classification, Entity, PipaCategory
@@ -39,11 +39,15 @@ OVER_SCAN_LIMIT = "text/x-nuri-over-scan-limit"
 
 
 def classify_request(body: dict[str, Any], endpoint: str, scanner: Scanner) -> Classification:
-    """Classify every string of a request (the endpoint does not change the walk)."""
-    result = Classification()
+    """Classify every string of a request body (the endpoint does not change the walk)."""
     if not isinstance(body, dict):
-        return result
-    texts, unscanned = walk(body)
+        return Classification()
+    return classify_texts(*walk(body), scanner)
+
+
+def classify_texts(texts: list[tuple[Path, str]], unscanned: list[Unscanned], scanner: Scanner) -> Classification:
+    """Classify a request already walked: its texts with their paths, and what could not be read."""
+    result = Classification()
     over = _over_scan_limit(texts, scanner)
     if over:
         texts = _within(texts, scanner.settings.max_scan_chars)

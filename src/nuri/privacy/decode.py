@@ -165,7 +165,8 @@ def _run_around(text: str, i: int) -> tuple[int, int]:
         start -= step
         if step < _BACK:
             break
-    end = _RUN_CHARS.match(text, i).end()
+    run = _RUN_CHARS.match(text, i)
+    end = run.end() if run else i
     padding = _PADDING.match(text, end)
     return start, padding.end() if padding else end
 

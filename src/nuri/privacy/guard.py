@@ -14,18 +14,18 @@ masked that still touches the end. The scanner sees the pending text together wi
 per `min_emit` characters (still within `hold_chars`).
 
 Compose per text channel: upstream delta → `StreamRestorer` → `ReplyGuard` → client, which is
-what `ReplyFilter` does.
+what `ReplyFilter` does. This module sees texts only: which strings of a reply are one channel is
+the gateway's business (gateway/stream_privacy.py for streams, gateway/reply_texts.py for whole
+replies).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
 
-from nuri.privacy import fields as _fields
 from nuri.privacy.pseudonymizer import Pseudonymizer, SupportsScan, marker_spans, redacted, value_key
-from nuri.privacy.restorer import StreamRestorer, rewrite_reply
+from nuri.privacy.restorer import StreamRestorer
 from nuri.privacy.types import Entity
 
 _NUMERIC_RUN = frozenset(
@@ -269,38 +269,3 @@ class ReplyFilter:
         """Non-streamed: restore then guard."""
         restored = self.pseudonymizer.restore_text(text, json_escape=self._json_escape)
         return self.guard.check_text(restored) if self.guard is not None else restored
-
-
-def request_values(body: dict[str, Any], endpoint: str, scanner: SupportsScan) -> set[str]:
-    """Every entity value in a request: what the client sent, for `ReplyGuard(sent_values=…)`."""
-    out: set[str] = set()
-    for _path, text in _fields.request_texts(body, endpoint):
-        for e in scanner.scan(text):
-            out.add(text[e.start:e.end])
-    return out
-
-
-def filter_reply(
-    body: dict[str, Any],
-    pseudonymizer: Pseudonymizer,
-    scanner: SupportsScan | None,
-    *,
-    types: set[str] | None = None,
-    sent_values: Iterable[str] = (),
-    min_score: float = 0.0,
-) -> dict[str, Any]:
-    """A non-streamed reply, restored and guarded in every string that could carry model output
-    (`fields.reply_texts`): a new dict, the input stays untouched."""
-    if scanner is None:
-        return pseudonymizer.restore_reply(body)
-    sent = set(sent_values)
-    guard = ReplyGuard(scanner, sent | pseudonymizer.sent_values, types, min_score=min_score)
-
-    def check(path: _fields.Path, text: str) -> str:
-        return guard.check_text(pseudonymizer.restore_text(text, json_escape=path[-1] == "arguments"))
-
-    def channel(path: _fields.Path) -> ReplyFilter:
-        return ReplyFilter(pseudonymizer, scanner, types=types, sent_values=sent,
-                           json_escape=path[-1] == "arguments", min_score=min_score)
-
-    return rewrite_reply(body, check, channel)

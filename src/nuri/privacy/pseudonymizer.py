@@ -2,9 +2,9 @@
 
 Within one `Pseudonymizer` the same value always gets the same placeholder (`<PERSON_1>`,
 `<PHONE_2>`), so a model can still reason about "the same customer" without seeing who it is;
-replies are mapped back with `restore_text` / `restore_reply` (or `StreamRestorer` for streams).
-With `surrogates` on, values are replaced by fake but well-formed values of the same shape
-(`010-0000-0001`, `user1@example.com`), chosen so they do not collide with real values in the
+replies are mapped back with `restore_text` (or `StreamRestorer` for streams). With `surrogates`
+on, values are replaced by fake but well-formed values of the same shape (surrogates.py:
+`010-0000-0001`, `user1@example.com`), chosen so they do not collide with real values in the
 conversation and so they can be found again in the reply.
 
 Unique identifiers (`irreversible_types`, by default RRN and FRN: PIPA Art. 24-2 forbids
@@ -16,29 +16,25 @@ this object's memory only: `repr` shows counts, pickling is refused, and nothing
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from nuri.privacy import fields as _fields
-from nuri.privacy.idgen import brn_check, crn_check, frn_check, luhn_check, rrn_check
+from nuri.privacy.detectors.registry import fold, make_surrogate
+from nuri.privacy.surrogates import ZERO_WIDTH
 from nuri.privacy.types import Entity
 
 PLACEHOLDER_RE = re.compile(r"<([A-Z][A-Z0-9_]*?)_(\d+)>")
 REDACTED_RE = re.compile(r"<([A-Z][A-Z0-9_]*)_REDACTED>")
 _ANY_MARKER_RE = re.compile(r"<[A-Z][A-Z0-9_]*_(?:\d+|REDACTED)>")
-_ZERO_WIDTH = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff\u00ad"))
-_DIGIT_TYPES = {
-    "KR_RRN", "KR_FRN", "KR_BRN", "KR_CRN", "KR_DRIVER_LICENSE", "PHONE", "CARD", "BANK_ACCOUNT",
-    "US_SSN",
-}
 _NAME_OK = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_-]")
 _SEPARATORS_RE = re.compile(r"[\s\-.()/]+")
+_SPACES_RE = re.compile(r"\s+")
 _SWEEP_MIN_CHARS = 3
 
 
@@ -55,15 +51,14 @@ class SupportsScan(Protocol):
 
 def value_key(entity_type: str, value: str) -> str:
     """How two spellings of one value compare: NFKC, no zero-width, and for number-like types
-    no separators (`010-1234-5678` and `01012345678` are one phone number)."""
-    v = unicodedata.normalize("NFKC", value).translate(_ZERO_WIDTH).strip()
-    if entity_type in _DIGIT_TYPES:
-        v = _SEPARATORS_RE.sub("", v)
-    elif entity_type in ("EMAIL", "IP_ADDRESS"):
-        v = v.lower()
-    else:
-        v = re.sub(r"\s+", " ", v)
-    return v
+    no separators (`010-1234-5678` and `01012345678` are one phone number): the type's `fold`."""
+    v = unicodedata.normalize("NFKC", value).translate(ZERO_WIDTH).strip()
+    how = fold(entity_type)
+    if how == "digits":
+        return _SEPARATORS_RE.sub("", v)
+    if how == "lower":
+        return v.lower()
+    return _SPACES_RE.sub(" ", v)
 
 
 def marker_spans(text: str) -> list[tuple[int, int]]:
@@ -265,12 +260,22 @@ class Pseudonymizer:
         scanner: SupportsScan,
         types: set[str] | None = None,
     ) -> dict[str, Any]:
-        """A new request body with every text field (fields.request_texts) masked.
+        """A new request body with every text field (fields.request_texts) masked."""
+        return self.mask_texts(body, list(_fields.request_texts(body, endpoint)), scanner, types)
+
+    def mask_texts(
+        self,
+        body: dict[str, Any],
+        texts: list[tuple[_fields.Path, str]],
+        scanner: SupportsScan,
+        types: set[str] | None = None,
+    ) -> dict[str, Any]:
+        """A new `body` with its walked `texts` (path, text) masked: the gateway walks a request
+        once and passes the texts here.
 
         Two passes: every field is scanned and its values registered first, then every field is
         rewritten, so a value detected in a later message is also masked where it appeared
         earlier without being detected."""
-        texts = list(_fields.request_texts(body, endpoint))
         found: dict[str, list[Entity]] = {}
         todo: list[tuple[str, str]] = []
         for _path, text in texts:
@@ -317,7 +322,7 @@ class Pseudonymizer:
         changes = [(p, m) for p, t in inner if (m := self.mask_text(t, scanner.scan(t), types)) != t]
         if not changes:
             return text
-        return json.dumps(_fields.apply(data, changes), ensure_ascii=False)
+        return json.dumps(_fields.apply(cast("dict[str, Any]", data), changes), ensure_ascii=False)  # lists too
 
     def _mask_name(self, text: str, entities: Iterable[Entity], types: set[str] | None) -> str:
         masked = self.mask_text(text, entities, types)
@@ -352,96 +357,6 @@ class Pseudonymizer:
             return pat.sub(lambda m: json.dumps(originals[m.group(0)], ensure_ascii=False)[1:-1], text)
         return pat.sub(lambda m: originals[m.group(0)], text)
 
-    def restore_reply(self, body: dict[str, Any]) -> dict[str, Any]:
-        """A new non-streamed reply with every string that could carry model output restored
-        (`fields.reply_texts`: content, refusal, tool calls, logprobs tokens, unknown keys).
-        `arguments` hold JSON text, so values are JSON-escaped there; a placeholder split across
-        logprobs tokens is restored whole."""
-        from nuri.privacy.restorer import StreamRestorer, rewrite_reply  # restorer builds on this module
-
-        def escape(path: tuple[Any, ...]) -> bool:
-            return path[-1] == "arguments"
-
-        return rewrite_reply(body, lambda path, text: self.restore_text(text, json_escape=escape(path)),
-                             lambda path: StreamRestorer(self, json_escape=escape(path)))
-
     # -- surrogates -------------------------------------------------------------------------
     def _surrogate(self, etype: str, value: str, n: int) -> str:
         return make_surrogate(etype, value, n)
-
-
-# Fake names for PERSON surrogates: real-looking shape, chosen from syllables rarely used in names.
-_FAKE_SURNAMES = "한서윤채표탁봉범"
-_FAKE_GIVEN = ("가온", "나래", "다솜", "라온", "마루", "보람", "새결", "아라", "여울", "초롱", "하랑", "한결")
-_FAKE_LATIN = ("Alex", "Jordan", "Taylor", "Morgan", "Casey", "Riley", "Jamie", "Robin")
-
-
-def _fill_digits(value: str, fill: str) -> str:
-    """Put `fill`'s digits into `value`'s digit positions, keeping every other character."""
-    it = iter(fill)
-    return "".join(next(it) if ch.isdigit() else ch for ch in value)
-
-
-def _num_fill(total: int, keep: str, n: int, check: Any = None) -> str:
-    rest = total - len(keep) - (1 if check else 0)
-    body = keep + str(n).zfill(rest)[-rest:] if rest > 0 else keep[:total]
-    if check:
-        body += str(check(body))
-    return body
-
-
-def make_surrogate(etype: str, value: str, n: int) -> str:
-    """A fake value of the same shape as `value`, unique per `n` within a type."""
-    v = unicodedata.normalize("NFKC", value).translate(_ZERO_WIDTH)
-    digits = "".join(c for c in v if c.isdigit())
-    nd = len(digits)
-    if etype == "EMAIL":
-        return f"user{n}@example.com"
-    if etype == "IP_ADDRESS":
-        if ":" in v:
-            return f"2001:db8::{n:x}"
-        nets = ("192.0.2", "198.51.100", "203.0.113")   # RFC 5737 documentation ranges
-        return f"{nets[(n - 1) // 254 % 3]}.{(n - 1) % 254 + 1}"
-    if etype == "PERSON":
-        if re.search(r"[가-힣]", v):
-            k = n - 1
-            return _FAKE_SURNAMES[k // len(_FAKE_GIVEN) % len(_FAKE_SURNAMES)] + _FAKE_GIVEN[k % len(_FAKE_GIVEN)] + (
-                str(k // (len(_FAKE_GIVEN) * len(_FAKE_SURNAMES))) if k >= len(_FAKE_GIVEN) * len(_FAKE_SURNAMES) else "")
-        return f"{_FAKE_LATIN[(n - 1) % len(_FAKE_LATIN)]} Doe{'' if n <= len(_FAKE_LATIN) else n}"
-    if etype == "ADDRESS":
-        if re.search(r"[가-힣]", v):
-            return f"서울특별시 가상구 누리로 {n}"
-        return f"{n} Example Street, Exampletown"
-    if etype == "VEHICLE_PLATE":
-        return f"00가{n:04d}"
-    if etype == "DATE_OF_BIRTH":
-        d = _dt.date(1900, 1, 1) + _dt.timedelta(days=n - 1)
-        if "년" in v:
-            return f"{d.year}년 {d.month}월 {d.day}일"
-        sep = "." if "." in v else "/" if "/" in v else "-"
-        return f"{d.year}{sep}{d.month:02d}{sep}{d.day:02d}"
-    if etype == "SECRET":
-        m = re.match(r"[A-Za-z]{2,6}[-_]", v)
-        prefix = m.group(0) if m else ""
-        core = f"NURIFAKE{n:06d}"
-        pad = max(0, len(v) - len(prefix) - len(core))
-        return prefix + core + "X" * pad
-    if nd >= 6 and etype in ("KR_RRN", "KR_FRN") and nd == 13:
-        g = digits[6]
-        check = rrn_check if etype == "KR_RRN" else frn_check
-        return _fill_digits(v, _num_fill(13, "000101" + g, n, check))
-    if etype == "KR_BRN" and nd == 10:
-        return _fill_digits(v, _num_fill(10, "", n, brn_check))
-    if etype == "KR_CRN" and nd == 13:
-        return _fill_digits(v, _num_fill(13, "", n, crn_check))
-    if etype == "CARD" and nd >= 13:
-        return _fill_digits(v, _num_fill(nd, "4000", n, luhn_check))
-    if etype == "PHONE" and nd >= 7:
-        keep = digits[:3] if digits.startswith("0") else digits[:2]
-        return _fill_digits(v, _num_fill(nd, keep, n))
-    if etype == "KR_DRIVER_LICENSE" and nd >= 10:
-        return _fill_digits(v, _num_fill(nd, digits[:2], n))
-    if nd >= max(4, len(str(n))):
-        # passports, accounts, SSNs…: keep letters and separators, number the digits
-        return _fill_digits(v, str(n).zfill(nd))
-    return f"<{etype}_{n}>"

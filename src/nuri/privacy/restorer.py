@@ -3,17 +3,12 @@
 An upstream may emit `<PER` in one event and `SON_1>` in the next. `StreamRestorer.feed` returns
 only text that can no longer be part of a token, and holds back the longest suffix of the
 pending text that is still a prefix of some token — nothing more, so the client sees text as
-early as possible. One restorer per text channel (see `stream_filter.ChunkFilter` for how channels are keyed).
-
-`rewrite_reply` is the non-streamed counterpart: one function over every string of a reply.
+early as possible. One restorer per text channel; which strings of a reply form one channel is the gateway's business
+(gateway/stream_privacy.py, gateway/reply_texts.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, Protocol
-
-from nuri.privacy import fields as _fields
 from nuri.privacy.pseudonymizer import Pseudonymizer
 
 
@@ -95,91 +90,3 @@ class StreamRestorer:
         """The rest, at end of stream (an incomplete token is emitted as the text it is)."""
         buf, self._buf = self._buf, ""
         return self._pseudo.restore_text(buf, json_escape=self._json_escape)
-
-
-class Channel(Protocol):
-    """One text arriving in pieces: `StreamRestorer`, or `guard.ReplyFilter` (restore, then guard)."""
-
-    def feed(self, delta: str) -> str: ...
-
-    def flush(self) -> str: ...
-
-
-class _Each:
-    """A list position collapsed in a path: consecutive entries (logprobs tokens, text parts) are
-    one text, so a value split across them is still seen whole."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "[*]"
-
-
-EACH = _Each()
-
-
-def token_bytes(token: str) -> list[int]:
-    """A logprobs entry's `bytes` for its token: once the token is rewritten, the upstream's
-    bytes would still spell the raw value."""
-    return list(token.encode("utf-8"))
-
-
-def run_key(path: _fields.Path) -> _fields.Path | None:
-    """`path` with each list position that continues a text collapsed to EACH (a choice's or a
-    tool call's position does not: those are separate texts); None when there is none."""
-    if isinstance(path[-1], _fields.KeyOf):
-        return None
-    key: list[Any] = []
-    prev: Any = None
-    for step in path:
-        key.append(EACH if isinstance(step, int) and prev not in ("choices", "tool_calls") else step)
-        prev = step
-    return tuple(key) if EACH in key else None
-
-
-def rewrite_reply(body: dict[str, Any], check: Callable[[_fields.Path, str], str],
-                  channel: Callable[[_fields.Path], Channel]) -> dict[str, Any]:
-    """`body` with every string `fields.reply_texts` yields through `check(path, text)`; the input
-    stays untouched (`body` itself when nothing changes).
-
-    Consecutive list entries are one text, as they are in a stream: they are checked joined and,
-    only when that changes anything, sent through one `channel`, so a value or a placeholder split
-    across logprobs tokens is masked or restored whole. A logprobs `token` that changes gets its
-    `bytes` recomputed, so the raw value cannot come back through them."""
-    changes: list[tuple[_fields.Path, Any]] = []
-    runs: dict[_fields.Path, list[tuple[_fields.Path, str]]] = {}
-    for path, text in _fields.reply_texts(body):
-        key = run_key(path)
-        if key is not None:
-            runs.setdefault(key, []).append((path, text))
-        elif (new := check(path, text)) != text:
-            changes.append((path, new))
-    for members in runs.values():
-        changes.extend(_run_changes(members, check, channel))
-    for path, new in list(changes):
-        if path[-1] == "token":
-            parent = _node(body, path[:-1])
-            if isinstance(parent, dict) and "bytes" in parent:
-                changes.append(((*path[:-1], "bytes"), token_bytes(new)))
-    return _fields.apply(body, changes)
-
-
-def _run_changes(members: list[tuple[_fields.Path, str]], check: Callable[[_fields.Path, str], str],
-                 channel: Callable[[_fields.Path], Channel]) -> list[tuple[_fields.Path, str]]:
-    first = members[0][0]
-    if len(members) == 1:
-        new = check(first, members[0][1])
-        return [(first, new)] if new != members[0][1] else []
-    joined = "".join(text for _, text in members)
-    if check(first, joined) == joined:
-        return []
-    ch = channel(first)
-    outs = [ch.feed(text) for _, text in members]
-    outs[-1] += ch.flush()
-    return [(path, out) for (path, text), out in zip(members, outs, strict=True) if out != text]
-
-
-def _node(root: Any, path: _fields.Path) -> Any:
-    for key in path:
-        root = root[key]
-    return root

@@ -5,86 +5,28 @@ character class (so the engine's fast first-character scan applies), and a detec
 where a cheap prefilter says it can match: identifier detectors see only windows around digit
 runs (joined by blank lines, hits mapped back), addresses only windows around "로/길/동 + number",
 e-mail only around ``@``; secrets, dates of birth and passports only when a hint word occurs.
-Overlaps keep the highest-scoring entity, then the longest.
+Which detectors exist, and each one's prefilter, is declared in detectors/registry.py; the scanner
+turns that list into steps once per settings (`plan`). Overlaps keep the highest-scoring entity,
+then the longest.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import accumulate
 
 from nuri.config import PrivacySettings
 from nuri.privacy import signals
 from nuri.privacy.decode import decode
-from nuri.privacy.detectors import (
-    address,
-    bank,
-    card,
-    date_of_birth,
-    email,
-    ip,
-    kr_ids,
-    passport,
-    person,
-    phone,
-    secret,
-    us_ssn,
-    vehicle_plate,
-)
-from nuri.privacy.detectors.base import RUN_START, Hit, category
+from nuri.privacy.detectors.base import RUN_START, Hit
+from nuri.privacy.detectors.registry import REGISTRATIONS, category
+from nuri.privacy.detectors.spec import Detect, Gate, Registration, Shape, Trigger
 from nuri.privacy.normalize import Normalized, normalize
 from nuri.privacy.types import Classification, Entity, Evidence, PipaCategory
 
-ENTITY_TYPES = (
-    "KR_RRN", "KR_FRN", "KR_PASSPORT", "KR_DRIVER_LICENSE", "KR_BRN", "KR_CRN", "PHONE", "EMAIL", "CARD",
-    "BANK_ACCOUNT", "ADDRESS", "PERSON", "VEHICLE_PLATE", "IP_ADDRESS", "DATE_OF_BIRTH", "SECRET", "US_SSN",
-    "PASSPORT",
-)
-
-_NAME_HINT = re.compile(r"[가-힣]|[A-Z][a-z]")
-_CAPITALISED = re.compile(r"[A-Z][a-z]")
-_PASSPORT_HINTS = ("여권", "passport", "パスポート", "护照", "護照")
-
-Detect = Callable[[str], list[Hit]]
-# Identifier detectors run only on windows around digit runs: most of a Korean text has none.
-# Every identifier holds six or more digits (optionally separated), a plate pattern, or an IPv4 dot.
-_NUMERIC_TRIGGER = re.compile(r"\d(?:(?:[-.\s–]?\d){5,}|\d{2}[A-Z]\d{4}|\s?[가-힣]\s?\d{4}|\.\d{1,3}\.\d)")
-# US SSNs, vehicle plates and IPv4 addresses, rare in most text: their shapes are tried at every
-# start of a digit run in one scan instead of three (each a lookahead, so none hides another).
-_SSN_PLATE_IPV4 = re.compile(RUN_START + "".join(f"(?:{shape})?" for shape in (us_ssn.SHAPE, vehicle_plate.SHAPE,
-                                                                                  ip.V4_SHAPE)))
-
-
-def _ssn_plate_ipv4(text: str) -> list[Hit]:
-    found: list[Hit | None] = []
-    for m in _SSN_PLATE_IPV4.finditer(text):
-        if m.lastindex is None:
-            continue
-        if m.group("ssn") is not None:
-            found.append(us_ssn.hit(text, m))
-        if m.group("plate") is not None:
-            found.append(vehicle_plate.hit(text, m))
-        if m.group("ipv4") is not None:
-            found.append(ip.hit_v4(text, m))
-    return [h for h in found if h is not None]
-
-
-_NUMERIC: list[tuple[frozenset[str], Detect]] = [
-    (frozenset({"KR_RRN", "KR_FRN", "KR_CRN", "KR_BRN", "KR_PASSPORT", "KR_DRIVER_LICENSE"}), kr_ids.detect),
-    (frozenset({"PHONE"}), phone.detect),
-    (frozenset({"CARD"}), card.detect),
-    (frozenset({"BANK_ACCOUNT"}), bank.detect),
-    (frozenset({"US_SSN", "VEHICLE_PLATE", "IP_ADDRESS"}), _ssn_plate_ipv4),
-]
-# Identifier windows need no snapping: a match starts at most 6 characters before its digits
-# ("+82 ", "(02) ", "서울 "), context is looked for at most 24 characters before a match (one more for
-# a lookbehind) and 12 after it, so these reaches see exactly what the whole text would show.
-_NUMERIC_BEFORE = 32
-_NUMERIC_AFTER = 16
 _SEPARATOR = "\n\n\n\n"
-_AT = re.compile("@")
 _SNAP = 32
 
 
@@ -236,42 +178,115 @@ def _tagged_names_yield(names: list[Hit], others: list[Hit], min_score: float) -
     return out
 
 
+# One step of a scan: adds its hits for (text, lowered) to the list.
+Step = Callable[[str, str, list[Hit]], None]
+
+
+def _shapes(shapes: list[Shape]) -> Detect:
+    """One detect function for several digit-run shapes: each is an optional lookahead after a
+    run's first digit, so one scan tries them all at every run start and none hides another."""
+    pattern = re.compile(RUN_START + "".join(f"(?:{shape.pattern})?" for shape in shapes))
+    judges = [(shape.group, shape.hit) for shape in shapes]
+
+    def detect(text: str) -> list[Hit]:
+        found: list[Hit] = []
+        for m in pattern.finditer(text):
+            if m.lastindex is None:
+                continue
+            for group, hit in judges:
+                if m.group(group) is not None and (h := hit(text, m)) is not None:
+                    found.append(h)
+        return found
+
+    return detect
+
+
+def _windowed_step(trigger: Trigger, gate: Gate | None, detectors: list[Detect]) -> Step:
+    pattern, before, after, snap = trigger.pattern, trigger.before, trigger.after, trigger.snap
+
+    def step(text: str, lowered: str, hits: list[Hit]) -> None:
+        if gate is None or gate(text, lowered):
+            hits += _run_windowed(text, windows(text, pattern, before, after, snap), detectors)
+
+    return step
+
+
+def _whole_step(reg: Registration, detect: Callable[..., list[Hit]], min_score: float) -> Step:
+    gate, lowered_too, yields = reg.gate, reg.lowered, reg.yields
+
+    def step(text: str, lowered: str, hits: list[Hit]) -> None:
+        if gate is not None and not gate(text, lowered):
+            return
+        found = detect(text, lowered) if lowered_too else detect(text)
+        hits += _tagged_names_yield(found, hits, min_score) if yields else found
+
+    return step
+
+
+def plan(settings: PrivacySettings, replace: dict[str, Detect] | None = None,
+         registrations: Sequence[Registration] = REGISTRATIONS) -> list[Step]:
+    """The scan steps for `settings`: the registered detectors that are not disabled, those
+    sharing a trigger (and gate) grouped into one windowing, shapes into one regex. `replace`
+    swaps a registration's detect function by name (benchmarks compare detectors this way)."""
+    disabled = set(settings.disabled_entities)
+    steps: list[Step] = []
+    group: list[Registration] = []
+
+    def close_group() -> None:
+        if not group:
+            return
+        detectors: list[Detect] = []
+        shapes = [reg.shape for reg in group if reg.shape is not None]
+        for reg in group:
+            if reg.shape is None:
+                detectors.append(_detect_of(reg, settings, replace))
+            elif reg.shape is shapes[0]:
+                detectors.append(_shapes(shapes))   # at the first shape's place, with all of them
+        trigger, gate = group[0].trigger, group[0].gate
+        assert trigger is not None
+        steps.append(_windowed_step(trigger, gate, detectors))
+        group.clear()
+
+    for reg in registrations:
+        if not reg.types - disabled:
+            continue
+        if group and (reg.trigger is not group[0].trigger or reg.gate is not group[0].gate):
+            close_group()
+        if reg.trigger is not None:
+            group.append(reg)
+            continue
+        close_group()
+        steps.append(_whole_step(reg, _detect_of(reg, settings, replace), settings.min_score))
+    close_group()
+    return steps
+
+
+def _detect_of(reg: Registration, settings: PrivacySettings, replace: dict[str, Detect] | None) -> Callable[..., list[Hit]]:
+    if replace and reg.name in replace:
+        return replace[reg.name]
+    if reg.build is not None:
+        return reg.build(settings)
+    assert reg.detect is not None
+    return reg.detect
+
+
 class Scanner:
     """Finds personal data in text; offsets refer to the text as given."""
 
-    def __init__(self, settings: PrivacySettings | None = None) -> None:
+    def __init__(self, settings: PrivacySettings | None = None, *, replace: dict[str, Detect] | None = None,
+                 registrations: Sequence[Registration] = REGISTRATIONS) -> None:
+        """`replace`: detect functions by registration name, in place of the registered ones;
+        `registrations`: the detectors to run, by default every registered one."""
         self.settings = settings or PrivacySettings()
-        disabled = set(self.settings.disabled_entities)
-        self._disabled = disabled
-        self._numeric = [fn for types, fn in _NUMERIC if types - disabled]
-        self._person = None if "PERSON" in disabled else person.detector(
-            self.settings.person_model == "kiwi", self.settings.person_threshold)
+        self._disabled = set(self.settings.disabled_entities)
+        self._steps = plan(self.settings, replace, registrations)
         self._min_score = self.settings.min_score
-
-    def _on(self, entity_type: str) -> bool:
-        return entity_type not in self._disabled
 
     def _hits(self, text: str) -> list[Hit]:
         hits: list[Hit] = []
-        if self._numeric:
-            hits += _run_windowed(text, windows(text, _NUMERIC_TRIGGER, _NUMERIC_BEFORE, _NUMERIC_AFTER, snap=False), self._numeric)
-        if self._on("ADDRESS"):
-            hits += _run_windowed(text, windows(text, address.TRIGGER, 64, 48), [address.detect])
-            if _CAPITALISED.search(text):
-                hits += address.detect_english(text)
-        if "@" in text and self._on("EMAIL"):
-            hits += _run_windowed(text, windows(text, _AT, 80, 260), [email.detect])
-        if self._on("IP_ADDRESS") and ":" in text:
-            hits += ip.detect_v6(text)
         lowered = text.lower()
-        if self._on("SECRET"):
-            hits += secret.detect(text, lowered)
-        if self._on("DATE_OF_BIRTH"):
-            hits += date_of_birth.detect(text, lowered)
-        if self._on("PASSPORT") and any(k in lowered for k in _PASSPORT_HINTS):
-            hits += passport.detect(text)
-        if self._person is not None and _NAME_HINT.search(text):
-            hits += _tagged_names_yield(self._person.detect(text), hits, self._min_score)
+        for step in self._steps:
+            step(text, lowered, hits)
         if self._disabled:
             hits = [h for h in hits if h.type not in self._disabled]
         return [h for h in hits if h.score >= self._min_score]

@@ -2,7 +2,8 @@
 
 `PROVIDERS` maps the `provider:` name in the catalog to the adapter class, imported lazily so
 that a gateway without the embedded model never imports llama.cpp. Adding a provider is one new
-module and one line here.
+module, one line here and its name in `nuri.catalog.PROVIDER_NAMES` (which the catalog checks
+deployments against without importing the adapters).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 PROVIDERS: dict[str, str] = {
     "llamacpp": "nuri.providers.llamacpp:LlamaCppProvider",
     "openai_compatible": "nuri.providers.openai_compatible:OpenAICompatibleProvider",
+    "anthropic": "nuri.providers.anthropic:AnthropicProvider",
 }
 
 

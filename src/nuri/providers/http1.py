@@ -15,7 +15,11 @@ What it does:
     request on a reused connection still fails before any response byte arrived (the close
     crossed our request on the wire), it is sent once more on a fresh connection;
   * `Connection: close` or an HTTP/1.0 reply means the connection is not reused;
-  * timeouts: `connect` (TCP + TLS), `read` (no byte for that long while waiting) and `total`
+  * through a proxy (`proxy="http://[user:pass@]host:port"`): an `https://` upstream is reached
+    through a CONNECT tunnel with TLS to the upstream inside it (the proxy sees only the host name),
+    an `http://` one by sending absolute-form requests to the proxy; TLS uses the caller's
+    `ssl.SSLContext` (a CA bundle, a client certificate for mutual TLS) or the system's defaults;
+  * timeouts: `connect` (TCP + proxy CONNECT + TLS), `read` (no byte for that long while waiting) and `total`
     (the whole exchange, body included); expiry raises `TimeoutError` and closes the connection;
   * every transport failure (refused, reset, closed mid-response, unparsable reply) raises
     `UpstreamConnectionError`, a `ConnectionError`.
@@ -32,16 +36,19 @@ from an iterator are not supported: upstream calls do not need them.
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import ssl
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import httptools
 
 # A stream consumer that falls this far behind pauses the socket instead of buffering more.
 _PAUSE_ABOVE = 1 << 20
+# A proxy's reply to CONNECT is a status line and a few headers; more than this is not a proxy.
+_MAX_PROXY_REPLY = 16 << 10
 
 
 class UpstreamConnectionError(ConnectionError):
@@ -354,15 +361,56 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
 
+class _Tunnel(asyncio.Protocol):
+    """The proxy side of a CONNECT: resolves `answered` once the proxy said 2xx, fails otherwise."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.answered: asyncio.Future[None] = loop.create_future()
+        self._buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        if self.answered.done():
+            return
+        self._buffer += data
+        head, sep, rest = self._buffer.partition(b"\r\n\r\n")
+        if not sep:
+            if len(self._buffer) > _MAX_PROXY_REPLY:
+                self.answered.set_exception(UpstreamConnectionError("the proxy's reply to CONNECT is too long"))
+            return
+        status = head.split(b"\r\n", 1)[0].decode("latin-1")
+        parts = status.split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].startswith("2"):
+            self.answered.set_exception(UpstreamConnectionError(f"the proxy refused the tunnel: {status[:100]!r}"))
+        elif rest:
+            self.answered.set_exception(UpstreamConnectionError("the proxy sent bytes before the TLS handshake"))
+        else:
+            self.answered.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.answered.done():
+            self.answered.set_exception(UpstreamConnectionError("the proxy closed the connection during CONNECT"))
+
+
+def _proxy_authorization(proxy: SplitResult) -> str:
+    """A `Proxy-Authorization` header line for credentials in the proxy URL, else nothing."""
+    if proxy.username is None:
+        return ""
+    pair = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
+    return f"Proxy-Authorization: Basic {base64.b64encode(pair).decode('ascii')}\r\n"
+
+
 class ConnectionPool:
     """Keep-alive HTTP/1.1 connections to one base URL.
 
-    `headers` are sent with every request (e.g. Content-Type and Authorization). An unusable base
-    URL is reported per request as `UpstreamConnectionError`, like any other unreachable upstream.
+    `headers` are sent with every request (e.g. Content-Type and Authorization). `tls` is the context
+    for an `https://` base URL (default: the system's CAs); `proxy` an `http://` proxy URL. An
+    unusable base or proxy URL is reported per request as `UpstreamConnectionError`, like any other
+    unreachable upstream.
     """
 
     def __init__(self, base_url: str, *, max_connections: int = 64, timeouts: Timeouts | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, tls: ssl.SSLContext | None = None,
+                 proxy: str | None = None) -> None:
         self.timeouts = timeouts or Timeouts()
         self.max_connections = max(1, max_connections)
         self.opened = 0                                     # connections opened so far (for tests/metrics)
@@ -383,12 +431,34 @@ class ConnectionPool:
             url = urlsplit("")
             default_port = 0
         if url.scheme == "https":
-            self._ssl = ssl.create_default_context()
+            self._ssl = tls or ssl.create_default_context()
         self._prefix = url.path.rstrip("/")
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        if self._port != default_port:
-            host = f"{host}:{self._port}"
+        bare = f"[{self._host}]" if ":" in self._host else self._host
+        host = bare if self._port == default_port else f"{bare}:{self._port}"
         lines = [f"Host: {host}\r\n"] + [f"{k}: {v}\r\n" for k, v in (headers or {}).items()]
+        # Where sockets go: the upstream itself, or the proxy (then a CONNECT head for https).
+        self._dial_host, self._dial_port = self._host, self._port
+        self._via = ""                                      # " through the proxy host:port", for errors
+        self._connect_head: bytes | None = None
+        if proxy and self._invalid is None:
+            try:
+                via = urlsplit(proxy)
+                if via.scheme != "http" or not via.hostname:
+                    raise ValueError("expected http://host:port")
+                self._dial_host, self._dial_port = via.hostname, via.port or 80
+                self._via = f" through the proxy {via.hostname}:{self._dial_port}"
+            except ValueError as exc:
+                self._invalid = f"unusable proxy URL: {exc}"    # the URL itself may hold credentials
+            else:
+                credentials = _proxy_authorization(via)
+                if self._ssl is not None:
+                    authority = f"{bare}:{self._port}"
+                    self._connect_head = (f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n"
+                                          f"{credentials}\r\n").encode("latin-1")
+                else:   # plain HTTP through a proxy: absolute-form request targets
+                    self._prefix = f"http://{host}{self._prefix}"
+                    if credentials:
+                        lines.append(credentials)
         self._fixed_headers = "".join(lines).encode("latin-1")
         self._open = 0                                      # connections open or being opened
         self._idle: collections.deque[_Connection] = collections.deque()
@@ -497,15 +567,18 @@ class ConnectionPool:
         conn = _Connection(self)
         try:
             async with asyncio.timeout_at(min(loop.time() + self.timeouts.connect, deadline)):
-                await loop.create_connection(
-                    lambda: conn, self._host, self._port, ssl=self._ssl,
-                    server_hostname=self._host if self._ssl is not None else None)
+                if self._connect_head is not None:
+                    await self._tunnel(loop, conn)
+                else:
+                    await loop.create_connection(
+                        lambda: conn, self._dial_host, self._dial_port, ssl=self._ssl,
+                        server_hostname=self._host if self._ssl is not None else None)
         except BaseException as exc:
             self._open -= 1
             self._wake_one()
             if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
                 raise UpstreamConnectionError(
-                    f"cannot connect to {self._host}:{self._port}: {exc}") from exc
+                    f"cannot connect to {self._host}:{self._port}{self._via}: {exc}") from exc
             raise
         conn.counted = True
         self._conns.add(conn)
@@ -513,6 +586,22 @@ class ConnectionPool:
         if conn.closed:       # lost between the handshake and now
             self._drop(conn)
         return conn
+
+    async def _tunnel(self, loop: asyncio.AbstractEventLoop, conn: _Connection) -> None:
+        """Open a CONNECT tunnel through the proxy, then TLS to the upstream inside it."""
+        assert self._connect_head is not None and self._ssl is not None
+        tunnel = _Tunnel(loop)
+        transport, _ = await loop.create_connection(lambda: tunnel, self._dial_host, self._dial_port)
+        try:
+            transport.write(self._connect_head)
+            await tunnel.answered
+            secure = await loop.start_tls(transport, conn, self._ssl, server_hostname=self._host)
+        except BaseException:
+            transport.close()
+            raise
+        if secure is None:     # only for a transport already closing
+            raise UpstreamConnectionError("the tunnel closed during the TLS handshake")
+        conn.connection_made(secure)
 
     def _release(self, conn: _Connection) -> None:
         """A connection finished an exchange cleanly: keep it for the next request."""

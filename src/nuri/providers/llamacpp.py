@@ -2,7 +2,7 @@
 
 One model is loaded per deployment and shared by every request. llama.cpp's context is not
 safe for concurrent use, so generations take turns, each on a worker thread so the event loop
-keeps serving other requests. Turns are given by a fair queue (`gateway.limits.FairQueue`:
+keeps serving other requests. Turns are given by a fair queue (`queueing.FairQueue`:
 round-robin between keys, bounded; options `queue_limit`, `queue_per_key`), so one client's burst
 does not starve the others. Tokens are handed to the loop as they are produced. A request whose
 client has gone stops at the next token: a stream when it is closed, a whole reply (any `n`) when
@@ -17,13 +17,13 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from nuri.errors import InvalidRequest, UpstreamError
-from nuri.gateway.limits import POLL_SECONDS, FairQueue, client_gone, current_client
 from nuri.providers.base import Body, Provider
+from nuri.queueing import POLL_SECONDS, FairQueue, client_gone, current_client
 
 # Request fields llama-cpp-python understands; anything else a client sends is dropped here
 # rather than failing the call (it stays in the audit trail's view of the request).
@@ -88,6 +88,9 @@ def _resolve_model_path(deployment: Any) -> Path:
 
 class LlamaCppProvider(Provider):
     def __init__(self, deployment: Any) -> None:
+        from nuri.models import require_embedded
+
+        require_embedded(deployment.id, weights=not deployment.model_path)   # a clear error, before any import
         super().__init__(deployment)
         self._llama: Any = None
         self._embedder: Any = None
@@ -105,7 +108,7 @@ class LlamaCppProvider(Provider):
         import llama_cpp
         from llama_cpp import Llama
 
-        extra = {"pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN} if embedding else {}
+        extra: dict[str, Any] = {"pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN} if embedding else {}
         return Llama(
             **extra,
             model_path=str(_resolve_model_path(self.deployment)),
@@ -205,7 +208,7 @@ class LlamaCppProvider(Provider):
                     await asyncio.shield(work)
                 raise
 
-    async def _stream_locked(self, make_iter: Callable[[], Iterator[Body]]) -> AsyncIterator[Body]:
+    async def _stream_locked(self, make_iter: Callable[[], Iterator[Body]]) -> AsyncGenerator[Body, None]:
         """Run a llama.cpp token iterator on a worker thread in this client's turn, relaying items
         as they come; closing this iterator stops the generation at the next token."""
         await self.start()

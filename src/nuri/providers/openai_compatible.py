@@ -22,7 +22,8 @@ import orjson
 
 from nuri.errors import UpstreamError, UpstreamTimeout
 from nuri.providers.base import Body, Provider
-from nuri.providers.http1 import ConnectionPool, Response, ResponseTooLarge, Timeouts
+from nuri.providers.egress import credential_headers, describe, route
+from nuri.providers.http1 import ConnectionPool, Response, ResponseTooLarge
 from nuri.providers.replies import chunk_fault, reply_fault
 from nuri.providers.sse import EventTooLarge, iter_sse_data
 
@@ -51,21 +52,15 @@ class OpenAICompatibleProvider(Provider):
     def __init__(self, deployment: Any) -> None:
         super().__init__(deployment)
         self._pool: ConnectionPool | None = None
-        self._base = (deployment.base_url or "").rstrip("/")
-        headers = {"Content-Type": "application/json"}
-        if deployment.api_key is not None:
-            headers["Authorization"] = f"Bearer {deployment.api_key.get_secret_value()}"
-        self._headers = headers
-        t = deployment.timeouts
-        self._timeouts = Timeouts(connect=t.connect, read=t.read, total=t.total)
+        self._route = route(deployment, (deployment.base_url or "").rstrip("/"))
+        self._headers = {"Content-Type": "application/json", **credential_headers(deployment)}
         options = deployment.options or {}
         self._max_reply = int(options.get("max_reply_bytes", MAX_REPLY_BYTES))
         self._max_event = int(options.get("max_event_bytes", MAX_EVENT_BYTES))
 
     async def start(self) -> None:
         if self._pool is None:
-            self._pool = ConnectionPool(self._base, max_connections=self.deployment.max_concurrency,
-                                        timeouts=self._timeouts, headers=self._headers)
+            self._pool = self._route.pool(self._headers)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -80,7 +75,7 @@ class OpenAICompatibleProvider(Provider):
     async def _post(self, path: str, body: Body, endpoint: str) -> Body:
         await self.start()
         assert self._pool is not None
-        with self._transport_errors(lambda exc: f"connection failed: {type(exc).__name__}"):
+        with self._transport_errors(lambda exc: f"connection failed: {describe(exc)}"):
             resp = await self._pool.request("POST", path, self._prepare(body))
             if resp.status >= 400:
                 raise self._status_error(resp.status, await self._error_body(resp), resp.headers.get("Retry-After"))

@@ -4,41 +4,39 @@ The router only ever reorders and filters the eligible verdicts: it cannot add a
 and each step carries the mask types its verdict demands. Strategies:
 
 * priority: alias order (the order of the candidates).
-* cost: catalog price × (estimated prompt tokens, expected completion tokens); ties keep
-  alias order. Prices are assumed to be in one currency.
+* cost: catalog price × (estimated prompt tokens, expected completion tokens), converted into the
+  budget currency (`money` in the config) so a KRW and a USD price compare; ties keep alias order.
 * latency: EWMA of observed time to first token (or latency); deployments never measured go
   first, in alias order, so that every deployment gets measured (exploration).
 * weighted: random order drawn by Deployment.weight (weight 0 goes last); the RNG is
   injectable for tests.
+* eval: for a `workload:<name>` request, the audit's ranking from eval results
+  (routing/eval_strategy.py); other requests keep alias order.
+
+Routing sits below policy: it reads a decision through the `Routable` shape (steps.py; policy's
+`Decision` is one) and knows nothing of HTTP; the gateway turns a refusal into its response headers.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
 
 from nuri.catalog import Deployment
 from nuri.config import RoutingSettings
 from nuri.errors import InternalError, InvalidRequest, PermissionDenied, ServiceUnavailable
-from nuri.policy.decision import Decision
+from nuri.routing.eval_strategy import EvalStrategy
 from nuri.routing.health import HealthBook
+from nuri.routing.steps import Routable, RouteStep
 
-STRATEGIES = ("priority", "cost", "latency", "weighted")
+__all__ = ["STRATEGIES", "RouteStep", "Router"]   # RouteStep: where callers have always imported it
 
-
-@dataclass(frozen=True, slots=True)
-class RouteStep:
-    deployment: Deployment
-    mask_types: frozenset[str] = frozenset()
-
-    @property
-    def masked(self) -> bool:
-        return bool(self.mask_types)
+STRATEGIES = ("priority", "cost", "latency", "weighted", "eval")
 
 
 class Router:
-    def __init__(self, settings: RoutingSettings, health: HealthBook, rng: random.Random | None = None) -> None:
+    def __init__(self, settings: RoutingSettings, health: HealthBook, rng: random.Random | None = None,
+                 eval_strategy: EvalStrategy | None = None) -> None:
         if settings.strategy not in STRATEGIES:
             raise ValueError(f"routing.strategy must be one of {', '.join(STRATEGIES)}; got {settings.strategy!r}")
         for tier, name in settings.tier_strategies.items():
@@ -47,6 +45,7 @@ class Router:
         self.settings = settings
         self.health = health
         self.rng = rng or random.Random()
+        self.eval = eval_strategy or EvalStrategy()   # eval: per-workload ranking (routing/eval_strategy.py)
 
     def strategy_for(self, latency_tier: str | None) -> str:
         if latency_tier and latency_tier in self.settings.tier_strategies:
@@ -55,7 +54,7 @@ class Router:
 
     def plan(
         self,
-        decision: Decision,
+        decision: Routable,
         deployments: dict[str, Deployment],
         estimated_tokens: int,
         strategy: str | None = None,
@@ -65,11 +64,8 @@ class Router:
         if strategy not in STRATEGIES:
             raise InvalidRequest(f"unknown routing strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
         eligible = decision.eligible
-        if not eligible:
-            raise PermissionDenied(
-                decision.block_message or "no deployment is allowed by policy",
-                headers={"x-nuri-action": "block", "x-nuri-policy": ",".join(decision.rule_ids)},
-            )
+        if not eligible:   # the gateway's x-nuri-action/x-nuri-policy headers come from the decision
+            raise PermissionDenied(decision.block_message or "no deployment is allowed by policy")
         steps: list[RouteStep] = []
         for verdict in eligible:
             dep = deployments.get(verdict.deployment_id)
@@ -83,14 +79,16 @@ class Router:
                 f"no healthy deployment among those policy allows for {decision.requested!r} ({why}); "
                 "the request was not sent elsewhere"
             )
-        return self._order(healthy, estimated_tokens, strategy)
+        return self._order(healthy, estimated_tokens, strategy, decision.requested)
 
-    def _order(self, steps: list[RouteStep], tokens: int, strategy: str) -> list[RouteStep]:
+    def _order(self, steps: list[RouteStep], tokens: int, strategy: str, requested: str = "") -> list[RouteStep]:
         if strategy == "priority" or len(steps) < 2:
             return steps
+        if strategy == "eval":
+            return self.eval.order(steps, requested, self.health)
         if strategy == "cost":
             out_tokens = self.settings.expected_completion_tokens
-            return sorted(steps, key=lambda s: s.deployment.price.cost(tokens, out_tokens))
+            return sorted(steps, key=lambda s: s.deployment.price.converted(tokens, out_tokens))
         if strategy == "latency":
             def key(s: RouteStep) -> tuple[int, float]:
                 seen = self.health.latency(s.deployment.id)

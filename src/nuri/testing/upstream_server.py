@@ -35,6 +35,11 @@ Reply shapes (chat completions), so the reply direction can be probed field by f
                 whose marker (found in the request's strings with `marker_pattern`) the request
                 carries, so concurrent requests can each get their own reply shape.
 
+TLS: `RunningUpstream(tls=ssl_context)` serves HTTPS (a context that requires client certificates
+makes it a mutual-TLS endpoint; each recorded request carries the client certificate's subject CN).
+`RunningProxy` is a small HTTP proxy (CONNECT tunnels and absolute-form requests) that records what
+it carried, resolves names of its own (`hosts`) and can demand Proxy-Authorization.
+
 Run alone: python -m nuri.testing.upstream_server --port 9000
 """
 
@@ -42,14 +47,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -168,6 +176,17 @@ def _logprob(token: str) -> dict[str, Any]:
     return {"token": token, "logprob": -0.01, "bytes": list(token.encode()), "top_logprobs": []}
 
 
+def _client_cn(request: web.Request) -> str | None:
+    """The subject CN of the client certificate the TLS peer presented, if any."""
+    transport = request.transport
+    cert = transport.get_extra_info("peercert") if transport is not None else None
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
+
+
 class UpstreamServer:
     """The server's handlers and state; `serve_in_thread` runs it for in-process tests."""
 
@@ -216,6 +235,7 @@ class UpstreamServer:
                     "path": request.path,
                     "headers": {k: v for k, v in request.headers.items() if k.lower() != "authorization"},
                     "authorization": request.headers.get("Authorization"),
+                    "client_cert": _client_cn(request),
                     "body": raw.decode("utf-8", errors="replace"),
                     "time": time.time(),
                 }
@@ -502,9 +522,12 @@ def free_port() -> int:
 class RunningUpstream:
     """An UpstreamServer serving on 127.0.0.1 in a background thread (for in-process tests)."""
 
-    def __init__(self, state: UpstreamState | None = None, port: int | None = None) -> None:
+    def __init__(self, state: UpstreamState | None = None, port: int | None = None, *,
+                 tls: ssl.SSLContext | None = None, host_name: str = "127.0.0.1") -> None:
         self.server = UpstreamServer(state)
         self.port = port or free_port()
+        self.tls = tls
+        self.host_name = host_name    # the host base_url names (a name only a test proxy resolves, say)
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -516,13 +539,13 @@ class RunningUpstream:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{'https' if self.tls else 'http'}://{self.host_name}:{self.port}/v1"
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._runner = web.AppRunner(self.server.app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.tls)
         self._loop.run_until_complete(site.start())
         self._started.set()
         self._loop.run_forever()
@@ -559,6 +582,119 @@ class RunningUpstream:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class RunningProxy:
+    """An HTTP proxy on 127.0.0.1 in a background thread, for egress tests.
+
+    CONNECT opens a tunnel (recorded in `tunnels` as host:port); an absolute-form request is
+    forwarded once, with `Connection: close` (recorded in `forwarded`). `hosts` maps names to the
+    addresses the proxy dials, so a test can name an upstream only the proxy can resolve;
+    `credentials` ("user:password") makes it answer 407 without the matching Proxy-Authorization.
+    """
+
+    def __init__(self, hosts: dict[str, str] | None = None, credentials: str | None = None) -> None:
+        self.hosts = dict(hosts or {})
+        self._expected = "Basic " + base64.b64encode(credentials.encode()).decode() if credentials else None
+        self.port = free_port()
+        self.tunnels: list[str] = []
+        self.forwarded: list[str] = []
+        self.refused = 0
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.Server | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._started = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", self.port))
+        self._started.set()
+        self._loop.run_forever()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
+            writer.close()
+            return
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, version = (lines[0].split(" ", 2) + ["", ""])[:3]
+        fields = [line.split(":", 1) for line in lines[1:] if ":" in line]
+        auth = next((v.strip() for k, v in fields if k.strip().lower() == "proxy-authorization"), None)
+        if self._expected is not None and auth != self._expected:
+            self.refused += 1
+            writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n"
+                         b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            writer.close()
+            return
+        if method == "CONNECT":
+            host, _, port = target.rpartition(":")
+            self.tunnels.append(target)
+            first = b"HTTP/1.1 200 Connection established\r\n\r\n"
+        else:
+            url = urlsplit(target)
+            host, port = url.hostname or "", str(url.port or 80)
+            self.forwarded.append(target)
+            kept = [f"{k}:{v}" for k, v in fields if k.strip().lower() not in ("proxy-authorization", "connection")]
+            origin = (url.path or "/") + (f"?{url.query}" if url.query else "")
+            first = None
+            head = "\r\n".join([f"{method} {origin} {version}", *kept, "Connection: close", "", ""]).encode("latin-1")
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.hosts.get(host.strip("[]"), host.strip("[]")),
+                                                                 int(port))
+        except (OSError, ValueError):
+            writer.write(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            writer.close()
+            return
+        if first is not None:
+            writer.write(first)
+        else:
+            up_writer.write(head)
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    def start(self) -> RunningProxy:
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("test proxy did not start")
+        return self
+
+    def stop(self) -> None:
+        """Close the listener and every tunnel still open, then the loop."""
+        async def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+
+    def __enter__(self) -> RunningProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy bytes one way until either side closes."""
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
 
 
 def main() -> None:

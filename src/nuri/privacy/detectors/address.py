@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import re
 
+from nuri.privacy import surrogates
 from nuri.privacy.detectors.base import Hit, before, keywords
-from nuri.privacy.types import Evidence
+from nuri.privacy.detectors.spec import EntityKind, Registration, Trigger
+from nuri.privacy.types import Evidence, PipaCategory
 
 PROVINCES = frozenset(["서울특별시", "서울시", "서울", "부산광역시", "부산시", "부산", "대구광역시", "대구시", "대구", "인천광역시", "인천시", "인천", "광주광역시", "광주시", "광주", "대전광역시", "대전시", "대전", "울산광역시", "울산시", "울산", "세종특별자치시", "세종시", "세종", "경기도", "경기", "강원특별자치도", "강원도", "강원", "충청북도", "충북", "충청남도", "충남", "전북특별자치도", "전라북도", "전북", "전라남도", "전남", "경상북도", "경북", "경상남도", "경남", "제주특별자치도", "제주도", "제주"])
 # The road (or lot) and its number: the anchor every Korean address has. Starting with a one-
@@ -114,3 +116,10 @@ def detect_english(text: str) -> list[Hit]:
                 continue
             hits.append(Hit("ADDRESS", m.start(), m.end(), 0.85, Evidence.PATTERN))
     return hits
+
+
+_CAPITALISED = re.compile(r"[A-Z][a-z]")
+ADDRESS = EntityKind("ADDRESS", PipaCategory.PERSONAL, surrogates.address)
+KOREAN = Registration("address", (ADDRESS,), detect, trigger=Trigger(TRIGGER, before=64, after=48))
+ENGLISH = Registration("address_english", (ADDRESS,), detect_english,
+                       gate=lambda text, lowered: _CAPITALISED.search(text) is not None)

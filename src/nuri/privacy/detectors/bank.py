@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import re
 
-from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, Hit, before, ean13, keywords, near
-from nuri.privacy.types import Evidence
+from nuri.privacy import surrogates
+from nuri.privacy.checksums import ean13
+from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, Hit, before, keywords, near
+from nuri.privacy.detectors.spec import NUMERIC, EntityKind, Registration
+from nuri.privacy.types import Evidence, PipaCategory
 
 _ACCOUNT = re.compile(r"\d(?<!\d\d)\d{1,13}(?:[-‐‑–\s]\d{2,7}){0,3}(?![\d])")
 _BANKS = [
@@ -46,3 +49,7 @@ def detect(text: str) -> list[Hit]:
             score = 0.9
         hits.append(Hit("BANK_ACCOUNT", m.start(), m.end(), score, Evidence.CONTEXT))
     return hits
+
+
+BANK_ACCOUNT = EntityKind("BANK_ACCOUNT", PipaCategory.FINANCIAL, surrogates.numbered, "digits")
+REGISTRATION = Registration("bank", (BANK_ACCOUNT,), detect, trigger=NUMERIC)

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from nuri.privacy.types import Evidence, PipaCategory
+from nuri.privacy.types import Evidence
 
 # The first digit of a run of digits. Shapes that start there are written as lookaheads right
 # after it (`SHAPE`s), so that one scan can try several of them at every run start.
@@ -29,25 +29,6 @@ class Hit(NamedTuple):
     score: float
     evidence: Evidence
     detail: str = ""   # why it counts, for people ("shape+cue, checksum fails"); never the value
-
-
-CATEGORY: dict[str, PipaCategory] = {
-    "KR_RRN": PipaCategory.UNIQUE_ID,
-    "KR_FRN": PipaCategory.UNIQUE_ID,
-    "KR_PASSPORT": PipaCategory.UNIQUE_ID,
-    "KR_DRIVER_LICENSE": PipaCategory.UNIQUE_ID,
-    "PASSPORT": PipaCategory.UNIQUE_ID,
-    "US_SSN": PipaCategory.UNIQUE_ID,
-    "CARD": PipaCategory.FINANCIAL,
-    "BANK_ACCOUNT": PipaCategory.FINANCIAL,
-    "SECRET": PipaCategory.SECRET,
-}
-"""PIPA Art. 24 / Decree Art. 19 unique identifiers, Credit Information Act financial data, secrets.
-Everything else (incl. business and corporate numbers, which identify a sole trader) is PERSONAL."""
-
-
-def category(entity_type: str) -> PipaCategory:
-    return CATEGORY.get(entity_type, PipaCategory.PERSONAL)
 
 
 def keyword_pattern(words: Iterable[str], ignore_case: bool = False) -> str:
@@ -121,27 +102,6 @@ def valid_date(year: int, month: int, day: int) -> bool:
     except ValueError:
         return False
     return True
-
-
-def luhn(number: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(number)):
-        d = ord(ch) - 48
-        if i % 2:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def ean13(number: str) -> bool:
-    """A valid EAN-13 barcode starting 880 (GS1 Korea): a product, not a person."""
-    d = [c for c in number if c.isdigit()]
-    if len(d) != 13 or "".join(d[:3]) != "880":
-        return False
-    s = sum(int(c) * (3 if i % 2 else 1) for i, c in enumerate(d[:12]))
-    return (10 - s % 10) % 10 == int(d[12])
 
 
 # Words that say a number is an order, invoice, product or tracking code rather than personal data.

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import re
 
-from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, Hit, before, digits, keywords, luhn, near
-from nuri.privacy.types import Evidence
+from nuri.privacy import surrogates
+from nuri.privacy.checksums import luhn_valid
+from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, Hit, before, digits, keywords, near
+from nuri.privacy.detectors.spec import NUMERIC, EntityKind, Registration
+from nuri.privacy.types import Evidence, PipaCategory
 
 _CARD = re.compile(r"\d(?<!\d\d)\d{3}(?:[ \-‐‑–.]?\d{2,6}){2,4}(?![\d])")
 _GROUPED = re.compile(r"^\d{4}([ \-‐‑–.])\d{4}\1\d{4}\1\d{1,7}$|^\d{4}([ \-‐‑–.])\d{6}\2\d{4,5}$")
@@ -43,7 +46,7 @@ def detect(text: str) -> list[Hit]:
 
 def _card(text: str, m: re.Match[str], d: str) -> Hit | None:
     s, e = m.start(), m.end()
-    valid, issuer = luhn(d), bool(_IIN.match(d))
+    valid, issuer = luhn_valid(d), bool(_IIN.match(d))
     ctx = near(text, s, e, _CTX, 20)
     if not ctx and before(text, s, NEGATIVE_CONTEXT, 16):
         return None
@@ -71,3 +74,7 @@ def _lenient(text: str, s: int, e: int, valid: bool, grouped: bool, n: int) -> H
     if not (grouped or n in (15, 16)):
         return None
     return Hit("CARD", s, e, SCORE_LUHN_FAILS_CUE, Evidence.CONTEXT, "shape+cue, Luhn checksum fails")
+
+
+CARD = EntityKind("CARD", PipaCategory.FINANCIAL, surrogates.card, "digits")
+REGISTRATION = Registration("card", (CARD,), detect, trigger=NUMERIC)

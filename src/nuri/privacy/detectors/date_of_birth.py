@@ -6,8 +6,10 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
+from nuri.privacy import surrogates
 from nuri.privacy.detectors.base import Hit, valid_date
-from nuri.privacy.types import Evidence
+from nuri.privacy.detectors.spec import EntityKind, Registration
+from nuri.privacy.types import Evidence, PipaCategory
 
 _MONTHS = {m: i + 1 for i, m in enumerate(
     ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"])}
@@ -113,3 +115,7 @@ def detect(text: str, lowered: str | None = None) -> list[Hit]:
             seen.add(span)
             hits.append(Hit("DATE_OF_BIRTH", span[0], span[1], 0.9, Evidence.CONTEXT))
     return hits
+
+
+DATE_OF_BIRTH = EntityKind("DATE_OF_BIRTH", PipaCategory.PERSONAL, surrogates.date_of_birth)
+REGISTRATION = Registration("date_of_birth", (DATE_OF_BIRTH,), detect, lowered=True)

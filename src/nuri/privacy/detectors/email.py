@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
+from nuri.privacy import surrogates
 from nuri.privacy.detectors.base import Hit
-from nuri.privacy.types import Evidence
+from nuri.privacy.detectors.spec import EntityKind, Registration, Trigger
+from nuri.privacy.types import Evidence, PipaCategory
 
 _EMAIL = re.compile(
     # the left boundary sits after the first character, so the engine's fast scan for it applies
@@ -16,3 +18,8 @@ _EMAIL = re.compile(
 
 def detect(text: str) -> list[Hit]:
     return [Hit("EMAIL", m.start(), m.end(), 0.95, Evidence.PATTERN) for m in _EMAIL.finditer(text)]
+
+
+EMAIL = EntityKind("EMAIL", PipaCategory.PERSONAL, surrogates.email, "lower")
+REGISTRATION = Registration("email", (EMAIL,), detect, trigger=Trigger(re.compile("@"), before=80, after=260),
+                            gate=lambda text, lowered: "@" in text)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from nuri.privacy import surrogates
 from nuri.privacy.detectors.base import RUN_START, Hit, before, keywords
-from nuri.privacy.types import Evidence
+from nuri.privacy.detectors.spec import NUMERIC, EntityKind, Registration, Shape
+from nuri.privacy.types import Evidence, PipaCategory
 
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 # After a run's first digit (see RUN_START), not right after a dot: the rest of four octets.
@@ -64,3 +66,9 @@ def detect_v6(text: str) -> list[Hit]:
             if m.group(0).count(":") >= 2 and len(m.group(0)) >= 3:
                 hits.append(Hit("IP_ADDRESS", m.start(), m.end(), 0.85, Evidence.PATTERN))
     return hits
+
+
+IP_ADDRESS = EntityKind("IP_ADDRESS", PipaCategory.PERSONAL, surrogates.ip_address, "lower")
+V4 = Registration("ipv4", (IP_ADDRESS,), shape=Shape(V4_SHAPE, "ipv4", hit_v4), trigger=NUMERIC)
+V6 = Registration("ipv6", (IP_ADDRESS,), detect_v6, gate=lambda text, lowered: ":" in text)
+"""IPv6 runs on the whole text: its digits need not trigger the numeric windows."""

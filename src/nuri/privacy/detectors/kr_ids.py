@@ -12,18 +12,20 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
+from nuri.privacy import surrogates
+from nuri.privacy.checksums import brn_valid, crn_valid, ean13, frn_valid, rrn_valid
 from nuri.privacy.detectors.base import (
     NEGATIVE_CONTEXT,
     SEP,
     Hit,
     before,
-    ean13,
     keyword_pattern,
     keywords,
     near,
     valid_date,
 )
-from nuri.privacy.types import Evidence
+from nuri.privacy.detectors.spec import NUMERIC, EntityKind, Registration
+from nuri.privacy.types import Evidence, PipaCategory
 
 _DASH = r"\s?[-‐‑–]?\s?"
 _PASSPORT_KR = re.compile(r"([MSROD])(\d{8}|\d{3}[A-Z]\d{4})(?![A-Za-z0-9])")
@@ -54,33 +56,6 @@ _BRN_CTX = keywords(["사업자등록번호", "사업자번호", "사업자 등�
 _PASSPORT_CTX = keywords(["여권", "passport", "旅券"])
 _LICENSE_CTX = keywords(["운전면허", "면허번호", "면허증", "driver", "driving licen", "licence", "license"])
 
-_RRN_W = (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5)
-
-
-def _weighted(d: str) -> int:
-    return sum(int(c) * w for c, w in zip(d[:12], _RRN_W, strict=False))
-
-
-def rrn_checksum(d: str) -> bool:
-    return (11 - _weighted(d) % 11) % 10 == int(d[12])
-
-
-def frn_checksum(d: str) -> bool:
-    return (13 - _weighted(d) % 11) % 10 == int(d[12])
-
-
-def crn_checksum(d: str) -> bool:
-    s = sum(int(c) * (1 if i % 2 == 0 else 2) for i, c in enumerate(d[:12]))
-    return (10 - s % 10) % 10 == int(d[12])
-
-
-def brn_checksum(d: str) -> bool:
-    w = (1, 3, 7, 1, 3, 7, 1, 3)
-    s = sum(int(c) * k for c, k in zip(d[:8], w, strict=True))
-    s += int(d[8]) * 5 + (int(d[8]) * 5) // 10
-    return (10 - s % 10) % 10 == int(d[9])
-
-
 _CENTURY = {"9": 1800, "0": 1800, "1": 1900, "2": 1900, "5": 1900, "6": 1900,
             "3": 2000, "4": 2000, "7": 2000, "8": 2000}
 
@@ -110,11 +85,11 @@ def _six_seven(text: str, m: re.Match[str]) -> Hit | None:
     dashed = bool(m.group("ss_dash").strip())
     negative = before(text, s, NEGATIVE_CONTEXT, 16)
     if near(text, s, e, _CRN_CTX, 20):
-        if crn_checksum(d):
+        if crn_valid(d):
             return Hit("KR_CRN", s, e, 0.95, Evidence.CONTEXT, "checksum+cue")
         return Hit("KR_CRN", s, e, 0.7, Evidence.CONTEXT, "shape+cue, checksum fails")
     if not birth_date_ok(d):
-        if crn_checksum(d) and dashed and not negative:
+        if crn_valid(d) and dashed and not negative:
             return Hit("KR_CRN", s, e, 0.8, Evidence.CHECKSUM, "checksum")
         return None
     return _resident(text, s, e, d, dashed, negative)
@@ -125,12 +100,12 @@ def _resident(text: str, s: int, e: int, d: str, dashed: bool, negative: bool) -
     score, as numbers issued since 2020-10-05 end in random digits (REFERENCE §1)."""
     foreign = d[6] in "5678"
     kind = "KR_FRN" if foreign else "KR_RRN"
-    check = frn_checksum(d) if foreign else rrn_checksum(d)
+    check = frn_valid(d) if foreign else rrn_valid(d)
     ctx = near(text, s, e, _FRN_CTX if foreign else _RRN_CTX, 24) or (
         foreign and near(text, s, e, _RRN_CTX, 24))
     if not ctx and ((negative and not (check and dashed)) or (not dashed and ean13(d))):
         return None
-    if not ctx and not check and not dashed and crn_checksum(d):
+    if not ctx and not check and not dashed and crn_valid(d):
         # Thirteen bare digits that fit both a post-2020 RRN and a corporate number: report the
         # one that must be protected more (a unique identifier), at a score that says so.
         return Hit(kind, s, e, 0.5, Evidence.PATTERN,
@@ -156,7 +131,7 @@ def _brn(text: str, m: re.Match[str]) -> Hit | None:
     not after an order label (test and made-up numbers fail the check and are still meant as one)."""
     s, e = m.start(), m.end("brn")
     d = text[s] + m.group("b1") + m.group("b2") + m.group("b3")
-    check = brn_checksum(d)
+    check = brn_valid(d)
     if near(text, s, e, _BRN_CTX, 20):
         if check:
             return Hit("KR_BRN", s, e, 0.95, Evidence.CONTEXT, "checksum+cue")
@@ -218,3 +193,14 @@ def detect(text: str) -> list[Hit]:
             if not _left_bad(text, m.start(), "-"):
                 hits.append(_license(text, m, m.end(), None))
     return [h for h in hits if h is not None] + _passport(text)
+
+
+KR_RRN = EntityKind("KR_RRN", PipaCategory.UNIQUE_ID, surrogates.rrn, "digits")
+KR_FRN = EntityKind("KR_FRN", PipaCategory.UNIQUE_ID, surrogates.frn, "digits")
+KR_PASSPORT = EntityKind("KR_PASSPORT", PipaCategory.UNIQUE_ID, surrogates.numbered)
+KR_DRIVER_LICENSE = EntityKind("KR_DRIVER_LICENSE", PipaCategory.UNIQUE_ID, surrogates.driver_license, "digits")
+# Business and corporate numbers identify a sole trader as well: personal, not unique identifiers.
+KR_BRN = EntityKind("KR_BRN", PipaCategory.PERSONAL, surrogates.brn, "digits")
+KR_CRN = EntityKind("KR_CRN", PipaCategory.PERSONAL, surrogates.crn, "digits")
+REGISTRATION = Registration("kr_ids", (KR_RRN, KR_FRN, KR_PASSPORT, KR_DRIVER_LICENSE, KR_BRN, KR_CRN), detect,
+                            trigger=NUMERIC)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 
+from nuri.privacy import surrogates
 from nuri.privacy.detectors.base import Hit
-from nuri.privacy.types import Evidence
+from nuri.privacy.detectors.spec import EntityKind, Registration
+from nuri.privacy.types import Evidence, PipaCategory
 
 _LABELLED = re.compile(
     r"(?:passport|여권|パスポート|护照|護照)(?:\s*(?:no\.?|number|num|#|번호))?\s*[:：#]?\s*"
@@ -24,3 +26,9 @@ def detect(text: str) -> list[Hit]:
             continue  # Korean passport: kr_ids reports it as KR_PASSPORT
         hits.append(Hit("PASSPORT", m.start(1), m.end(1), 0.85, Evidence.CONTEXT))
     return hits
+
+
+_HINTS = ("여권", "passport", "パスポート", "护照", "護照")
+PASSPORT = EntityKind("PASSPORT", PipaCategory.UNIQUE_ID, surrogates.numbered)
+REGISTRATION = Registration("passport", (PASSPORT,), detect,
+                            gate=lambda text, lowered: any(k in lowered for k in _HINTS))

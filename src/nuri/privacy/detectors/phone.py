@@ -18,8 +18,10 @@ from collections.abc import Callable, Iterator
 
 import phonenumbers
 
+from nuri.privacy import surrogates
 from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, Hit, before, keywords, near
-from nuri.privacy.types import Evidence
+from nuri.privacy.detectors.spec import NUMERIC, EntityKind, Registration
+from nuri.privacy.types import Evidence, PipaCategory
 
 _S = r"(?:\s?[-‐‑–.)]\s?|\s)?"
 _KR_REST = rf"(1[016789]|2|3[1-3]|4[1-4]|5[1-5]|6[1-4]|70){_S}(\d{{3,4}}){_S}(\d{{4}})(?!\d)"
@@ -198,3 +200,7 @@ def detect(text: str) -> list[Hit]:
     if "+" in text:
         hits += _international(text)
     return hits + _near_cues(text)
+
+
+PHONE = EntityKind("PHONE", PipaCategory.PERSONAL, surrogates.phone, "digits")
+REGISTRATION = Registration("phone", (PHONE,), detect, trigger=NUMERIC)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 
+from nuri.privacy import surrogates
 from nuri.privacy.detectors.base import Hit, keyword_pattern
-from nuri.privacy.types import Evidence
+from nuri.privacy.detectors.spec import EntityKind, Registration
+from nuri.privacy.types import Evidence, PipaCategory
 
 _KEYS = re.compile(
     r"(?<![A-Za-z0-9_\-])(?:"
@@ -89,3 +91,7 @@ def detect(text: str, lowered: str | None = None) -> list[Hit]:
                 continue
             hits.append(Hit("SECRET", m.start(2), m.end(2), 0.8, Evidence.CONTEXT))
     return hits
+
+
+SECRET = EntityKind("SECRET", PipaCategory.SECRET, surrogates.secret)
+REGISTRATION = Registration("secret", (SECRET,), detect, lowered=True)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 
+from nuri.privacy import surrogates
 from nuri.privacy.detectors.base import NEGATIVE_CONTEXT, RUN_START, Hit, before, keywords, near
-from nuri.privacy.types import Evidence
+from nuri.privacy.detectors.spec import NUMERIC, EntityKind, Registration, Shape
+from nuri.privacy.types import Evidence, PipaCategory
 
 # After a run's first digit (see RUN_START): the rest of the area, group and serial.
 SHAPE = (r"(?=(?P<ssn>(?P<ssn_area>\d{2})(?P<ssn_sep>[-‐‑– ]?)(?P<ssn_group>\d{2})(?P=ssn_sep)"
@@ -51,3 +53,7 @@ def hit(text: str, m: re.Match[str]) -> Hit | None:
 
 def detect(text: str) -> list[Hit]:
     return [h for m in _SSN.finditer(text) if (h := hit(text, m)) is not None]
+
+
+US_SSN = EntityKind("US_SSN", PipaCategory.UNIQUE_ID, surrogates.numbered, "digits")
+REGISTRATION = Registration("us_ssn", (US_SSN,), shape=Shape(SHAPE, "ssn", hit), trigger=NUMERIC)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 
+from nuri.privacy import surrogates
 from nuri.privacy.detectors.base import RUN_START, Hit, keywords, near
-from nuri.privacy.types import Evidence
+from nuri.privacy.detectors.spec import NUMERIC, EntityKind, Registration, Shape
+from nuri.privacy.types import Evidence, PipaCategory
 
 _REGIONS = "서울|부산|대구|인천|광주|대전|울산|세종|경기|강원|충북|충남|전북|전남|경북|경남|제주"
 _LETTERS = "가나다라마거너더러머버서어저고노도로모보소오조구누두루무부수우주아바사자배하허호육해공국합"
@@ -33,3 +35,7 @@ def hit(text: str, m: re.Match[str]) -> Hit | None:
 
 def detect(text: str) -> list[Hit]:
     return [h for m in _PLATE.finditer(text) if (h := hit(text, m)) is not None]
+
+
+VEHICLE_PLATE = EntityKind("VEHICLE_PLATE", PipaCategory.PERSONAL, surrogates.vehicle_plate)
+REGISTRATION = Registration("vehicle_plate", (VEHICLE_PLATE,), shape=Shape(SHAPE, "plate", hit), trigger=NUMERIC)

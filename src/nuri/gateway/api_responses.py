@@ -1,0 +1,576 @@
+"""POST /v1/responses: the OpenAI Responses API, served through the chat-completions pipeline.
+
+A request is translated into one chat-completions request (instructions → system message, input
+items → messages, function tools, `text.format` → `response_format`, `max_output_tokens` →
+`max_tokens`), which goes through `pipeline.handle` like any other: the same classification of
+every string, decision, routing, masking, restoring, guarding and audit record. The chat answer
+is translated back into a Response object, or, streamed, into the Responses event stream
+(`response.created`, `response.output_text.delta`, `response.function_call_arguments.delta`,
+`response.completed`, …). Conversation state for `previous_response_id` is kept by
+`conversations.py`, redacted. Errors keep OpenAI's error shape.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from nuri.errors import InvalidRequest, NuriError
+from nuri.gateway import pipeline
+from nuri.gateway.conversations import Store, Stored
+from nuri.gateway.edge import Edge, error_of, json_of, kept_headers, retranslate, sse, stream_error
+from nuri.gateway.labels import first_event_label
+from nuri.gateway.responses import JSONResponse, error_response
+
+log = logging.getLogger("nuri.gateway")
+
+# Parameters accepted and not acted on: they change nothing a chat upstream could do.
+_IGNORED = frozenset({"include", "truncation", "reasoning", "service_tier", "prompt_cache_key",
+                      "top_logprobs", "stream_options", "max_tool_calls"})
+_HANDLED = frozenset({"model", "input", "instructions", "tools", "tool_choice", "text", "max_output_tokens",
+                      "temperature", "top_p", "stream", "previous_response_id", "store", "metadata", "user",
+                      "parallel_tool_calls", "safety_identifier", "background"})
+_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
+
+
+def _id(prefix: str) -> str:
+    return prefix + secrets.token_hex(24)
+
+
+def not_found(response_id: str, param: str | None = None) -> InvalidRequest:
+    return InvalidRequest(f"no stored response with id {response_id!r} (it may have expired, been deleted, "
+                          "belong to another team, or have been created with store: false)",
+                          code="response_not_found", param=param, status=404)
+
+
+# --- request: Responses → chat completions -----------------------------------------------------
+
+
+def _need(cond: bool, message: str, param: str) -> None:
+    if not cond:
+        raise InvalidRequest(message, param=param)
+
+
+def _part(part: Any, where: str) -> dict[str, Any]:
+    """One input content part as a chat content part."""
+    _need(isinstance(part, dict), f"{where}: a content part must be an object", where)
+    kind = part.get("type")
+    if kind in ("input_text", "output_text", "text"):
+        _need(isinstance(part.get("text"), str), f"{where}.text: must be a string", f"{where}.text")
+        return {"type": "text", "text": part["text"]}
+    if kind == "refusal":
+        _need(isinstance(part.get("refusal"), str), f"{where}.refusal: must be a string", f"{where}.refusal")
+        return {"type": "text", "text": part["refusal"]}
+    if kind == "input_image":
+        url = part.get("image_url")
+        _need(isinstance(url, str), f"{where}: input_image needs image_url (file_id is not supported)", where)
+        image: dict[str, Any] = {"url": url}
+        if isinstance(part.get("detail"), str):
+            image["detail"] = part["detail"]
+        return {"type": "image_url", "image_url": image}
+    if kind == "input_file":
+        data = part.get("file_data")
+        _need(isinstance(data, str), f"{where}: input_file needs file_data (file_id and file_url are not "
+              "supported)", where)
+        file: dict[str, Any] = {"file_data": data}
+        if isinstance(part.get("filename"), str):
+            file["filename"] = part["filename"]
+        return {"type": "file", "file": file}
+    raise InvalidRequest(f"{where}: content part type {kind!r} is not supported", param=where)
+
+
+def _content(content: Any, where: str) -> str | list[dict[str, Any]]:
+    if isinstance(content, str):
+        return content
+    _need(isinstance(content, list), f"{where}: must be a string or a list of content parts", where)
+    parts = [_part(p, f"{where}[{i}]") for i, p in enumerate(content)]
+    if len(parts) == 1 and parts[0]["type"] == "text":
+        return str(parts[0]["text"])
+    return parts
+
+
+def _tool_output(output: Any, where: str) -> str:
+    if isinstance(output, str):
+        return output
+    _need(isinstance(output, list), f"{where}: must be a string or a list of text parts", where)
+    texts = []
+    for i, p in enumerate(output):
+        part = _part(p, f"{where}[{i}]")
+        _need(part["type"] == "text", f"{where}[{i}]: only text is supported in a function call output", where)
+        texts.append(part["text"])
+    return "".join(texts)
+
+
+def items_to_messages(items: list[Any], param: str = "input") -> list[dict[str, Any]]:
+    """Input items as chat messages: function calls join the assistant message before them."""
+    messages: list[dict[str, Any]] = []
+    for i, item in enumerate(items):
+        where = f"{param}[{i}]"
+        _need(isinstance(item, dict), f"{where}: an input item must be an object", where)
+        kind = item.get("type", "message")
+        if kind == "message":
+            role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
+            _need(role is not None, f"{where}.role: must be user, assistant, system or developer", f"{where}.role")
+            messages.append({"role": role, "content": _content(item.get("content"), f"{where}.content")})
+        elif kind == "function_call":
+            for key in ("call_id", "name", "arguments"):
+                _need(isinstance(item.get(key), str), f"{where}.{key}: must be a string", f"{where}.{key}")
+            call = {"id": item["call_id"], "type": "function",
+                    "function": {"name": item["name"], "arguments": item["arguments"]}}
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant":
+                last.setdefault("tool_calls", []).append(call)
+                if isinstance(last.get("content"), str) and not last["content"]:
+                    last["content"] = None
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            _need(isinstance(item.get("call_id"), str), f"{where}.call_id: must be a string", f"{where}.call_id")
+            messages.append({"role": "tool", "tool_call_id": item["call_id"],
+                             "content": _tool_output(item.get("output"), f"{where}.output")})
+        elif kind == "reasoning":
+            continue          # never produced here; its summary is the client's copy of model output
+        else:
+            raise InvalidRequest(f"{where}: input item type {kind!r} is not supported", param=f"{where}.type")
+    return messages
+
+
+def input_items(value: Any) -> list[dict[str, Any]]:
+    """`input` as a list of items (a string is one user message)."""
+    if isinstance(value, str):
+        return [{"type": "message", "role": "user", "content": value}]
+    _need(isinstance(value, list) and len(value) > 0, "input: must be a string or a non-empty list of items",
+          "input")
+    return list(value)
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    _need(isinstance(tools, list), "tools: must be a list", "tools")
+    out = []
+    for i, tool in enumerate(tools):
+        where = f"tools[{i}]"
+        _need(isinstance(tool, dict), f"{where}: must be an object", where)
+        _need(tool.get("type") == "function", f"{where}: tool type {tool.get('type')!r} is not supported "
+              "(function tools only)", f"{where}.type")
+        _need(isinstance(tool.get("name"), str), f"{where}.name: must be a string", f"{where}.name")
+        fn: dict[str, Any] = {"name": tool["name"]}
+        for key in ("description", "parameters", "strict"):
+            if tool.get(key) is not None:
+                fn[key] = tool[key]
+        out.append({"type": "function", "function": fn})
+    return out
+
+
+def _tool_choice(choice: Any) -> Any:
+    if isinstance(choice, str):
+        _need(choice in ("auto", "none", "required"), "tool_choice: must be auto, none, required or a function",
+              "tool_choice")
+        return choice
+    _need(isinstance(choice, dict) and choice.get("type") == "function" and isinstance(choice.get("name"), str),
+          "tool_choice: only {type: function, name} is supported besides auto, none and required", "tool_choice")
+    return {"type": "function", "function": {"name": choice["name"]}}
+
+
+def _response_format(text: Any) -> dict[str, Any] | None:
+    _need(isinstance(text, dict), "text: must be an object", "text")
+    fmt = text.get("format")
+    if fmt is None:
+        return None
+    _need(isinstance(fmt, dict), "text.format: must be an object", "text.format")
+    kind = fmt.get("type")
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return {"type": "json_object"}
+    if kind == "json_schema":
+        _need(isinstance(fmt.get("name"), str), "text.format.name: must be a string", "text.format.name")
+        schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if k in fmt}
+        return {"type": "json_schema", "json_schema": schema}
+    raise InvalidRequest(f"text.format: type {kind!r} is not supported", param="text.format.type")
+
+
+def check_parameters(body: dict[str, Any]) -> None:
+    unknown = sorted(k for k in body if k not in _HANDLED and k not in _IGNORED)
+    if unknown:
+        raise InvalidRequest(f"{unknown[0]}: parameter not supported by Nuri's Responses API", param=unknown[0],
+                             code="unsupported_parameter")
+    _need(not body.get("background"), "background: background responses are not supported", "background")
+    _need("input" in body, "input: required field is missing", "input")
+    _need(isinstance(body.get("model", "default"), str), "model: must be a string", "model")
+    _need(isinstance(body.get("stream", False), bool), "stream: must be a boolean", "stream")
+    _need(isinstance(body.get("store", True), bool), "store: must be a boolean", "store")
+    if body.get("instructions") is not None:
+        _need(isinstance(body["instructions"], str), "instructions: must be a string", "instructions")
+    mot = body.get("max_output_tokens")
+    if mot is not None:
+        _need(type(mot) is int and mot >= 1, "max_output_tokens: must be an integer >= 1", "max_output_tokens")
+    prev = body.get("previous_response_id")
+    if prev is not None:
+        _need(isinstance(prev, str) and 0 < len(prev) <= 128, "previous_response_id: must be a response id",
+              "previous_response_id")
+
+
+def to_chat(body: dict[str, Any], history: list[dict[str, Any]], items: list[dict[str, Any]]) -> dict[str, Any]:
+    """The chat-completions request for a Responses request continuing `history`."""
+    messages: list[dict[str, Any]] = []
+    if body.get("instructions"):
+        messages.append({"role": "system", "content": body["instructions"]})
+    messages += items_to_messages(history, "previous_response_id") if history else []
+    messages += items_to_messages(items)
+    chat: dict[str, Any] = {"model": body.get("model", "default"), "messages": messages}
+    if body.get("tools"):
+        chat["tools"] = _tools(body["tools"])
+    if body.get("tool_choice") is not None:
+        chat["tool_choice"] = _tool_choice(body["tool_choice"])
+    if body.get("parallel_tool_calls") is not None and chat.get("tools"):
+        chat["parallel_tool_calls"] = body["parallel_tool_calls"]
+    if body.get("text") is not None and (fmt := _response_format(body["text"])) is not None:
+        chat["response_format"] = fmt
+    if body.get("max_output_tokens") is not None:
+        chat["max_tokens"] = body["max_output_tokens"]
+    for key in ("temperature", "top_p"):
+        if body.get(key) is not None:
+            chat[key] = body[key]
+    user = body.get("user") or body.get("safety_identifier")
+    if user is not None:
+        chat["user"] = user
+    if body.get("stream"):
+        chat["stream"] = True
+        chat["stream_options"] = {"include_usage": True}
+    return chat
+
+
+# --- answer: chat completion → Response -----------------------------------------------------------
+
+
+def _usage(usage: Any) -> dict[str, Any] | None:
+    if not isinstance(usage, dict):
+        return None
+    p, c = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    return {"input_tokens": p, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": c,
+            "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": p + c}
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def output_items(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chat reply message as Responses output items: a message, then one item per tool call."""
+    out: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    text = _text_of(message.get("content"))
+    if text:
+        parts.append({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+    if isinstance(message.get("refusal"), str) and message["refusal"]:
+        parts.append({"type": "refusal", "refusal": message["refusal"]})
+    if parts:
+        out.append({"id": _id("msg_"), "type": "message", "status": "completed", "role": "assistant",
+                     "content": parts})
+    for call in message.get("tool_calls") or []:
+        fn = call.get("function") or {}
+        out.append({"id": _id("fc_"), "type": "function_call", "status": "completed",
+                    "call_id": call.get("id") or _id("call_"), "name": fn.get("name") or "",
+                    "arguments": fn.get("arguments") or ""})
+    return out
+
+
+_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+@dataclass
+class Turn:
+    """One Responses request: its parameters, the history it continues, and how it ends."""
+
+    body: dict[str, Any]
+    items: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+    team: str
+    store: Store | None
+    id: str = field(default_factory=lambda: _id("resp_"))
+    created_at: int = field(default_factory=lambda: int(time.time()))
+    nuri: dict[str, Any] | None = None     # Nuri's additions (AI notice, citations) on every snapshot
+
+    def response(self, status: str, output: list[dict[str, Any]], usage: dict[str, Any] | None = None,
+                 model: str | None = None, finish: str | None = None,
+                 error: dict[str, Any] | None = None) -> dict[str, Any]:
+        b = self.body
+        text = b.get("text") if isinstance(b.get("text"), dict) else {}
+        reason = _INCOMPLETE.get(finish or "")
+        if reason is not None and status == "completed":
+            status = "incomplete"
+        out = {
+            "id": self.id, "object": "response", "created_at": self.created_at, "status": status,
+            "background": False, "error": error,
+            "incomplete_details": {"reason": reason} if status == "incomplete" else None,
+            "instructions": b.get("instructions"), "max_output_tokens": b.get("max_output_tokens"),
+            "model": model or b.get("model", "default"), "output": output,
+            "parallel_tool_calls": b.get("parallel_tool_calls", True),
+            "previous_response_id": b.get("previous_response_id"),
+            "reasoning": {"effort": None, "summary": None}, "service_tier": "default",
+            "store": bool(b.get("store", True)), "temperature": b.get("temperature", 1.0),
+            "text": {"format": (text or {}).get("format") or {"type": "text"}},
+            "tool_choice": b.get("tool_choice", "auto"), "tools": b.get("tools") or [],
+            "top_p": b.get("top_p", 1.0), "truncation": "disabled", "usage": usage,
+            "user": b.get("user"), "metadata": b.get("metadata") or {},
+        }
+        if self.nuri:
+            out["nuri"] = dict(self.nuri)
+        return out
+
+    def from_chat(self, reply: dict[str, Any]) -> dict[str, Any]:
+        choices = reply.get("choices") or [{}]
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        message = choice.get("message") or {}
+        obj = self.response("completed", output_items(message), _usage(reply.get("usage")), reply.get("model"),
+                            choice.get("finish_reason"))
+        if isinstance(reply.get("nuri"), dict):
+            obj["nuri"] = reply["nuri"]
+        return obj
+
+    async def save(self, response: dict[str, Any]) -> None:
+        """Keep the conversation for a follow-up (redacted); a failure to store is logged, not fatal."""
+        if self.store is None or not self.body.get("store", True):
+            return
+        try:
+            await self.store.save(self.id, self.team, Stored([*self.history, *self.items, *response["output"]],
+                                                             response))
+        except Exception as exc:
+            log.error("response %s not stored: %s", self.id, type(exc).__name__)
+
+    async def stream(self, chunks: AsyncIterator[dict[str, Any] | None]) -> AsyncIterator[bytes]:
+        """The pipeline's chat chunks as the Responses event stream."""
+        writer = _StreamWriter(self)
+        yield writer.start()
+        try:
+            async for chunk in chunks:
+                if chunk is None:
+                    response = writer.finish()
+                    await self.save(response)
+                    yield writer.completed(response)
+                    return
+                if "error" in chunk and "choices" not in chunk:
+                    yield writer.failed(error_of(chunk))
+                    return
+                out = writer.chunk(chunk)
+                if out:
+                    yield out
+            yield writer.failed({"code": "stream_ended", "message": "the stream ended before it was complete"})
+        except Exception as exc:       # a defect here: the client gets a failed response, not a cut
+            log.error("response stream %s failed: %s", self.id, type(exc).__name__)
+            yield writer.failed(stream_error(exc))
+
+
+class _StreamWriter:
+    """Builds the Responses events from chat chunks, tracking output items as they open and close."""
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn = turn
+        self.seq = 0
+        self.output: list[dict[str, Any]] = []
+        self.message: int | None = None           # output index of the open message item
+        self.part: dict[str, Any] | None = None   # its open content part
+        self.calls: dict[int, int] = {}           # chat tool-call index → output index
+        self.usage: dict[str, Any] | None = None
+        self.finish_reason: str | None = None
+        self.model: str | None = None
+        self._closing: list[bytes] = []
+
+    def _event(self, kind: str, payload: dict[str, Any]) -> bytes:
+        body = {"type": kind, "sequence_number": self.seq, **payload}
+        self.seq += 1
+        return sse(kind, body)
+
+    def start(self) -> bytes:
+        snapshot = self.turn.response("in_progress", [])
+        return (self._event("response.created", {"response": snapshot})
+                + self._event("response.in_progress", {"response": snapshot}))
+
+    def chunk(self, chunk: dict[str, Any]) -> bytes:
+        out: list[bytes] = []
+        if chunk.get("usage"):
+            self.usage = _usage(chunk["usage"])
+        if isinstance(chunk.get("nuri"), dict):
+            self.turn.nuri = {**(self.turn.nuri or {}), **chunk["nuri"]}
+        if isinstance(chunk.get("model"), str):
+            self.model = chunk["model"]
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            if isinstance(delta.get("content"), str) and delta["content"]:
+                out += self._text("output_text", delta["content"])
+            if isinstance(delta.get("refusal"), str) and delta["refusal"]:
+                out += self._text("refusal", delta["refusal"])
+            for call in delta.get("tool_calls") or []:
+                if isinstance(call, dict):
+                    out += self._call(call)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        return b"".join(out)
+
+    def _text(self, kind: str, delta: str) -> list[bytes]:
+        out: list[bytes] = []
+        if self.message is None:
+            self.message = len(self.output)
+            item = {"id": _id("msg_"), "type": "message", "status": "in_progress", "role": "assistant",
+                    "content": []}
+            self.output.append(item)
+            out.append(self._event("response.output_item.added", {"output_index": self.message, "item": item}))
+        item = self.output[self.message]
+        if self.part is None or self.part["type"] != kind:
+            out += self._close_part()
+            self.part = ({"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+                         if kind == "output_text" else {"type": "refusal", "refusal": ""})
+            item["content"].append(self.part)
+            out.append(self._event("response.content_part.added", {
+                "item_id": item["id"], "output_index": self.message, "content_index": len(item["content"]) - 1,
+                "part": self.part}))
+        where = {"item_id": item["id"], "output_index": self.message, "content_index": len(item["content"]) - 1}
+        if kind == "output_text":
+            self.part["text"] += delta
+            out.append(self._event("response.output_text.delta", {**where, "delta": delta, "logprobs": []}))
+        else:
+            self.part["refusal"] += delta
+            out.append(self._event("response.refusal.delta", {**where, "delta": delta}))
+        return out
+
+    def _close_part(self) -> list[bytes]:
+        if self.part is None or self.message is None:
+            return []
+        item = self.output[self.message]
+        where = {"item_id": item["id"], "output_index": self.message, "content_index": len(item["content"]) - 1}
+        part, self.part = self.part, None
+        done = (self._event("response.output_text.done", {**where, "text": part["text"], "logprobs": []})
+                if part["type"] == "output_text" else
+                self._event("response.refusal.done", {**where, "refusal": part["refusal"]}))
+        return [done, self._event("response.content_part.done", {**where, "part": part})]
+
+    def _close_message(self) -> list[bytes]:
+        if self.message is None:
+            return []
+        out = self._close_part()
+        item = self.output[self.message]
+        item["status"] = "completed"
+        out.append(self._event("response.output_item.done", {"output_index": self.message, "item": item}))
+        self.message = None
+        return out
+
+    def _call(self, call: dict[str, Any]) -> list[bytes]:
+        out: list[bytes] = []
+        index = call.get("index", 0)
+        fn = call.get("function") or {}
+        if index not in self.calls:
+            out += self._close_message()
+            self.calls[index] = len(self.output)
+            item = {"id": _id("fc_"), "type": "function_call", "status": "in_progress",
+                    "call_id": call.get("id") or _id("call_"), "name": fn.get("name") or "", "arguments": ""}
+            self.output.append(item)
+            out.append(self._event("response.output_item.added", {"output_index": self.calls[index], "item": item}))
+        else:
+            item = self.output[self.calls[index]]
+            if fn.get("name") and not item["name"]:
+                item["name"] = fn["name"]
+        args = fn.get("arguments")
+        if isinstance(args, str) and args:
+            item["arguments"] += args
+            out.append(self._event("response.function_call_arguments.delta", {
+                "item_id": item["id"], "output_index": self.calls[index], "delta": args}))
+        return out
+
+    def finish(self) -> dict[str, Any]:
+        """Close every open item; the final Response object."""
+        self._closing = self._close_message()
+        for index in self.calls.values():
+            item = self.output[index]
+            item["status"] = "completed"
+            self._closing.append(self._event("response.function_call_arguments.done", {
+                "item_id": item["id"], "output_index": index, "arguments": item["arguments"], "name": item["name"]}))
+            self._closing.append(self._event("response.output_item.done", {"output_index": index, "item": item}))
+        return self.turn.response("completed", self.output, self.usage, self.model, self.finish_reason)
+
+    def completed(self, response: dict[str, Any]) -> bytes:
+        kind = "response.completed" if response["status"] == "completed" else "response.incomplete"
+        return b"".join([*self._closing, self._event(kind, {"response": response})])
+
+    def failed(self, error: dict[str, Any]) -> bytes:
+        err = {"code": error.get("code") or "server_error", "message": error.get("message") or "error"}
+        return self._event("response.failed", {"response": self.turn.response("failed", self.output, self.usage,
+                                                                                self.model, error=err)})
+
+
+# --- endpoints ------------------------------------------------------------------------------------
+
+
+def store_of(request: Request) -> Store | None:
+    return getattr(request.app.state, "conversations", None)
+
+
+async def create_response(request: Request) -> Response:
+    edge = Edge.of(request, "responses")
+    try:
+        await edge.authenticate()
+        body = await edge.read_body()
+        check_parameters(body)
+        store = store_of(request)
+        team = edge.ctx.principal.team
+        history: list[dict[str, Any]] = []
+        if body.get("previous_response_id") is not None:
+            previous = await store.load(body["previous_response_id"], team) if store is not None else None
+            if previous is None:
+                raise not_found(body["previous_response_id"], "previous_response_id")
+            history = previous.items
+        turn = Turn(body, input_items(body["input"]), history, team, store)
+        chat = to_chat(body, history, turn.items)
+    except Exception as exc:
+        error = await edge.refuse(exc)
+        return error_response(error, headers=edge.headers())
+    answer = await pipeline.handle(request, "chat", body=chat, api="responses", principal=edge.ctx.principal)
+    if isinstance(answer, StreamingResponse):
+        turn.nuri = first_event_label(answer)          # the AI notice from the first event on, if asked
+        return retranslate(answer, turn.stream)
+    if answer.status_code != 200:
+        return answer                                  # already in OpenAI's error shape
+    response = turn.from_chat(json_of(answer))
+    await turn.save(response)
+    return JSONResponse(response, headers=kept_headers(answer))
+
+
+async def _stored_request(request: Request) -> tuple[Store | None, str, str]:
+    edge = Edge.of(request, "responses")
+    await edge.authenticate()
+    return store_of(request), request.path_params["response_id"], edge.ctx.principal.team
+
+
+async def get_response(request: Request) -> Response:
+    """GET /v1/responses/{id}: the stored Response object, as redacted when it was stored."""
+    try:
+        store, response_id, team = await _stored_request(request)
+        stored = await store.load(response_id, team) if store is not None else None
+        if stored is None:
+            raise not_found(response_id)
+    except NuriError as exc:
+        return error_response(exc)
+    return JSONResponse(stored.response)
+
+
+async def delete_response(request: Request) -> Response:
+    """DELETE /v1/responses/{id}: forget a stored response before its retention ends."""
+    try:
+        store, response_id, team = await _stored_request(request)
+        if store is None or not await store.delete(response_id, team):
+            raise not_found(response_id)
+    except NuriError as exc:
+        return error_response(exc)
+    return JSONResponse({"id": response_id, "object": "response.deleted", "deleted": True})
