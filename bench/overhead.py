@@ -11,7 +11,15 @@ The gateway runs pinned to one core, the upstream and the load generator on the 
     completions through the same gateway (same prompt, same upstream, alternating rounds): latency
     and the gateway's CPU time per request, non-stream and stream, as ratios to chat
 
+  - with --terminology: streamed time to first token and the gateway's CPU time per request with the
+    kr-terminology pack on vs off (two gateways, full mode, alternating rounds, same upstream
+    answering a 1 KB Korean reply in 8-character chunks)
+
+  - with --workers: requests/s of `nuri serve --workers 1` and `--workers 2` on the same machine,
+    load generator included (bench/workers.py), and their ratio
+
     .venv/bin/python bench/overhead.py [--quick] [--modes core,full] [--skip-model] [--endpoints chat,responses,messages]
+                                       [--terminology] [--workers]
 """
 
 from __future__ import annotations
@@ -188,6 +196,58 @@ def report_endpoints(mode: str, res: dict[str, Any]) -> None:
     console.print(t)
 
 
+async def measure_terminology(gateways: dict[str, str], quick: bool) -> dict[str, Any]:
+    """Terminology on vs off: streamed TTFT p50 and gateway CPU per request, concurrency 1, in
+    alternating rounds so both sides see the same machine state."""
+    body = chat_body("동해와 독도에 대해 짧게 알려 주세요.", stream=True)
+    pids = {name: gateway_pid(url) for name, url in gateways.items()}
+    rounds, per_round = (4, 100) if quick else (10, 300)
+    ttft: dict[str, list[float]] = {n: [] for n in gateways}
+    cpu = dict.fromkeys(gateways, 0.0)
+    count = dict.fromkeys(gateways, 0)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=4)) as session:
+        sends = {n: make_sender(session, url + "/chat/completions", body, ttft=ttft[n]) for n, url in gateways.items()}
+        for send in sends.values():
+            await closed_loop(send, 1, 50)                         # warm-up
+        for samples in ttft.values():
+            samples.clear()
+        for _ in range(rounds):
+            for name, send in sends.items():
+                pid = pids[name]
+                before = cpu_seconds(pid) if pid else 0.0
+                res = await closed_loop(send, 1, per_round)
+                cpu[name] += (cpu_seconds(pid) if pid else 0.0) - before
+                count[name] += res["n"]
+    out: dict[str, Any] = {n: {"ttft_p50_ms": statistics.median(ttft[n]) * 1000,
+                               "cpu_ms_per_request": cpu[n] / count[n] * 1000 if count[n] else float("nan"),
+                               "requests": count[n]} for n in gateways}
+    out["added_ms"] = {"ttft_p50": out["on"]["ttft_p50_ms"] - out["off"]["ttft_p50_ms"],
+                       "cpu_per_request": out["on"]["cpu_ms_per_request"] - out["off"]["cpu_ms_per_request"]}
+    return out
+
+
+def run_terminology(quick: bool) -> dict[str, Any]:
+    import httpx
+
+    reply = korean_prompt(1.0)
+    with upstream_process(cpu=1) as upstream:
+        httpx.post(upstream.rsplit("/v1", 1)[0] + "/_nuri/config", json={"reply": reply, "chunk_chars": 8}, timeout=10)
+        off = gateway_config(upstream, "full")
+        on = {**off, "policy": {"enabled": True, "packs": ["kr-pipa", "kr-terminology"]}}
+        with gateway_process(off, cpu=0) as g_off, gateway_process(on, cpu=0) as g_on:
+            res = asyncio.run(measure_terminology({"off": g_off, "on": g_on}, quick))
+    res["reply_bytes"] = len(reply.encode())
+    t = Table(title=f"terminology pack on vs off (full mode), streamed {res['reply_bytes']} B Korean reply, "
+                    "concurrency 1")
+    for col in ("", "TTFT p50 ms", "CPU ms/request"):
+        t.add_column(col)
+    for name in ("off", "on"):
+        t.add_row(name, f"{res[name]['ttft_p50_ms']:.3f}", f"{res[name]['cpu_ms_per_request']:.3f}")
+    t.add_row("added", f"{res['added_ms']['ttft_p50']:+.3f}", f"{res['added_ms']['cpu_per_request']:+.3f}")
+    console.print(t)
+    return res
+
+
 def measure_model(gateway_url: str | None, quick: bool) -> dict[str, Any]:
     """Tokens/s of the embedded model: llama-cpp-python directly vs streamed through the gateway."""
     import httpx
@@ -267,7 +327,17 @@ def main() -> None:
                         "chat,responses,responses-nostore,messages")
     parser.add_argument("--endpoints-only", action="store_true",
                         help="only the wire-API comparison (skips the direct-vs-gateway runs)")
+    parser.add_argument("--terminology", action="store_true",
+                        help="also measure the kr-terminology pack on vs off (streamed TTFT, CPU per request)")
+    parser.add_argument("--terminology-only", action="store_true", help="only the terminology comparison")
+    parser.add_argument("--workers", action="store_true",
+                        help="also measure requests/s with `nuri serve --workers 1` and `--workers 2` (bench/workers.py)")
     args = parser.parse_args()
+    if args.terminology_only:
+        pin_self(1)
+        path = write_result("overhead-terminology", {"terminology": run_terminology(args.quick)})
+        console.print(f"results: {path}")
+        return
     pin_self(1)
     results: dict[str, Any] = {"modes": {}}
     previous = RESULTS / "overhead.json"
@@ -285,6 +355,15 @@ def main() -> None:
                 report(mode, res)
             if "endpoints" in res:
                 report_endpoints(mode, res["endpoints"])
+    if args.terminology:
+        results["terminology"] = run_terminology(args.quick)
+    if args.workers:
+        from workers import lean_upstream_process, report_workers, run_workers
+
+        with lean_upstream_process() as lean:
+            results["workers"] = run_workers(lean, gateway_config(lean, "full"), args.quick)
+        report_workers("full", results["workers"])
+        pin_self(1)
     if not args.skip_model:
         config = {"deployments": [{"id": "local-gemma", "provider": "llamacpp", "jurisdiction": "KR",
                                    "hosting": "on_prem", "options": {"n_ctx": 2048}}],

@@ -137,6 +137,7 @@ def test_text_without_contested_names_is_byte_identical(rig: tuple[str, Any], up
     assert whole.status_code == 200, whole.text
     assert whole.json()["choices"][0]["message"]["content"] == CLEAN
     assert "x-nuri-terminology" not in whole.headers
+    assert "nuri" not in whole.json() and "x-nuri-ai-generated" not in whole.headers   # no label rule loaded
     if action != "annotate":
         return                                 # the cuts are the same code whatever the action
     for cuts in _every_cut(CLEAN):
@@ -203,3 +204,26 @@ def _config_file(tmp_path: Path, upstream: RunningUpstream, glossary: Path) -> P
     path.write_text(yaml.safe_dump({"deployments": [upstream_deployment(upstream, "kr", jurisdiction="KR")],
                                     "policy": {"packs": ["kr-terminology"], "files": [str(glossary)]}}))
     return path
+
+
+def test_the_eval_harness_reads_the_same_terms() -> None:
+    """The naming scorer's `terms:` and the leaderboard's rates come from the pack the gateway
+    applies, so a reply the gateway would annotate is the reply the leaderboard counts."""
+    import asyncio
+
+    from nuri.evals.leaderboard import reply_rates
+    from nuri.evals.scorers.naming import NamingScorer
+
+    scorer = NamingScorer()
+    ctx: Any = None
+    bad = asyncio.run(scorer.score({"terms": ["east-sea"]}, "It is the Sea of Japan.", ctx))
+    paired = asyncio.run(scorer.score({"terms": ["east-sea"]}, "It is the East Sea (Sea of Japan).", ctx))
+    assert bad.value == 0.0 and bad.details["contested"] == {"east-sea": 1}
+    assert paired.value == 1.0 and paired.details["contested"] == {}
+    rows = [{"prompt": "울릉도가 있는 바다는?", "reply": "It is called the Sea of Japan."},
+            {"prompt": "울릉도가 있는 바다는?", "reply": "울릉도는 동해에 있는 섬입니다."},
+            {"prompt": "Which sea is Ulleungdo in?", "reply": "Ulleungdo lies in the East Sea."},
+            {"prompt": "울릉도가 있는 바다를 영어로 답하세요.", "reply": "Ulleungdo lies in the East Sea."}]
+    term_rate, language_miss_rate = reply_rates(rows)
+    assert term_rate == 0.25            # the first reply only
+    assert language_miss_rate == 0.25   # the first again: the fourth was asked for in English

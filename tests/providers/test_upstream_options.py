@@ -21,6 +21,7 @@ import pytest
 from nuri.catalog import Deployment
 from nuri.config import ConfigError, parse_config
 from nuri.errors import UpstreamError
+from nuri.providers.egress import bypassed
 from nuri.providers.openai_compatible import OpenAICompatibleProvider
 from nuri.testing.upstream_server import RunningProxy, RunningUpstream
 
@@ -179,6 +180,16 @@ async def test_a_refusing_proxy_is_a_retryable_connection_error(tls_upstream, pk
     with RunningProxy(hosts={}) as proxy, pytest.raises(UpstreamError, match="connection failed") as err:
         await ask(deployment(tls_upstream.base_url, ca_bundle=str(pki.ca), proxy=proxy.url))
     assert err.value.retryable      # the proxy could not resolve the name: 502 to CONNECT
+
+
+@pytest.mark.parametrize(("host", "port", "no_proxy", "exempt"), [
+    ("api.example.kr", 443, "example.kr", True), ("api.example.kr", 443, ".example.kr", True),
+    ("badexample.kr", 443, "example.kr", False), ("any.host", 443, "*", True),
+    ("10.1.2.3", 443, "10.0.0.0/8", True), ("11.1.2.3", 443, "10.0.0.0/8", False),
+    ("h.example", 8443, "h.example:443", False), ("h.example", 443, "h.example:443", True),
+])
+def test_no_proxy_reads_like_curl(host, port, no_proxy, exempt):
+    assert bypassed(host, port, no_proxy) is exempt
 
 
 # --- auth schemes and headers, config checks ---------------------------------------------------------

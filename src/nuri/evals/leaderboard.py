@@ -8,6 +8,9 @@ from collections import defaultdict
 from typing import Any
 
 from nuri.evals.stats import mcnemar, mean_ci, paired_bootstrap
+from nuri.gateway.language import asked_for, check
+from nuri.policy.terminology import contested_in, shipped_terms
+from nuri.privacy import signals
 
 Row = dict[str, Any]
 
@@ -23,6 +26,26 @@ def group(rows: list[Row]) -> dict[tuple[str, str], list[Row]]:
     return dict(out)
 
 
+def reply_rates(rs: list[Row]) -> tuple[float | None, float | None]:
+    """(share of replies the kr-terminology pack would correct or flag, share of replies in a
+    language the prompt is not written in and does not ask for), over the rows with a reply: the
+    same checks the gateway runs on live traffic (nuri_replies_flagged / nuri_replies_checked)."""
+    replies = [r for r in rs if r.get("reply")]
+    if not replies:
+        return None, None
+    terms = shipped_terms()
+    corrected = sum(1 for r in replies if contested_in(terms, r["reply"]))
+    judged = misses = 0
+    for r in replies:
+        prompt = str(r.get("prompt") or "")
+        result = check(signals.shares(signals.script_counts(prompt)), asked_for([prompt]), r["reply"],
+                       min_share=0.2, min_letters=12)
+        if result is not None:
+            judged += 1
+            misses += result.miss
+    return round(corrected / len(replies), 4), (round(misses / judged, 4) if judged else None)
+
+
 def entry(suite: str, model: str, rs: list[Row]) -> dict[str, Any]:
     scores = [_score(r) for r in rs]
     mean, low, high = mean_ci(scores)
@@ -31,6 +54,7 @@ def entry(suite: str, model: str, rs: list[Row]) -> dict[str, Any]:
     latencies = [r["latency_ms"] for r in rs if r["latency_ms"] is not None]
     ttfts = [r["ttft_ms"] for r in rs if r["ttft_ms"] is not None]
     total_cost = sum(costs) if costs else None
+    term_rate, language_miss_rate = reply_rates(rs)
     return {
         "suite": suite, "model": model, "version": rs[0]["suite_version"], "n": len(rs),
         "score": round(mean, 4), "ci_low": round(low, 4), "ci_high": round(high, 4),
@@ -40,6 +64,7 @@ def entry(suite: str, model: str, rs: list[Row]) -> dict[str, Any]:
         "latency_p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "ttft_p50_ms": round(statistics.median(ttfts), 1) if ttfts else None,
         "latency_per_correct_s": round(sum(latencies) / 1000 / correct, 3) if latencies and correct else None,
+        "term_rate": term_rate, "language_miss_rate": language_miss_rate,
     }
 
 

@@ -150,12 +150,14 @@ def _fmt(v: Any, digits: int = 3) -> str:
 
 def _board_table(board: list[dict[str, Any]]) -> str:
     head = ("<tr><th>suite</th><th>model</th><th>n</th><th>score</th><th>95% CI</th><th>correct</th>"
-            "<th>errors</th><th>cost / correct</th><th>latency p50 ms</th><th>TTFT p50 ms</th></tr>")
+            "<th>errors</th><th>cost / correct</th><th>latency p50 ms</th><th>TTFT p50 ms</th>"
+            "<th>terminology rate</th><th>language misses</th></tr>")
     body = "".join(
         f"<tr><td>{_e(e['suite'])}</td><td>{_e(e['model'])}</td><td>{e['n']}</td><td>{e['score']:.3f}</td>"
         f"<td>[{e['ci_low']:.3f}, {e['ci_high']:.3f}]</td><td>{e['correct']}</td><td>{e['errors']}</td>"
         f"<td>{_fmt(e['cost_per_correct'])}</td><td>{_fmt(e['latency_p50_ms'], 1)}</td>"
-        f"<td>{_fmt(e['ttft_p50_ms'], 1)}</td></tr>" for e in board)
+        f"<td>{_fmt(e['ttft_p50_ms'], 1)}</td><td>{_fmt(e.get('term_rate'))}</td>"
+        f"<td>{_fmt(e.get('language_miss_rate'))}</td></tr>" for e in board)
     return f'<table class="board">{head}{body}</table>'
 
 
@@ -246,12 +248,14 @@ def render_markdown(runs: list[dict[str, Any]], rows: list[Row]) -> str:
     lines = ["# Nuri evaluation report", ""]
     lines += [f"- run `{r['id']}` ({r['status']}): models {', '.join(r['models'])}; suites "
               + ", ".join(f"{s['name']}@{s['version']}" for s in r["suites"]) for r in runs]
-    lines += ["", "| suite | model | n | score | 95% CI | errors | cost / correct | latency p50 ms | TTFT p50 ms |",
-              "|---|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| suite | model | n | score | 95% CI | errors | cost / correct | latency p50 ms | TTFT p50 ms "
+              "| terminology rate | language misses |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in board:
         lines.append(f"| {e['suite']} | {e['model']} | {e['n']} | {e['score']:.3f} | "
                      f"[{e['ci_low']:.3f}, {e['ci_high']:.3f}] | {e['errors']} | {_fmt(e['cost_per_correct'])} | "
-                     f"{_fmt(e['latency_p50_ms'], 1)} | {_fmt(e['ttft_p50_ms'], 1)} |")
+                     f"{_fmt(e['latency_p50_ms'], 1)} | {_fmt(e['ttft_p50_ms'], 1)} | "
+                     f"{_fmt(e.get('term_rate'))} | {_fmt(e.get('language_miss_rate'))} |")
     pairs = model_pairs(rows)
     if pairs:
         lines += ["", "| suite | models | n | difference [95% CI] | p (bootstrap) | p (McNemar) |", "|---|---|---|---|---|---|"]

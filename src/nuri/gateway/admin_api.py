@@ -366,8 +366,8 @@ async def policy(request: Request, actor: str) -> BaseModel:
     """The running policy: packs, files, switched-off rules and every rule in load order."""
     generation = request.app.state.gateway.generation
     settings = generation.config.policy
-    rules = [PolicyRule(id=c.id, pack=c.loaded.pack, action=str(c.action), citation=c.rule.citation)
-             for c in getattr(generation.evaluator.engine, "rules", [])]
+    rules = [PolicyRule(id=lr.rule.id, pack=lr.pack, action=str(lr.rule.action), citation=lr.rule.citation)
+             for lr in getattr(generation.evaluator.engine, "rules", [])]
     return PolicyView(generation=generation.number, enabled=settings.enabled, packs=settings.packs,
                       files=settings.files, disabled_rules=settings.disabled_rules, rules=rules)
 
@@ -423,7 +423,7 @@ def _endpoint(spec: Spec, require_admin: AdminCheck) -> Callable[[Request], Awai
             return error_response(exc)
         if isinstance(answer, Response):
             return answer
-        return JSONResponse(answer.model_dump(mode="json"))
+        return JSONResponse(answer.model_dump(mode="json", exclude_unset=True))   # a usage row: its dimensions only
 
     endpoint.__name__ = spec.handler.__name__
     return endpoint

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from nuri.principal import ANONYMOUS, Principal
 
+# Request ids: a random prefix per process and a counter, 24 hex digits like a truncated UUID.
+# Unique across replicas by the prefix (40 random bits), and without a system call per request.
+_ID_PREFIX = os.urandom(5).hex()
+_ID_COUNTER = itertools.count(int.from_bytes(os.urandom(3), "big") << 24)
+
+
+def new_request_id() -> str:
+    return f"req_{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFF:014x}"
+
+
+def _reseed() -> None:
+    """A forked worker gets its own prefix, so two workers never hand out the same id."""
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = os.urandom(5).hex()
+    _ID_COUNTER = itertools.count(int.from_bytes(os.urandom(3), "big") << 24)
+
+
+os.register_at_fork(after_in_child=_reseed)
+
 
 @dataclass(slots=True)
 class RequestContext:
     endpoint: str
-    request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex[:24])
+    request_id: str = field(default_factory=lambda: new_request_id())
     started: float = field(default_factory=time.perf_counter)
     principal: Principal = ANONYMOUS
     requested: str | None = None

@@ -80,14 +80,7 @@ async def handle(request: Request, endpoint: str, body: dict[str, Any] | None = 
         if ctx.stream:                                                            # its relay records
             return await _stream(gw, ctx, trail, req, steps, privacy)
         reply = await _call(gw, ctx, trail, req, steps, privacy)                 # transform, call
-        reply = privacy.reply(reply) if endpoint != "embeddings" else reply      # restore, guard, terms
-        if ctx.replies is not None and (rest := ctx.replies.language_retry(reply, steps, ctx.step)):
-            reply = privacy.reply(await _call(gw, ctx, trail, req, rest, privacy))   # asked in ko, answered in en
-            ctx.replies.language_retry(reply, steps, ctx.step)
-        _label(ctx, reply)
-        if ctx.citations:                                                         # RAG: the sources
-            reply.setdefault("nuri", {})["citations"] = public_citations(ctx.citations)
-        ctx.usage = _usage(reply, req.prompt_tokens)
+        reply = await _respond(gw, ctx, trail, req, steps, privacy, reply)       # restore, guard, terms, label
         status, error = 200, None
     except NuriError as exc:
         status, error = exc.status, exc
@@ -255,6 +248,32 @@ def _count_text(chunk: dict[str, Any], into: list[str]) -> None:
         text = choice.get("text") or (choice.get("delta") or {}).get("content")
         if text:
             into.append(text)
+
+
+async def _respond(gw: Gateway, ctx: RequestContext, trail: Trail, req: ParsedRequest, steps: list[Any],
+                   privacy: ReplyPrivacy, reply: dict[str, Any]) -> dict[str, Any]:
+    """A whole reply restored, guarded and held to the terms; retried once elsewhere when it is
+    not in the language asked; labelled and with its sources cited. What was generated is charged
+    before anything may refuse the reply (a blocked term, a retry)."""
+    ctx.usage = _usage(reply, req.prompt_tokens)
+    if req.endpoint != "embeddings":
+        reply = privacy.reply(reply)
+        if ctx.replies is not None and (rest := ctx.replies.language_retry(reply, steps, ctx.step)):
+            again = await _call(gw, ctx, trail, req, rest, privacy)          # asked in ko, answered in en
+            ctx.usage = _sum_usage(ctx.usage, _usage(again, req.prompt_tokens))
+            reply = privacy.reply(again)
+            reply["usage"] = ctx.usage
+            ctx.replies.language_retry(reply, steps, ctx.step)
+    _label(ctx, reply)
+    if ctx.citations:                                                         # RAG: the sources
+        reply.setdefault("nuri", {})["citations"] = public_citations(ctx.citations)
+    return reply
+
+
+def _sum_usage(first: dict[str, Any], second: dict[str, Any]) -> dict[str, int]:
+    """Both calls' tokens: a retried request generated twice and is charged for both."""
+    keys = ("prompt_tokens", "completion_tokens", "total_tokens")
+    return {k: int(first.get(k) or 0) + int(second.get(k) or 0) for k in keys}
 
 
 def _label(ctx: RequestContext, reply: dict[str, Any]) -> None:

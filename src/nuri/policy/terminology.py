@@ -233,6 +233,26 @@ class TermSet:
         return None
 
 
+def contested_in(terms: TermSet, text: str) -> dict[str, int]:
+    """Term id → contested occurrences in a whole text that a rule would act on (the dual naming
+    and `keep` words do not count): what the eval leaderboard rates replies by."""
+    found: dict[str, int] = {}
+    if terms.match is None:
+        return found
+    low = text.lower()
+    m = terms.match.search(low) if len(low) == len(text) else None
+    while m is not None:
+        start, end = m.start(), m.end()
+        surface = terms.surface_at(text, start, end, text[start - 1] if start else "", final=True)
+        if isinstance(surface, Surface):
+            if surface.kind == "contested":
+                found[surface.term.id] = found.get(surface.term.id, 0) + 1
+            m = terms.match.search(low, end)
+        else:
+            m = terms.match.search(low, start + 1)
+    return found
+
+
 def language_of(surface: Surface, context: str) -> str:
     """The language a matched form is written in: its only one, or (日本海: ja and zh) by script."""
     if len(surface.langs) == 1:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
-import urllib.request
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -71,6 +70,35 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def bypassed(host: str, port: int, no_proxy: str) -> bool:
+    """Whether NO_PROXY exempts host:port, as curl reads it: `*`, domains (`example.kr` and
+    `.example.kr` both cover subdomains), optional `:port`, IP addresses and CIDR ranges."""
+    host = host.lower().strip("[]")
+    for entry in (e.strip().lower() for e in no_proxy.split(",")):
+        if entry == "*":
+            return True
+        if not entry:
+            continue
+        name, entry_port = entry, None
+        if entry.count(":") == 1 or entry.startswith("["):          # host:port, [v6]:port
+            head, _, tail = entry.rpartition(":")
+            if tail.isdigit() and head:
+                name, entry_port = head, int(tail)
+        name = name.strip("[]")
+        if entry_port is not None and entry_port != port:
+            continue
+        try:
+            if ipaddress.ip_address(host) in ipaddress.ip_network(name, strict=False):
+                return True
+            continue
+        except ValueError:
+            pass
+        name = name.lstrip("*").lstrip(".")
+        if name and (host == name or host.endswith("." + name)):
+            return True
+    return False
+
+
 def proxy_for(deployment: Deployment, base_url: str) -> str | None:
     """The proxy URL to reach `base_url` through, or None to connect directly."""
     configured = deployment.upstream.proxy.get_secret_value() if deployment.upstream.proxy else None
@@ -85,9 +113,7 @@ def proxy_for(deployment: Deployment, base_url: str) -> str | None:
     chosen = env(f"{url.scheme}_proxy") or env(f"{url.scheme.upper()}_PROXY")
     if not chosen:
         return None
-    no_proxy = env("no_proxy") or env("NO_PROXY") or ""
-    netloc = f"{host}:{url.port}" if url.port else host
-    if no_proxy and urllib.request.proxy_bypass_environment(netloc, {"no": no_proxy}):
+    if bypassed(host, url.port or (443 if url.scheme == "https" else 80), env("no_proxy") or env("NO_PROXY") or ""):
         return None
     return chosen if "://" in chosen else f"http://{chosen}"
 
