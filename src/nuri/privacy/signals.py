@@ -182,15 +182,37 @@ def higher(a: str, b: str) -> str:
     return a if _GRADE_RANK.get(a, 0) >= _GRADE_RANK.get(b, 0) else b
 
 
+def _script_class_table() -> bytes:
+    """UTF-8 byte → the script its character counts for: lead bytes of Hangul syllables (h), Han
+    (c), Latin letters and Latin-1/Extended lead bytes (l), other scripts (o), the rest (.)."""
+    table = bytearray(b"." * 256)
+    for c in (*range(65, 91), *range(97, 123), *range(0xC3, 0xCA)):
+        table[c] = ord("l")
+    for c in range(0xEA, 0xEE):
+        table[c] = ord("h")
+    for c in range(0xE4, 0xEA):
+        table[c] = ord("c")
+    for c in range(0xCD, 0xE1):
+        table[c] = ord("o")
+    return bytes(table)
+
+
+_SCRIPT_CLASS = _script_class_table()
+
+
 def script_counts(text: str) -> dict[str, int]:
-    """Letters per script (approximate at the block level): hangul, latin, han, kana, other."""
+    """Letters per script (approximate at the block level): hangul, latin, han, kana, other.
+
+    One byte-translate and four counts, all in C: every character's script is decided by its
+    UTF-8 lead byte, so no Python code runs per character."""
     b = text.encode("utf-8", "surrogatepass")
+    classes = b.translate(_SCRIPT_CLASS)
     counts = {
-        "hangul": b.count(0xEA) + b.count(0xEB) + b.count(0xEC) + b.count(0xED),
-        "latin": len(b.translate(None, _ASCII_NON_LETTERS)) + sum(b.count(x) for x in range(0xC3, 0xCA)),
-        "han": sum(b.count(x) for x in range(0xE4, 0xEA)),
+        "hangul": classes.count(b"h"),
+        "latin": classes.count(b"l"),
+        "han": classes.count(b"c"),
         "kana": 0,
-        "other": sum(b.count(x) for x in range(0xCD, 0xE1)),
+        "other": classes.count(b"o"),
     }
     if 0xE3 in b:
         for m in _E3_SCRIPTS.finditer(text):

@@ -9,6 +9,7 @@ rather than in its latency. Which counters hold the counts (memory, database, Re
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,7 +34,14 @@ def to_nanos(amount: float) -> int:
 
 
 def period_of(ts: float, kind: str) -> str:
-    d = datetime.fromtimestamp(ts, UTC)
+    """The budget period a time falls in ("2026-12-06", "2026-12" or "all"); asked on every
+    admission, so the formatted day is cached: it changes once a day."""
+    return _period_of_day(int(ts // 86400), kind)
+
+
+@functools.lru_cache(maxsize=64)
+def _period_of_day(day: int, kind: str) -> str:
+    d = datetime.fromtimestamp(day * 86400, UTC)
     if kind == "day":
         return d.strftime("%Y-%m-%d")
     if kind == "month":
