@@ -28,7 +28,17 @@ import aiohttp
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import chat_body, closed_loop, free_port, korean_prompt, make_sender, pin, upstream_process, wait_http, write_result
+from common import (
+    chat_body,
+    closed_loop,
+    free_port,
+    korean_prompt,
+    make_sender,
+    pin,
+    upstream_process,
+    wait_http,
+    write_result,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")

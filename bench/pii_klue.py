@@ -48,7 +48,7 @@ def load_klue(folder: Path) -> list[tuple[str, list[tuple[int, int, str]]]]:
 
 Gold = list[tuple[int, int, str]]
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-DEFAULT_THRESHOLD = 0.5      # the `privacy.person_threshold` to opt in with (P ≥ 0.85 pooled)
+DEFAULT_THRESHOLD = 0.5      # the default `privacy.person_threshold` (config.py)
 
 
 def _score(sents: list[tuple[str, Gold]], predict: Any) -> dict[str, Any]:

@@ -6,15 +6,22 @@
 Training data: the KLUE-NER half beside the repository (CC BY-SA 4.0; PS spans are people) and
 synthetic sentences built here from name, title and context lists — the cases news text lacks:
 names with no cue before phone numbers and e-mails, rare and two-syllable surnames, one-syllable
-given names, Latin-script and foreign residents' names, and place and organisation names that
-carry a surname or a historical name (세종대왕기념관, 김포공항) as hard negatives; foreign names in
-Hangul in news and review contexts (KLUE has few of any one); form fields, identifiers after bank
-and field names, loanwords and place names in the same contexts as negatives.
+given names, Latin-script and foreign residents' names, people named by the surname alone before a
+role (김 대표, 이모 씨), and place and organisation names that carry a surname or a historical name
+(세종대왕기념관, 김포공항) as hard negatives; foreign names in Hangul in news and review contexts,
+half of them drawn from Kiwi's list of people (KLUE has few of any one); form fields, identifiers
+after bank and field names, loanwords, place names and determiners before nouns (이 영화) in the
+same contexts as negatives.
+
+Word lists come from the installed kiwipiepy_model (Apache-2.0; `kiwi_lexicon`): the first and
+last words of people's names, proper nouns, words of places and firms, and Kiwi's common words.
+They are shipped inside the model file, so the run time never loads Kiwi.
 
 The model is a maximum-entropy classifier per piece (python-crfsuite on one-piece sequences),
-exported as weights plus a gazetteer of the training names to .npz; within training, each
-sentence's gazetteer features come from the other parts only (`cross_fitted`). Everything is
-seeded and the export fixes zip timestamps, so the same data and seed give the same file.
+exported as weights plus a gazetteer of the training names and the word lists to .npz; within
+training, each sentence's gazetteer features come from the other parts only (`cross_fitted`).
+Everything is seeded and sorted and the export fixes zip timestamps, so the same data, seed and
+kiwipiepy_model give the same file.
 """
 
 from __future__ import annotations
@@ -22,11 +29,13 @@ from __future__ import annotations
 import argparse
 import io
 import random
+import re
 import sys
 import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterable
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +181,11 @@ _NEWS_NEG = ("{w}{p} 이날 발표했다.", "{w}의 분위기가 좋았다.", "{
 
 
 def _foreign_ko(rng: random.Random) -> str:
+    people = kiwi_people()
+    if people and rng.random() < 0.5:
+        words = rng.choice(people).split(" ")
+        r = rng.random()
+        return " ".join(words) if r < 0.6 else words[-1] if r < 0.9 else words[0]
     r = rng.random()
     if r < 0.45:
         return rng.choice(_FOREIGN_GIVEN_KO) + rng.choice((" ", "")) + rng.choice(_FOREIGN_SUR_KO)
@@ -295,6 +309,28 @@ def _form(rng: random.Random) -> tuple[str, list[tuple[int, int]]]:
     return text, []
 
 
+_SURNAME_ROLES = ("대표", "회장", "의원", "장관", "교수", "기자", "팀장", "감독", "병장", "전 교육감", "전 대표",
+                  "변호사", "원장", "사장", "이사", "씨", "부장판사", "후보", "위원장", "총장")
+_SURNAME_T = ("앞서 {s} {r}{p} 이날 밝혔다.", "{s} {r}{p} \"사실이 아니다\"라고 말했다.", "이에 대해 {s} {r}{p} 부인했다.",
+              "{s}모({age})씨는 경찰 조사에서 혐의를 인정했다.", "{s}모 씨가 운영하는 가게", "{s} {r}{p} 1심에서 벌금형을 받았다.",
+              "{s} {r}의 발언이 논란이 됐다.", "검찰은 {s}모 씨를 불러 조사했다.")
+_DET_T = ("{d} {w}{p} 정말 좋았다.", "{d} {w}에 대해 설명했다.", "{d} {w} 때문에 걱정이다.", "{d} {w}{p} 이날 공개됐다.")
+_DETS = ("이", "그", "저", "전", "한", "각", "매", "본", "총", "양", "남", "신", "고", "구", "제")
+_DET_WORDS = ("영화", "제품", "문제", "사건", "세계", "지역", "국민", "기간", "회사", "정책", "학생", "시장", "드라마",
+              "노래", "배우들", "작품", "장면", "프로그램", "방송", "경기", "선거", "이야기", "사람", "부분")
+
+
+def _surname_only(rng: random.Random) -> tuple[str, list[tuple[int, int]]]:
+    """A person named by the surname alone before a role (김 대표, 이모 씨), as news writes them; or
+    a determiner before a noun (이 영화, 전 세계), which looks the same."""
+    if rng.random() < 0.6:
+        tpl = rng.choice(_SURNAME_T).replace("{s}", "{n}").replace("{r}", rng.choice(_SURNAME_ROLES))
+        return _fill(tpl, {"n": rng.choice(SURNAMES_1)}, rng)
+    d, w = rng.choice(_DETS), rng.choice(_DET_WORDS)
+    text, _ = _fill(rng.choice(_DET_T).replace("{d}", d).replace("{w}", w), {}, rng)
+    return text, []
+
+
 def synthetic(n: int, seed: int) -> list[Sentence]:
     """`n` seeded sentences: Korean names with and without cues, Latin and foreign names, places."""
     rng = random.Random(seed)
@@ -342,6 +378,9 @@ def synthetic(n: int, seed: int) -> list[Sentence]:
         w = rng.choice(_NOT_NAMES)
         text = rng.choice(_NEWS_NEG).replace("{w}{p}", w + _josa(w, ("은", "는"))).replace("{w}", w)
         out.append((text, [], f"synthetic-{seed}-notname-{k}"))
+    for k in range(n // 8):        # surnames alone before a role, determiners before a noun
+        text, spans = _surname_only(rng)
+        out.append((text, spans, f"synthetic-{seed}-surname-{k}"))
     for k in range(n // 10):       # plain sentences alone and in pairs
         text = " ".join(rng.choice(_PLAIN) for _ in range(rng.randint(1, 3)))
         out.append((text, [], f"synthetic-{seed}-plain-{k}"))
@@ -350,28 +389,112 @@ def synthetic(n: int, seed: int) -> list[Sentence]:
 
 # ---- training -----------------------------------------------------------------------------------
 
-def items(sentences: Iterable[Sentence], gaz: frozenset[str] = frozenset()) -> Iterable[tuple[list[str], str]]:
+@lru_cache(maxsize=1)
+def kiwi_people() -> tuple[str, ...]:
+    """People's names in Hangul from kiwipiepy_model's multi.dict (entries typed Q5 in Wikidata)."""
+    try:
+        import kiwipiepy_model
+    except ImportError:
+        return ()
+    folder = Path(kiwipiepy_model.get_model_path())
+    out = set()
+    for line in (folder / "multi.dict").read_text(encoding="utf-8").splitlines():
+        parts = line.split("\t")
+        if line.endswith("# Q5") and len(parts) >= 3 and parts[1] == "NNP" and _HANGUL_WORDS.fullmatch(parts[0]):
+            out.add(parts[0])
+    return tuple(sorted(out))
+
+
+_HANGUL_WORDS = re.compile(r"[가-힣]{1,8}(?: [가-힣]{1,8}){1,2}")
+
+
+@lru_cache(maxsize=1)
+def kiwi_lexicon() -> nt.Lexicon:
+    """Word lists from the dictionaries of kiwipiepy_model (Apache-2.0): the first and last words
+    of people's names (multi.dict entries typed Q5, "human", in Wikidata) seen in at least two
+    names and more often in names than in other entries, and the single-word proper nouns of
+    default.dict. Hangul only; an empty lexicon when the package is missing."""
+    import re
+    from collections import Counter
+    try:
+        import kiwipiepy_model
+    except ImportError:
+        return nt.NO_LEXICON
+    folder = Path(kiwipiepy_model.get_model_path())
+    hangul = re.compile(r"[가-힣]{2,}")
+    first: Counter[str] = Counter()
+    last: Counter[str] = Counter()
+    other: Counter[str] = Counter()
+    for line in (folder / "multi.dict").read_text(encoding="utf-8").splitlines():
+        parts = line.split("\t")
+        if line.startswith("#") or len(parts) < 3:
+            continue
+        words = parts[0].split(" ")
+        if line.endswith("# Q5"):
+            first[words[0]] += 1
+            last[words[-1]] += 1
+        else:
+            other.update(words)
+    proper = set()
+    for line in (folder / "default.dict").read_text(encoding="utf-8").splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[1] == "NNP" and hangul.fullmatch(parts[0]) and len(parts[0]) <= 8:
+            proper.add(parts[0])
+
+    def keep(counts: Counter[str]) -> frozenset[str]:
+        return frozenset(w for w, c in counts.items() if c >= 2 and c > other[w] and hangul.fullmatch(w))
+
+    people = first + last
+    not_people = frozenset(w for w, c in other.items() if c >= 2 and c > people[w] and hangul.fullmatch(w))
+    return nt.Lexicon(keep(first), keep(last), frozenset(proper), not_people, kiwi_common())
+
+
+def kiwi_common() -> frozenset[str]:
+    """Kiwi's common nouns, adverbs, determiners, pronouns and interjections of 2–8 syllables."""
+    try:
+        from kiwipiepy import Kiwi
+    except ImportError:
+        return frozenset()
+    kiwi = Kiwi()
+    hangul = re.compile(r"[가-힣]{2,8}")
+    tags = {"NNG", "NNB", "NR", "NP", "MAG", "MAJ", "MM", "IC", "XR"}
+    out = set()
+    i = 0
+    while True:
+        try:
+            m = kiwi.morpheme(i)
+        except (IndexError, ValueError, RuntimeError):
+            break
+        i += 1
+        if str(m.tag) in tags and hangul.fullmatch(m.form):
+            out.add(m.form)
+    return frozenset(out)
+
+
+def items(sentences: Iterable[Sentence], gaz: frozenset[str] = frozenset(),
+          lex: nt.Lexicon = nt.NO_LEXICON) -> Iterable[tuple[list[str], str]]:
     """(features, label) of every piece of every sentence."""
     for text, spans, _ in sentences:
         pieces = nt.tokenize(text)
         if pieces:
-            yield from zip(nt.features(text, gaz), nt.labels(pieces, spans), strict=True)
+            yield from zip(nt.features(text, gaz, lex), nt.labels(pieces, spans), strict=True)
 
 
 def names_of(sentences: Iterable[Sentence]) -> list[str]:
     return [text[a:b] for text, spans, _ in sentences for a, b in spans]
 
 
-def cross_fitted(sentences: list[Sentence], parts: int = 5) -> Iterable[tuple[list[str], str]]:
+def cross_fitted(sentences: list[Sentence], parts: int = 5,
+                 lex: nt.Lexicon = nt.NO_LEXICON) -> Iterable[tuple[list[str], str]]:
     """`items` with the gazetteer features of each sentence taken from the other parts only, so
     the model learns how far a name seen elsewhere is to be trusted, not that every name is known."""
     for j in range(parts):
         other = [s for s in sentences if zlib.crc32(b"gaz" + s[2].encode()) % parts != j]
         gaz = nt.gazetteer(names_of(other))
-        yield from items([s for s in sentences if zlib.crc32(b"gaz" + s[2].encode()) % parts == j], gaz)
+        yield from items([s for s in sentences if zlib.crc32(b"gaz" + s[2].encode()) % parts == j], gaz, lex)
 
 
-def export(crf_model: Path, out: Path, gaz: frozenset[str] = frozenset()) -> Path:
+def export(crf_model: Path, out: Path, gaz: frozenset[str] = frozenset(), lex: nt.Lexicon = nt.NO_LEXICON) -> Path:
     """The weights of a crfsuite model as the .npz the tagger loads; byte-identical for the same
     weights (fixed zip timestamps), so a rebuild can be compared with the shipped file."""
     import pycrfsuite
@@ -386,7 +509,8 @@ def export(crf_model: Path, out: Path, gaz: frozenset[str] = frozenset()) -> Pat
     for (a, lab), w in state.items():
         weights[row[a], col[lab]] = w
     arrays = {"attrs": np.array(attrs), "labels": np.array(nt.LABELS), "weights": weights,
-              "gazetteer": np.array(sorted(gaz), dtype=str)}
+              "gazetteer": np.array(sorted(gaz), dtype=str),
+              **{"lex_" + k: nt.pack_words(v) for k, v in lex._asdict().items()}}
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
         for name, arr in arrays.items():
@@ -403,13 +527,14 @@ def train(sentences: Iterable[Sentence], out: Path, params: dict[str, object] | 
 
     sentences = list(sentences)
     trainer = pycrfsuite.Trainer(verbose=False)
-    for x, y in cross_fitted(sentences):
+    lex = kiwi_lexicon()
+    for x, y in cross_fitted(sentences, lex=lex):
         trainer.append([x], [y])
     trainer.set_params({**PARAMS, **(params or {})})
     with tempfile.TemporaryDirectory() as tmp:
         crf = Path(tmp) / "names.crfsuite"
         trainer.train(str(crf))
-        return export(crf, out, nt.gazetteer(names_of(sentences)))
+        return export(crf, out, nt.gazetteer(names_of(sentences)), lex)
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -97,6 +97,8 @@ def serve(
     if gateway.refused:
         console.print(f"[red]nuri: {gateway.refused}[/red]")
         raise typer.Exit(2)
+    if not server.started:
+        raise typer.Exit(3)            # start-up failed (uvicorn's own exit code for it)
 
 
 class _FirstLineOnly(logging.Filter):

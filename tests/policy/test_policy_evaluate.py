@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from nuri.catalog import Catalog
 from nuri.config import NuriConfig
 from nuri.errors import InternalError, ModelNotFound, PermissionDenied
-from nuri.catalog import Catalog
 from nuri.gateway.evaluator import Evaluator
 from nuri.gateway.request import parse_request
 from nuri.policy.engine import PolicyEngine

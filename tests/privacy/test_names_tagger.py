@@ -13,7 +13,7 @@ from nuri.privacy import names_tagger
 from nuri.privacy.scanner import Scanner
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNER = Scanner(PrivacySettings(person_threshold=0.5))
+SCANNER = Scanner()      # the defaults: the tagger is on (privacy.person_threshold 0.5)
 
 
 def persons(text: str, scanner: Scanner = SCANNER) -> list[str]:
@@ -24,8 +24,25 @@ def test_the_model_ships_inside_the_package() -> None:
     assert names_tagger.MODEL_PATH.is_file()
     assert names_tagger.MODEL_PATH.name == "names.npz"
     assert names_tagger.MODEL_PATH.stat().st_size < 3_000_000
-    assert (names_tagger.MODEL_PATH.parent / "NOTICE.md").read_text().count("CC BY-SA 4.0") >= 1
+    notice = (names_tagger.MODEL_PATH.parent / "NOTICE.md").read_text()
+    assert "CC BY-SA 4.0" in notice and "Apache License 2.0" in notice and "kiwipiepy_model" in notice
     assert names_tagger.shipped() is not None
+
+
+def test_the_tagger_is_on_by_default() -> None:
+    assert PrivacySettings().person_threshold == 0.5
+    assert persons("홍길동 010-1234-5678", Scanner()) == ["홍길동"]
+
+
+def test_kiwi_word_lists_ship_with_the_weights() -> None:
+    """Kiwi's lists are read from the model file, never from Kiwi at run time."""
+    tagger = names_tagger.shipped()
+    assert tagger is not None
+    lex = tagger._lex
+    assert "제니퍼" in lex.first and "프리먼" in lex.last and "학부모" in lex.common
+    assert len(lex.proper) > 50_000
+    own = names_tagger.token_features("프리먼과", lex=lex)[0]
+    assert "kl" in own
 
 
 @pytest.mark.parametrize(("text", "name"), [
@@ -74,6 +91,26 @@ def test_long_texts_are_tagged_in_chunks() -> None:
     found = tagger.find(text)
     assert len(found) == names_tagger._CHUNK // 4
     assert {text[a:b] for a, b, _ in found} == {"홍길동"}
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("앞서 변 대표는 1심에서 벌금형을 받았다.", ["변"]),        # the surname alone before a role
+    ("이에 대해 오 교수는 반박했다.", ["오"]),
+    ("중학생 A(14)씨는 미성년자이고 B 씨는 회사원이다.", ["A", "B"]),   # people news leaves unnamed
+    ("검찰은 K군을 불구속 입건했다.", ["K"]),
+    ("모건 프리먼과 제니퍼 로렌스가 출연했다.", ["모건 프리먼", "제니퍼 로렌스"]),
+])
+def test_names_news_writes_without_a_given_name(text: str, names: list[str]) -> None:
+    assert persons(text) == names
+
+
+@pytest.mark.parametrize("text", [
+    "학부모가 학원비를 쉽게 알아볼 수 있다.",
+    "이 영화는 정말 재미있다. 더욱더 기대된다.",
+    "우리나라 대표팀이 이겼다.",
+])
+def test_common_words_are_not_tagged(text: str) -> None:
+    assert persons(text) == []
 
 
 @pytest.mark.parametrize(("text", "name"), [
@@ -125,8 +162,11 @@ def _train_names():  # type: ignore[no-untyped-def]
 
 def test_training_reproduces_a_tagger_on_a_small_subset(tmp_path: Path) -> None:
     """The training script, on synthetic sentences (and KLUE's first 200 when present), gives a
-    model that tags a known sentence, and the same data give the same file byte for byte."""
+    model that tags a known sentence, and the same data give the same file byte for byte; the word
+    lists it builds from kiwipiepy_model are the ones shipped."""
     tn = _train_names()
+    shipped = names_tagger.shipped()
+    assert shipped is not None and tn.kiwi_lexicon() == shipped._lex
     assert tn.synthetic(50, 3) == tn.synthetic(50, 3)
     data = tn.load_klue(tn.DEFAULT_DATA)[:200] if tn.DEFAULT_DATA.is_dir() else []
     data += tn.synthetic(300, 12)
@@ -147,3 +187,26 @@ def test_gazetteer_features_come_from_other_parts_only() -> None:
     feats = [x for x, _ in tn.cross_fitted(only)]
     assert feats and all("gz" not in f for f in feats)
     assert "gz" in names_tagger.features("트럼프가 왔다", names_tagger.gazetteer(["트럼프"]))[0]
+
+
+def test_nuri_scan_json_says_which_part_found_each_name() -> None:
+    """`nuri scan --json`: each PERSON's detail names rule, tagger or both, with the tagger's score."""
+    import json
+
+    import typer
+    from typer.testing import CliRunner
+
+    from nuri.privacy.cli import register
+
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    register(app)
+    text = "홍길동 010-1234-5678, 황보현 과장, 성명: 김민수"
+    result = CliRunner().invoke(app, ["scan", text, "--json"])
+    assert result.exit_code == 0, result.output
+    people = {text[e["start"]:e["end"]]: e for e in json.loads(result.output)["entities"] if e["type"] == "PERSON"}
+    assert set(people) == {"홍길동", "황보현", "김민수"}
+    assert people["홍길동"]["detail"].startswith("tagger p=") and people["홍길동"]["evidence"] == "model"
+    assert people["황보현"]["detail"].startswith("rule+tagger p=")
+    assert people["김민수"]["detail"].startswith("rule")
+    assert people["홍길동"]["score"] >= 0.5

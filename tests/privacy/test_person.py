@@ -36,6 +36,15 @@ def test_surname_with_ssi_marks_the_surname() -> None:
     assert persons("경찰은 박씨를 불러 조사했다") == ["박"]
 
 
+def test_one_letter_people_news_leaves_unnamed_are_found_by_rule() -> None:
+    from nuri.privacy.detectors.person import PersonDetector
+
+    rules = PersonDetector()        # no tagger
+    text = "교사 A(44)씨가 남편 B(44)씨를 상대로 낸 소송, K군을 입건, C 씨는"
+    assert [text[h.start:h.end] for h in rules.detect(text)] == ["A", "B", "K", "C"]
+    assert rules.detect("BMW 양식, ABC씨앗, A4 씨름") == []
+
+
 @pytest.mark.parametrize("text", [
     "이번 정부는 최근 신규 정책을 발표했다",
     "전화번호와 주소를 알려주세요",

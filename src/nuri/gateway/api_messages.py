@@ -73,7 +73,7 @@ def _need(cond: bool, message: str, param: str) -> None:
 
 def _source(block: dict[str, Any], where: str) -> str:
     """An image or document source as a URL (a data: URL for base64)."""
-    src = block.get("source")
+    src: Any = block.get("source")
     _need(isinstance(src, dict), "needs a source object", f"{where}.source")
     kind = src.get("type")
     if kind == "base64":
@@ -236,7 +236,7 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     mt = body.get("max_tokens")
     _need(type(mt) is int and mt >= 1, "required integer >= 1", "max_tokens")
     _need(isinstance(body.get("stream", False), bool), "must be a boolean", "stream")
-    msgs = body.get("messages")
+    msgs: Any = body.get("messages")
     _need(isinstance(msgs, list) and len(msgs) > 0, "required non-empty list", "messages")
     messages: list[dict[str, Any]] = []
     if body.get("system") is not None:
@@ -379,7 +379,7 @@ class _StreamWriter:
         fn = call.get("function") or {}
         index = call.get("index", 0)
         if index not in self.calls:
-            block = {"type": "tool_use", "id": call.get("id") or "toolu_" + secrets.token_hex(12),
+            block: dict[str, Any] = {"type": "tool_use", "id": call.get("id") or "toolu_" + secrets.token_hex(12),
                      "name": fn.get("name") or "", "input": {}}
             out += self._open(block, "tool_use")
             self.calls[index] = self.index

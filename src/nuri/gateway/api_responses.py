@@ -24,10 +24,12 @@ from starlette.responses import Response, StreamingResponse
 
 from nuri.errors import InvalidRequest, NuriError
 from nuri.gateway import pipeline
-from nuri.gateway.conversations import Store, Stored
+from nuri.gateway.conversations import Known, Store, Stored
 from nuri.gateway.edge import Edge, error_of, json_of, kept_headers, retranslate, sse, stream_error
 from nuri.gateway.labels import first_event_label
+from nuri.gateway.request import ParsedRequest
 from nuri.gateway.responses import JSONResponse, error_response
+from nuri.privacy.types import Classification
 
 log = logging.getLogger("nuri.gateway")
 
@@ -301,6 +303,17 @@ class Turn:
     id: str = field(default_factory=lambda: _id("resp_"))
     created_at: int = field(default_factory=lambda: int(time.time()))
     nuri: dict[str, Any] | None = None     # Nuri's additions (AI notice, citations) on every snapshot
+    known: Known | None = None             # the request's classification, reused to redact what is stored
+    classifies: bool = False               # whether the pipeline classifies (policy on)
+
+    @property
+    def stored(self) -> bool:
+        return self.store is not None and bool(self.body.get("store", True))
+
+    def classified(self, req: ParsedRequest, classification: Classification) -> None:
+        """The pipeline's scan of the request, kept to redact the stored state without a second one."""
+        if self.classifies:
+            self.known = Known.of(req.texts, classification)
 
     def response(self, status: str, output: list[dict[str, Any]], usage: dict[str, Any] | None = None,
                  model: str | None = None, finish: str | None = None,
@@ -341,11 +354,11 @@ class Turn:
 
     async def save(self, response: dict[str, Any]) -> None:
         """Keep the conversation for a follow-up (redacted); a failure to store is logged, not fatal."""
-        if self.store is None or not self.body.get("store", True):
+        if self.store is None or not self.stored:
             return
         try:
             await self.store.save(self.id, self.team, Stored([*self.history, *self.items, *response["output"]],
-                                                             response))
+                                                             response), self.known)
         except Exception as exc:
             log.error("response %s not stored: %s", self.id, type(exc).__name__)
 
@@ -531,12 +544,14 @@ async def create_response(request: Request) -> Response:
             if previous is None:
                 raise not_found(body["previous_response_id"], "previous_response_id")
             history = previous.items
-        turn = Turn(body, input_items(body["input"]), history, team, store)
+        turn = Turn(body, input_items(body["input"]), history, team, store,
+                    classifies=edge.gw.evaluator.engine.classifies)
         chat = to_chat(body, history, turn.items)
     except Exception as exc:
         error = await edge.refuse(exc)
         return error_response(error, headers=edge.headers())
-    answer = await pipeline.handle(request, "chat", body=chat, api="responses", principal=edge.ctx.principal)
+    answer = await pipeline.handle(request, "chat", body=chat, api="responses", principal=edge.ctx.principal,
+                                   on_classified=turn.classified if turn.stored else None)
     if isinstance(answer, StreamingResponse):
         turn.nuri = first_event_label(answer)          # the AI notice from the first event on, if asked
         return retranslate(answer, turn.stream)

@@ -27,13 +27,14 @@ from nuri.errors import (
     RateLimited,
     Unauthorized,
 )
-from nuri.gateway import admin_api, api_messages, api_responses, explain, pipeline
+from nuri.gateway import admin_api, admin_stats, api_messages, api_responses, explain, pipeline
 from nuri.gateway.conversations import open_store
 from nuri.gateway.generations import PinGeneration
 from nuri.gateway.responses import JSONResponse, error_response
 from nuri.gateway.state import Gateway
 from nuri.ledger.keys import PREFIX, bearer
 from nuri.rag import http as rag_http
+from nuri.web import console
 
 log = logging.getLogger("nuri.gateway")
 
@@ -202,6 +203,8 @@ def create_app(config: NuriConfig, data_dir: Path, listen_host: str = "127.0.0.1
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
         *admin_api.routes(require_admin),       # /v1/nuri/admin/… and /v1/nuri/openapi.json
+        *admin_stats.routes(require_admin),     # what the console reads: stats, audit search, explain
+        *console.routes(),                      # /console: the operations console (nuri.web)
     ]
     app = Starlette(
         routes=routes,

@@ -1,17 +1,22 @@
 """Responses API state: what a request with `previous_response_id` continues from.
 
 Each stored response holds its conversation's items up to and including its own output, so a
-follow-up sends only its new input. Personal data is not kept: before anything is stored, every
-string is scanned with Nuri's scanner and each value found becomes `<TYPE_REDACTED>` (the marker
-the pseudonymiser uses for values it never restores), and images, audio and files are replaced by
-a note. Stored state thus holds what Nuri holds elsewhere, entity types and never values; a
-follow-up continues from the redacted history (a client that needs the values in later turns
-sends the history itself, with `store: false`).
+follow-up sends only its new input. Personal data is not kept: every string is redacted before
+anything is stored, each value found becoming `<TYPE_REDACTED>` (the marker the pseudonymiser
+uses for values it never restores), and images, audio and files are replaced by a note. Stored
+state thus holds what Nuri holds elsewhere, entity types and never values; a follow-up continues
+from the redacted history (a client that needs the values in later turns sends the history
+itself, with `store: false`).
+
+What is found where: the strings the request carried (instructions, input items, the history it
+continues) were scanned by the pipeline's classification, split values across fields included,
+and are redacted from that scan (`Known`); the rest (the model's output, `metadata`) and
+everything when policy is off (nothing was classified) is scanned here.
 
 Where: the ledger's database (its SQLite file or PostgreSQL), in a table of its own created at
-start-up; with the ledger disabled, process memory (lost on restart, not shared by replicas).
-Either way a stored response belongs to the team whose key stored it and expires after
-`conversations.retention_days`.
+start-up and written behind in batches (see `DatabaseStore`); with the ledger disabled, process
+memory (lost on restart, not shared by replicas). Either way a stored response belongs to the
+team whose key stored it and expires after `conversations.retention_days`.
 """
 
 from __future__ import annotations
@@ -30,11 +35,18 @@ from sqlalchemy.engine import Engine, make_url
 
 from nuri.config import NuriConfig
 from nuri.privacy import fields
+from nuri.privacy.classify import OVER_SCAN_LIMIT
 from nuri.privacy.pseudonymizer import redacted
+from nuri.privacy.types import Classification, Entity
 
 log = logging.getLogger("nuri.gateway")
 
 PRUNE_EVERY_SECONDS = 60.0
+FLUSH_SECONDS = 0.05          # how long a stored response waits to be written with the others
+RETRY_SECONDS = 1.0           # after a failed write, before the next try
+MISS_RETRY_SECONDS = 0.25     # a miss looks again after this: another replica's rows may be on their way
+PENDING_MAX = 50_000          # rows waiting to be written, most (the database failing meanwhile)
+INLINE_SCAN_CHARS = 16_384    # text left to scan up to which redaction runs on the event loop
 NOT_KEPT = "[content not kept by Nuri]"
 # content parts whose payload is not text: replaced by a note before storing
 _BINARY_TYPES = frozenset({"input_image", "input_file", "input_audio", "image_url", "image", "file", "audio"})
@@ -60,22 +72,82 @@ class Stored:
     response: dict[str, Any]
 
 
-class Redactor:
-    """Every string of a JSON value with personal data replaced by `<TYPE_REDACTED>`."""
+class Known:
+    """What the request's classification found in each of its texts, by text.
 
-    def __init__(self, scanner: Any) -> None:
+    The stored items repeat the request's strings (instructions, input items, the history sent
+    back), and the pipeline has already scanned each of them, split values across fields
+    included; redacting them from that scan costs a lookup instead of a second scan. Only a
+    complete classification is reused: none when policy is off (nothing was scanned) or when the
+    request went over `privacy.max_scan_chars` (only a prefix was)."""
+
+    __slots__ = ("by_text",)
+
+    def __init__(self, by_text: dict[str, list[Entity]]) -> None:
+        self.by_text = by_text
+
+    @classmethod
+    def of(cls, texts: list[tuple[fields.Path, str]], classification: Classification) -> Known | None:
+        if OVER_SCAN_LIMIT in classification.unscanned:
+            return None
+        by_path: dict[fields.Path, list[Entity]] = {}
+        for e in classification.entities:
+            by_path.setdefault(e.path, []).append(e)
+        by_text: dict[str, list[Entity]] = {}
+        for path, text in texts:
+            found = [e for e in by_path.get(path, ()) if text[e.start:e.end] == e.text]
+            if len(found) != len(by_path.get(path, ())):
+                continue                    # offsets that do not fit this text: it is scanned again
+            by_text[text] = [*by_text.get(text, ()), *found]
+        return cls(by_text)
+
+    def get(self, text: str) -> list[Entity] | None:
+        return self.by_text.get(text)
+
+
+def redact_spans(text: str, entities: list[Entity]) -> str:
+    """`text` with each entity's span replaced by its type's marker; overlapping spans (a field's
+    entity and a piece of a value split across fields) become one marker."""
+    if not entities:
+        return text
+    spans: list[list[Any]] = []
+    for e in sorted(entities, key=lambda e: (e.start, -e.end)):
+        if spans and e.start < spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], e.end)
+        else:
+            spans.append([e.start, e.end, e.type])
+    out, pos = [], 0
+    for a, b, kind in spans:
+        out += [text[pos:a], redacted(kind)]
+        pos = b
+    out.append(text[pos:])
+    return "".join(out)
+
+
+class Redactor:
+    """Every string of a JSON value with personal data replaced by `<TYPE_REDACTED>`: strings the
+    request carried from their classification (`known`), any other (model output, metadata) by
+    a scan of its own."""
+
+    def __init__(self, scanner: Any, known: Known | None = None) -> None:
         self.scanner = scanner
+        self.known = known
         self._memo: dict[str, str] = {}
 
     def text(self, value: str) -> str:
         hit = self._memo.get(value)
         if hit is not None:
             return hit
-        out = value
-        for e in sorted(self.scanner.scan(value), key=lambda e: e.start, reverse=True):
-            out = out[:e.start] + redacted(e.type) + out[e.end:]
+        entities = self.known.get(value) if self.known is not None else None
+        out = redact_spans(value, entities if entities is not None else self.scanner.scan(value))
         self._memo[value] = out
         return out
+
+    def unknown_chars(self, node: Any) -> int:
+        """Characters of `node` that would need a scan of their own (not known from the request)."""
+        texts, _ = fields.walk({"v": _without_binary(node)})
+        known = self.known
+        return sum(len(t) for _p, t in texts if known is None or known.get(t) is None)
 
     def value(self, node: Any) -> Any:
         node = _without_binary(node)
@@ -88,6 +160,11 @@ class Redactor:
         out = fields.rewrite(wrapped, texts, self.text)
         out = fields.apply(out, [(u.path, NOT_KEPT) for u in unscanned])
         return out["v"]
+
+    def encode(self, stored: Stored) -> str:
+        """The stored form: redacted, as JSON text."""
+        body = {"items": self.value(stored.items), "response": self.value(stored.response)}
+        return orjson.dumps(body).decode()
 
 
 def _without_binary(node: Any) -> Any:
@@ -104,9 +181,17 @@ def _without_binary(node: Any) -> Any:
 class Store(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
-    async def save(self, response_id: str, team: str, stored: Stored) -> None: ...
+    async def save(self, response_id: str, team: str, stored: Stored, known: Known | None = None) -> None: ...
     async def load(self, response_id: str, team: str) -> Stored | None: ...
     async def delete(self, response_id: str, team: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Row:
+    team: str
+    created_at: float
+    expires_at: float
+    body: str
 
 
 class _Base:
@@ -114,11 +199,19 @@ class _Base:
         self.retention = retention_days * 86400.0
         self.scanner = scanner
 
-    def encode(self, stored: Stored) -> str:
-        """The stored form: redacted, as JSON text."""
-        redactor = Redactor(self.scanner)
-        body = {"items": redactor.value(stored.items), "response": redactor.value(stored.response)}
-        return orjson.dumps(body).decode()
+    async def encode(self, stored: Stored, known: Known | None = None) -> str:
+        """The stored form, redacted, as JSON text. On the event loop when little is left to scan
+        (the request's texts are known from its classification); on a worker thread when much is
+        (policy off, or a long reply), so a scan of megabytes does not stall other requests."""
+        redactor = Redactor(self.scanner, known)
+        unknown = redactor.unknown_chars(stored.items) + redactor.unknown_chars(stored.response)
+        if unknown > INLINE_SCAN_CHARS:
+            return await asyncio.to_thread(redactor.encode, stored)
+        return redactor.encode(stored)
+
+    def row(self, team: str, body: str) -> _Row:
+        now = time.time()
+        return _Row(team, now, now + self.retention, body)
 
     @staticmethod
     def decode(text: str) -> Stored:
@@ -132,7 +225,7 @@ class MemoryStore(_Base):
     def __init__(self, retention_days: float, scanner: Any, max_entries: int) -> None:
         super().__init__(retention_days, scanner)
         self.max_entries = max_entries
-        self._rows: OrderedDict[str, tuple[str, float, str]] = OrderedDict()
+        self._rows: OrderedDict[str, _Row] = OrderedDict()
 
     async def start(self) -> None:
         return None
@@ -140,30 +233,38 @@ class MemoryStore(_Base):
     async def close(self) -> None:
         self._rows.clear()
 
-    async def save(self, response_id: str, team: str, stored: Stored) -> None:
-        self._rows[response_id] = (team, time.time() + self.retention, self.encode(stored))
+    async def save(self, response_id: str, team: str, stored: Stored, known: Known | None = None) -> None:
+        self._rows[response_id] = self.row(team, await self.encode(stored, known))
         while len(self._rows) > self.max_entries:
             self._rows.popitem(last=False)
 
     async def load(self, response_id: str, team: str) -> Stored | None:
         row = self._rows.get(response_id)
-        if row is None or row[0] != team:
+        if row is None or row.team != team:
             return None
-        if row[1] < time.time():
+        if row.expires_at < time.time():
             self._rows.pop(response_id, None)
             return None
-        return self.decode(row[2])
+        return self.decode(row.body)
 
     async def delete(self, response_id: str, team: str) -> bool:
         row = self._rows.get(response_id)
-        if row is None or row[0] != team:
+        if row is None or row.team != team:
             return False
         del self._rows[response_id]
         return True
 
 
 class DatabaseStore(_Base):
-    """The ledger's database, in a table of its own (created if missing at start-up)."""
+    """The ledger's database, in a table of its own (created if missing at start-up).
+
+    Written behind: `save` puts the redacted row in a pending map and one task writes what has
+    gathered every `FLUSH_SECONDS`, in one transaction on one worker thread, so a response costs
+    neither a thread hop nor a commit of its own. This replica serves a pending row from the map,
+    so a follow-up here never misses it. Another replica sharing the database cannot see it until
+    it is written: a miss there looks again once after `MISS_RETRY_SECONDS` (one flush interval
+    and the time to write), so only a truly unknown id pays that wait. A crash loses the rows not
+    yet written (at most one interval's worth); their follow-ups get 404, as for an expired id."""
 
     def __init__(self, url: str, retention_days: float, scanner: Any, schema: str | None = None) -> None:
         super().__init__(retention_days, scanner)
@@ -171,6 +272,11 @@ class DatabaseStore(_Base):
         self.schema = schema
         self.engine: Engine | None = None
         self._pruned = 0.0
+        self._pending: dict[str, _Row] = {}
+        self._wake = asyncio.Event()
+        self._writing = asyncio.Lock()      # held while a batch or a delete is in the database
+        self._flusher: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def _make_engine(self) -> Engine:
         if self.url.startswith("sqlite"):
@@ -191,9 +297,18 @@ class DatabaseStore(_Base):
         self.engine = self._make_engine()
         await asyncio.to_thread(METADATA.create_all, self.engine)
         await asyncio.to_thread(self._prune)
+        self._flusher = asyncio.create_task(self._flush_loop(), name="nuri-conversations-writer")
 
     async def close(self) -> None:
+        """Write what is pending, then let the engine go. The writer is asked to stop, not
+        cancelled, so a batch is never cut off halfway through its write."""
+        self._stopping = True
+        self._wake.set()
+        if self._flusher is not None:
+            await self._flusher
+            self._flusher = None
         if self.engine is not None:
+            await self.flush()                  # anything saved while the writer was stopping
             self.engine.dispose()
             self.engine = None
 
@@ -203,18 +318,51 @@ class DatabaseStore(_Base):
             conn.execute(delete(TABLE).where(TABLE.c.expires_at < time.time()))
         self._pruned = time.monotonic()
 
-    def _save(self, response_id: str, team: str, stored: Stored) -> None:
-        assert self.engine is not None
-        body = self.encode(stored)               # the scan runs on this worker thread, off the loop
-        now = time.time()
-        with self.engine.begin() as conn:
-            conn.execute(_INSERT, {"id": response_id, "team": team, "created_at": now,
-                                   "expires_at": now + self.retention, "body": body})
-        if time.monotonic() - self._pruned > PRUNE_EVERY_SECONDS:
-            self._prune()
+    async def save(self, response_id: str, team: str, stored: Stored, known: Known | None = None) -> None:
+        self._pending[response_id] = self.row(team, await self.encode(stored, known))
+        if len(self._pending) > PENDING_MAX:    # the database has been failing for a while
+            oldest = next(iter(self._pending))
+            del self._pending[oldest]
+            log.error("stored response dropped before it was written: %d are waiting", PENDING_MAX)
+        self._wake.set()
 
-    async def save(self, response_id: str, team: str, stored: Stored) -> None:
-        await asyncio.to_thread(self._save, response_id, team, stored)
+    async def _flush_loop(self) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            if not self._stopping:
+                await asyncio.sleep(FLUSH_SECONDS)  # what arrives meanwhile joins the batch
+            self._wake.clear()
+            if not await self.flush() and not self._stopping:
+                await asyncio.sleep(RETRY_SECONDS)
+                self._wake.set()
+
+    async def flush(self) -> bool:
+        """Write every pending row in one transaction; False (rows kept for the next try) on failure."""
+        async with self._writing:
+            batch = dict(self._pending)
+            if not batch:
+                return True
+            try:
+                await asyncio.to_thread(self._write, batch)
+            except Exception as exc:
+                log.error("%d stored responses not written yet: %s", len(batch), type(exc).__name__)
+                return False
+            for response_id, row in batch.items():
+                if self._pending.get(response_id) is row:
+                    del self._pending[response_id]
+        if time.monotonic() - self._pruned > PRUNE_EVERY_SECONDS:
+            try:
+                await asyncio.to_thread(self._prune)
+            except Exception as exc:
+                log.error("expired stored responses not pruned: %s", type(exc).__name__)
+        return True
+
+    def _write(self, batch: dict[str, _Row]) -> None:
+        assert self.engine is not None
+        rows = [{"id": response_id, "team": row.team, "created_at": row.created_at,
+                 "expires_at": row.expires_at, "body": row.body} for response_id, row in batch.items()]
+        with self.engine.begin() as conn:
+            conn.execute(_INSERT, rows)
 
     def _load(self, response_id: str, team: str) -> Stored | None:
         assert self.engine is not None
@@ -224,7 +372,20 @@ class DatabaseStore(_Base):
             row = conn.execute(query).first()
         return None if row is None else self.decode(row[0])
 
+    def _pending_row(self, response_id: str, team: str) -> Stored | None:
+        row = self._pending.get(response_id)
+        if row is None or row.team != team or row.expires_at < time.time():
+            return None
+        return self.decode(row.body)
+
     async def load(self, response_id: str, team: str) -> Stored | None:
+        if (found := self._pending_row(response_id, team)) is not None:
+            return found
+        if (found := await asyncio.to_thread(self._load, response_id, team)) is not None:
+            return found
+        await asyncio.sleep(MISS_RETRY_SECONDS)  # written by another replica a moment ago?
+        if (found := self._pending_row(response_id, team)) is not None:
+            return found
         return await asyncio.to_thread(self._load, response_id, team)
 
     def _delete(self, response_id: str, team: str) -> bool:
@@ -234,7 +395,13 @@ class DatabaseStore(_Base):
         return bool(result.rowcount)
 
     async def delete(self, response_id: str, team: str) -> bool:
-        return await asyncio.to_thread(self._delete, response_id, team)
+        row = self._pending.get(response_id)
+        pending = row is not None and row.team == team
+        if pending:
+            del self._pending[response_id]
+        async with self._writing:               # a batch being written cannot land after this delete
+            written = await asyncio.to_thread(self._delete, response_id, team)
+        return pending or written
 
 
 def open_store(config: NuriConfig, data_dir: Path, scanner: Any = None) -> Store:

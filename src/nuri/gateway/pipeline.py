@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -35,6 +35,7 @@ from nuri.observability import tracing
 from nuri.policy.terminology import TermBlocked
 from nuri.principal import Principal
 from nuri.privacy import fields
+from nuri.privacy.types import Classification
 from nuri.providers.sse import DONE, encode_event
 from nuri.rag.step import public_citations, rag_step
 from nuri.routing.fallback import run_with_fallback
@@ -46,10 +47,13 @@ _STREAMS = {"chat": "stream_chat", "completions": "stream_complete"}
 
 
 async def handle(request: Request, endpoint: str, body: dict[str, Any] | None = None, *,
-                 api: str | None = None, principal: Principal | None = None) -> Response:
+                 api: str | None = None, principal: Principal | None = None,
+                 on_classified: Callable[[ParsedRequest, Classification], None] | None = None) -> Response:
     """One request through the pipeline. Another API (Responses, Messages) passes its request
     translated into this endpoint's wire format as `body`, its own name as `api` (what the audit
-    record names) and the `principal` it already authenticated; else all three come from here."""
+    record names) and the `principal` it already authenticated; else all three come from here.
+    `on_classified` is handed the walked request and its classification once they are known, so
+    the caller can reuse the scan (the Responses API redacts its stored state with it)."""
     gw: Gateway = request.app.state.gateway
     ctx = RequestContext(endpoint=api or endpoint)
     trail = Trail(gw, ctx)
@@ -70,6 +74,8 @@ async def handle(request: Request, endpoint: str, body: dict[str, Any] | None = 
         limits.enter(request, ctx.principal, gw.config.server.max_concurrent_per_key)   # in flight per key
         evaluation = await gw.evaluator.evaluate_live(request, req, ctx.principal, candidates)
         ctx.classification, ctx.decision = evaluation.classification, evaluation.decision
+        if on_classified is not None:
+            on_classified(req, evaluation.classification)
         steps = evaluation.raise_for_route()                                      # classify, decide, route
         if gw.ledger is not None:                                                # budgets, rate limits
             ctx.admission = await gw.ledger.admit(ctx.principal, req.prompt_tokens + req.output_tokens)

@@ -30,6 +30,7 @@ from nuri.config import NuriConfig, env
 
 SUPERVISOR_ENV = "NURI_WORKER_SUPERVISOR"
 RESTART_DELAY = 1.0
+EARLY_EXIT_SECONDS = 10.0         # a worker failing this soon after its start could not start at all
 STOP_SECONDS = 30.0               # a worker still running this long after SIGTERM is killed
 
 
@@ -93,10 +94,13 @@ class Supervisor:
         self.children: list[subprocess.Popen[bytes] | None] = [None] * workers
         self.stopping = False
         self.pending: list[int] = []
+        self.started_at = [0.0] * workers
+        self.exit_code = 0
 
     def _spawn(self, index: int) -> None:
         child_env = {**os.environ, SUPERVISOR_ENV: str(os.getpid()), "NURI_WORKER_INDEX": str(index)}
         self.children[index] = subprocess.Popen(self.command, env=child_env)
+        self.started_at[index] = time.monotonic()
 
     def _forward(self, signum: int) -> None:
         for child in self.children:
@@ -108,8 +112,8 @@ class Supervisor:
         def on_signal(signum: int, _frame: object) -> None:
             self.pending.append(signum)
 
-        for signum in (signal.SIGHUP, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, on_signal)
+        for handled in (signal.SIGHUP, signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
+            signal.signal(handled, on_signal)
         for index in range(self.count):
             self._spawn(index)
         died_at: dict[int, float] = {}
@@ -131,6 +135,13 @@ class Supervisor:
                     continue
                 if self.stopping:
                     continue
+                if time.monotonic() - self.started_at[index] < EARLY_EXIT_SECONDS and child.returncode != 0:
+                    # it could not start (a config or store problem, an open gateway on a public
+                    # address): starting it again would fail the same way, so stop them all
+                    sys.stderr.write(f"nuri: worker {index} could not start (exit {child.returncode}); stopping\n")
+                    self.stopping, self.exit_code = True, child.returncode or 1
+                    self._forward(signal.SIGTERM)
+                    continue
                 if index not in died_at:
                     died_at[index] = time.monotonic()
                     sys.stderr.write(f"nuri: worker {index} exited with {child.returncode}; starting it again\n")
@@ -140,6 +151,8 @@ class Supervisor:
                 alive += 1
             if self.stopping and alive == 0:
                 codes = [c.returncode for c in self.children if c is not None]
+                if self.exit_code:
+                    return self.exit_code
                 return 0 if all(code in (0, -signal.SIGTERM) for code in codes) else 1
             if self.stopping and stop_deadline is None:
                 stop_deadline = time.monotonic() + STOP_SECONDS

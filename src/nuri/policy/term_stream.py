@@ -82,7 +82,7 @@ class TermFilter:
             if surface is True:
                 cut = start
                 break
-            if surface is None:
+            if surface is None or surface is False:
                 m = match.search(low, start + 1)  # type: ignore[union-attr]
                 continue
             context = self._context + text[:cut] if terms.ambiguous else ""

@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -150,14 +150,14 @@ def _trie(words: Iterable[str], *, every_prefix: bool) -> str:
     """A regex matching any of `words` (longest first), or with `every_prefix` any non-empty
     prefix of one: an alternation shaped as a trie, so a position is given up at its first
     character instead of once per word."""
-    root: dict[str, dict] = {}  # type: ignore[type-arg]
+    root: dict[str, dict[str, Any]] = {}
     for w in words:
         node = root
         for ch in w:
             node = node.setdefault(ch, {})
         node[""] = {}
 
-    def build(node: dict, top: bool) -> str:  # type: ignore[type-arg]
+    def build(node: dict[str, Any], top: bool) -> str:
         branches = [re.escape(ch) + build(child, False) for ch, child in sorted(node.items()) if ch]
         if not branches:
             return ""
@@ -177,7 +177,7 @@ class TermSet:
         self.terms = list(terms)
         self.surfaces: dict[str, list[Surface]] = {}
         for term in self.terms:
-            langs_of: dict[str, list[str]] = {}
+            langs_of: dict[str, list[Lang]] = {}
             for lang, forms in term.contested.items():
                 for form in forms:
                     langs_of.setdefault(form, []).append(lang)

@@ -10,11 +10,19 @@ Why this shape: the scanner's whole budget is 0.3 ms/KB, so the tagger must cost
 microsecond per piece. A piece's label is a softmax over the sum of five weight vectors — the
 piece's own features and those of the two pieces before and the two after it — and each vector
 depends on one piece alone, so it is computed once per distinct piece and cached in a NumPy table;
-a text is tagged with one row gather, four shifted adds and a softmax over the few rows that can
-start a name, every piece of it, no candidate windows. The weights are trained with python-crfsuite
-on single-piece sequences (a maximum-entropy classifier) by scripts/train_names.py and shipped as
-models/names.npz with a gazetteer of the training names (KLUE-NER, CC BY-SA 4.0, and synthetic
-sentences); inference needs NumPy only.
+a text is tagged with one row gather, four shifted adds and a gate that keeps the few pieces where
+a name can start, no candidate windows.
+
+What a piece's features say: its syllables, stem and particle, surname and given-name shape, the
+titles and roles around it, and whether Kiwi's dictionaries (kiwipiepy_model, Apache-2.0) list it
+as the first or last word of a person's name, a proper noun, a word of a place or firm, or a common
+word (`Lexicon`). Kiwi itself tokenises at ~13 ms/KB, far over budget, so its word lists are read
+once at training time and shipped with the weights: the piece is looked up, never analysed.
+
+The weights are trained with python-crfsuite on single-piece sequences (a maximum-entropy
+classifier) by scripts/train_names.py and shipped as models/names.npz with a gazetteer of the
+training names (KLUE-NER, CC BY-SA 4.0, and synthetic sentences) and the word lists; inference
+needs NumPy only.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from itertools import accumulate
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,10 +56,18 @@ _MAX_SUFFIX = max(len(s) for s in _SUFFIXES)
 _SUR1 = frozenset(SURNAMES_1)
 _SUR2 = frozenset(SURNAMES_2)
 _STOPWORDS = STOP - frozenset(TITLES)
+# Titles and roles that follow a name (김 대표, 트럼프 대통령, 이 팀장), as one feature.
+_ROLE_WORDS = frozenset(TITLES) | frozenset((
+    "대표", "회장", "의원", "장관", "총리", "대통령", "감독", "선수", "배우", "가수", "교수", "기자", "위원장",
+    "전", "前", "당선인", "후보", "후보자", "대변인", "원내대표", "시장", "지사", "교육감", "병장", "상병", "일병",
+    "이병", "하사", "중사", "대법관", "판사", "검사", "변호사", "부장판사", "사장", "부사장", "전무", "이사장",
+    "총재", "의장", "단장", "주장", "투수", "타자", "외야수", "내야수", "포수", "공격수", "수비수", "미드필더",
+    "골키퍼", "래퍼", "작가", "시인", "화백", "명창", "역", "役", "여사", "씨", "옹", "선생", "국장", "차관",
+))
 # Syllables frequent in transliterated foreign names and rare in native words (스, 즈, 트 …).
 _LOANWORD = frozenset("스즈트크드르브프그츠쯔슈츄퓨뮤튜듀큐르리니샤셰쇼슨튼든픈벤렌젠켄펜런턴먼던슨톰존잭짐폴칼")
 LABELS = ("O", "B1", "B2", "B3", "B4", "BW", "I1", "I2", "I3", "I4", "IW")
-_B0, _BW, _B1, _I0, _IW = 1, 5, 6, 6, 10     # B1…B4 BW are columns 1–5, I1…I4 IW columns 6–10
+_NB, _W = 5, 4        # in O-relative rows: B1…B4 BW are columns 0–4, I1…I4 IW 5–9; BW and IW are index 4 of theirs
 
 
 def _cls(ch: str) -> str:
@@ -71,7 +88,19 @@ def _split(tok: str) -> tuple[str, str]:
     return tok, ""
 
 
-def _own(tok: str, gaz: frozenset[str] = frozenset()) -> tuple[list[str], list[str], list[str]]:
+class Lexicon(NamedTuple):
+    """Word lists from Kiwi's dictionaries, each a feature of the pieces found in it."""
+    first: frozenset[str] = frozenset()     # first words of people's names (존, 제니퍼, 도요토미)
+    last: frozenset[str] = frozenset()      # last words of people's names (스미스, 프리먼)
+    proper: frozenset[str] = frozenset()    # one-word proper nouns: people, places, works (송새벽, 창덕궁)
+    other: frozenset[str] = frozenset()     # words of places, teams, works and firms, not people
+    common: frozenset[str] = frozenset()    # common nouns, adverbs, determiners (학부모, 더욱, 우리)
+
+
+NO_LEXICON = Lexicon()
+
+
+def _own(tok: str, gaz: frozenset[str] = frozenset(), lex: Lexicon = NO_LEXICON) -> tuple[list[str], list[str], list[str]]:
     """Features of a piece as itself, as the piece before another, and as the piece after."""
     c0 = _cls(tok[0])
     n = len(tok)
@@ -97,6 +126,22 @@ def _own(tok: str, gaz: frozenset[str] = frozenset()) -> tuple[list[str], list[s
         if stem in HISTORICAL:
             own.append("hist")
         prev, nxt = ["P=" + tok, "Pst=" + stem, "Psf=" + sfx], ["N=" + tok, "Nst=" + stem, "Nsf=" + sfx]
+        if stem in _ROLE_WORDS:
+            own.append("ti")
+            prev.append("Pti")
+            nxt.append("Nti")
+        elif n == 1 and tok in _SUR1:
+            own.append("s1")
+        for key, words in zip(("kf", "kl", "kp", "ko", "kc"), lex, strict=True):
+            if stem in words or tok in words:
+                own.append(key)
+                prev.append("P" + key)
+                nxt.append("N" + key)
+        if "kc" not in own:
+            for k in range(len(stem) - 1, 1, -1):
+                if stem[:k] in lex.common:
+                    own.append(f"kcp{min(k, 3)}")       # a common word and more (유사한, 신동엽)
+                    break
         if gaz:
             if stem in gaz or tok in gaz:
                 own.append("gz")
@@ -125,11 +170,11 @@ def _own(tok: str, gaz: frozenset[str] = frozenset()) -> tuple[list[str], list[s
 Parts = tuple[list[str], list[str], list[str], list[str], list[str]]
 
 
-def token_features(tok: str, gaz: frozenset[str] = frozenset()) -> Parts:
+def token_features(tok: str, gaz: frozenset[str] = frozenset(), lex: Lexicon = NO_LEXICON) -> Parts:
     """A token's features as itself, as the previous piece, the next, the one before that and the one
     after that; whitespace before it says whether it is glued to the previous piece or on a new line."""
     piece = tok.lstrip()
-    own, prev, nxt = _own(piece, gaz)
+    own, prev, nxt = _own(piece, gaz, lex)
     if len(piece) == len(tok):
         own = [*own, "glued"]
     elif "\n" in tok:
@@ -162,9 +207,9 @@ def gazetteer(names: Iterable[str]) -> frozenset[str]:
     return frozenset(out)
 
 
-def features(text: str, gaz: frozenset[str] = frozenset()) -> list[list[str]]:
+def features(text: str, gaz: frozenset[str] = frozenset(), lex: Lexicon = NO_LEXICON) -> list[list[str]]:
     """One feature list per piece of `text`: its own and those of the two pieces on either side."""
-    feats = [token_features(t, gaz) for t in tokens(text)]
+    feats = [token_features(t, gaz, lex) for t in tokens(text)]
     last = len(feats) - 1
     return [f[0] + (feats[i - 1][1] if i else [_BOS]) + (feats[i + 1][2] if i < last else [_EOS])
             + (feats[i - 2][3] if i > 1 else []) + (feats[i + 2][4] if i + 1 < last else [])
@@ -189,16 +234,32 @@ def labels(pieces: Sequence[tuple[int, int]], spans: Iterable[tuple[int, int]]) 
     return out
 
 
+def pack_words(words: Iterable[str]) -> np.ndarray:
+    """A word list as the UTF-8 bytes of its sorted words, one a line: a fraction of the size of a
+    NumPy string array (four bytes a character), and read back with one decode and one split."""
+    return np.frombuffer("\n".join(sorted(words)).encode(), np.uint8)
+
+
+def unpack_words(blob: np.ndarray) -> frozenset[str]:
+    text = blob.tobytes().decode()
+    return frozenset(text.split("\n")) if text else frozenset()
+
+
 _FLOOR = 0.2          # names below this probability are not even returned
-# A name start with probability ≥ _FLOOR has its best B score above log(_FLOOR / 5) − log(1 − _FLOOR)
-# relative to O; the gate is a little below that bound.
-_GATE = float(np.log(_FLOOR / 5) - np.log(1 - _FLOOR)) - 0.5
+# A start with probability p ≥ _FLOOR has ΣB ≥ _FLOOR·(1 + ΣB + ΣI) in exp-scores relative to O,
+# so ΣB ≥ _FLOOR / (1 − _FLOOR) and its best B score is at least log of a fifth of that: a
+# necessary condition, cheap to test on every row (the small margin covers float32 rounding).
+_GATE = float(np.log(_FLOOR / (1 - _FLOOR) / 5)) - 1e-3
+_CLIP = 60.0          # scores are clipped before exp: no overflow, and e^60 is certainty already
 _CAPACITY = 1 << 15   # distinct tokens cached; the table starts over when full
 _CHUNK = 4096         # tokens per table lookup, so one lookup never overflows the table
 
 
 class NamesTagger:
-    """Finds names with the exported weights; `find` gives (start, end, probability) per name."""
+    """Finds names with the exported weights; `find` gives (start, end, probability) per name.
+
+    Scores are kept relative to ``O``: each feature's weights minus its ``O`` weight, so a piece's
+    ``O`` score is always 0 and the table holds the ten name columns only."""
 
     def __init__(self, model: Path | str = MODEL_PATH) -> None:
         with np.load(str(model), allow_pickle=False) as z:
@@ -207,14 +268,17 @@ class NamesTagger:
             if tuple(str(x) for x in z["labels"]) != LABELS:
                 raise ValueError(f"{model}: labels differ from {LABELS}")
             self._gaz = frozenset(str(x) for x in z["gazetteer"]) if "gazetteer" in z else frozenset()
+            self._lex = Lexicon(*(unpack_words(z["lex_" + k]) if "lex_" + k in z else frozenset()
+                                  for k in Lexicon._fields))
+        weights = weights[:, 1:] - weights[:, :1]
         self._row = {a: i for i, a in enumerate(attrs)}
         self._w = weights
-        zero = np.zeros(len(LABELS), np.float32)
+        zero = np.zeros(len(LABELS) - 1, np.float32)
         self._bos = weights[self._row[_BOS]] if _BOS in self._row else zero
         self._eos = weights[self._row[_EOS]] if _EOS in self._row else zero
         # Per token, its weights as itself, as the previous piece, the next, two before and two after,
         # side by side: one gathered row per token keeps a text's lookups in few cache lines.
-        self._table = np.zeros((_CAPACITY, 5, len(LABELS)), np.float32)
+        self._table = np.zeros((_CAPACITY, 5, len(LABELS) - 1), np.float32)
         self._ids: dict[str, int] = {}
 
     def _vector(self, feats: list[str]) -> np.ndarray:
@@ -225,19 +289,21 @@ class NamesTagger:
     def _id(self, tok: str) -> int:
         """The table row of a token, computed on first sight."""
         k = self._ids[tok] = len(self._ids)
-        for r, part in enumerate(token_features(tok, self._gaz)):
+        for r, part in enumerate(token_features(tok, self._gaz, self._lex)):
             self._table[k, r] = self._vector(part)
         return k
 
     def scores(self, toks: list[str]) -> np.ndarray:
-        """Unnormalised label scores, one row per token (at most `_CHUNK` tokens)."""
+        """Label scores relative to ``O`` (columns B1…BW, I1…IW), one row per token (at most
+        `_CHUNK` tokens)."""
         ids = self._ids
-        idx = list(map(ids.get, toks))
-        if None in idx:
+        try:
+            idx = np.fromiter(map(ids.get, toks), np.intp, len(toks))
+        except TypeError:           # a piece not seen before (its id is None)
             if len(ids) + len(toks) > _CAPACITY:
                 ids.clear()
-            idx = [ids[t] if t in ids else self._id(t) for t in toks]
-        g = self._table[idx]
+            idx = np.fromiter((ids[t] if t in ids else self._id(t) for t in toks), np.intp, len(toks))
+        g = self._table.take(idx, 0)
         e = g[:, 0].copy()
         e[1:] += g[:-1, 1]
         e[:-1] += g[1:, 2]
@@ -261,45 +327,44 @@ class NamesTagger:
     def find(self, text: str) -> list[tuple[int, int, float]]:
         """Names in `text` with the probability that a name starts where it does.
 
-        Only rows whose best name-start score is near the ``O`` score are normalised: on ordinary
-        text that is a few percent of the pieces, so the softmax and the Python loop stay small."""
+        NumPy scores every piece and keeps the few whose best name-start score clears `_GATE`
+        (a few percent of the pieces of ordinary text: where a name can start); only those are
+        normalised and walked in plain Python, which on so few rows costs less than array
+        operations would."""
         toks = TOKEN.findall(text)
         if not toks:
             return []
         e = self._scores(toks)
-        starts = np.flatnonzero(e[:, _B0:_B1].max(1) - e[:, 0] > _GATE)
+        best = e[:, 0]
+        for c in range(1, _NB):             # column by column: faster than .max(1) on five columns
+            best = np.maximum(best, e[:, c])
+        starts = np.flatnonzero(best > _GATE)
         if not len(starts):
             return []
         n = len(toks)
-        m = len(starts)
-        sub = e[np.concatenate((starts, np.minimum(starts + 1, n - 1)))]   # each start and the piece after
-        sub -= sub.max(1, keepdims=True)
-        np.exp(sub, out=sub)
-        sub /= sub.sum(1, keepdims=True)
-        b_part, i_part = sub[:m, _B0:_B1], sub[m:, _I0:]
-        pb, kb = b_part.sum(1).tolist(), b_part.argmax(1).tolist()
-        pi, ki = i_part.sum(1).tolist(), i_part.argmax(1).tolist()
-        ends = list(accumulate(map(len, toks)))
+        ends: list[int] = []
         out: list[tuple[int, int, float]] = []
         upto = -1
-        for r, i in enumerate(starts.tolist()):
-            p = pb[r]
-            if i <= upto or p < _FLOOR:
+        for i, x in zip(starts.tolist(), np.exp(np.minimum(e[starts], _CLIP)).tolist(), strict=True):
+            if i <= upto:
                 continue
+            p = sum(x[:_NB]) / (1.0 + sum(x))
+            if p < _FLOOR:
+                continue
+            if not ends:
+                ends = list(accumulate(map(len, toks)))
+            k = x.index(max(x[:_NB]))          # B1…B4 (0–3) or BW (4)
             a = ends[i] - len(toks[i].lstrip())
-            k = kb[r] + _B0
-            b = ends[i] if k == _BW else min(ends[i], a + k - _B0 + 1)
+            b = ends[i] if k == _W else min(ends[i], a + k + 1)
             j = i
-            while k in (_BW, _IW) and j + 1 < n:
-                if j == i:
-                    q, k = pi[r], ki[r] + _I0
-                else:           # a third piece or more (Ram Bahadur Thapa): rare, one row at a time
-                    x = np.exp(e[j + 1] - e[j + 1].max())
-                    q, k = float(x[_I0:].sum() / x.sum()), int(x[_I0:].argmax()) + _I0
+            while k == _W and j + 1 < n:        # the name goes on into the next piece
+                y = np.exp(np.minimum(e[j + 1], _CLIP)).tolist()
+                q = sum(y[_NB:]) / (1.0 + sum(y))
                 if q < 0.5:
                     break
+                k = y.index(max(y[_NB:]), _NB) - _NB   # I1…I4 (0–3) or IW (4)
                 j += 1
-                b = ends[j] if k == _IW else min(ends[j], ends[j] - len(toks[j].lstrip()) + k - _I0 + 1)
+                b = ends[j] if k == _W else min(ends[j], ends[j] - len(toks[j].lstrip()) + k + 1)
                 p = min(p, q)
             upto = j
             out.append((a, b, p))

@@ -805,8 +805,9 @@ async def run_cells(setup: Boundary, cells: list[Cell], concurrency: int = 8,
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     sent: dict[str, _Sent] = {}
     async with httpx.AsyncClient(timeout=30, limits=limits) as http:
-        client = openai.AsyncOpenAI(base_url=base_url, api_key="sk-boundary", max_retries=0,
-                                    timeout=30, http_client=http)
+        client = openai.AsyncOpenAI(base_url=base_url, api_key="sk-boundary", max_retries=0,  # the SDK
+                                    timeout=30, http_client=http)  # type: ignore[arg-type]  # types its vendored httpx
+
 
         async def one(cell: Cell) -> None:
             async with sem:

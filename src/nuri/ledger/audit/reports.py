@@ -120,7 +120,8 @@ def _is_day(value: str) -> bool:
 
 def _sum_daily(conn: Connection, dims: list[str], team: str | None, deployment: str | None, since: str | None,
                until: str | None) -> dict[tuple[Any, ...], list[float]]:
-    where, params = [], {}
+    where: list[str] = []
+    params: dict[str, Any] = {}
     for column, value, op in (("team", team, "="), ("deployment", deployment, "="), ("day", since, ">="),
                               ("day", until, "<=")):
         if value is not None:

@@ -52,7 +52,12 @@ def expiry(value: str | datetime | None, *, now: datetime | None = None) -> str 
         except ValueError as exc:
             raise InvalidRequest(f"expires {value!r} is neither an ISO 8601 time nor a duration such as 90d",
                                  code="invalid_expiry", param="expires_at") from exc
-    return rows.iso(moment)
+    return rows.iso(_ceil_second(moment))
+
+
+def _ceil_second(moment: datetime) -> datetime:
+    """Times are stored to the second: round up, so a key never expires before it was asked to."""
+    return moment + timedelta(microseconds=1_000_000 - moment.microsecond) if moment.microsecond else moment
 
 
 class KeyAdmin:
@@ -117,7 +122,7 @@ class KeyAdmin:
                                   expires_at=expires if expires is not None else old.expires_at,
                                   user_id=old.user_id)
             if grace_seconds > 0:
-                rows.expire_key(conn, key_id, rows.iso(datetime.now(UTC) + timedelta(seconds=grace_seconds)))
+                rows.expire_key(conn, key_id, rows.iso(_ceil_second(datetime.now(UTC) + timedelta(seconds=grace_seconds))))
             else:
                 rows.revoke_key(conn, key_id)
             return new

@@ -17,11 +17,14 @@ with kiwi confirming the weak candidates P 0.97 / R 0.33 / F1 0.49 at tens of ms
 Korean at ~13 ms/KB on this machine, forty times the scanner's whole budget). It stays available as
 ``PrivacySettings.person_model = "kiwi"`` for deployments that prefer precision to speed.
 
-With ``privacy.person_threshold`` below 1.0 a learned tagger (nuri.privacy.names_tagger) also
-runs, for names with no cue ("홍길동 010-1234-5678"), foreign names in Hangul (트럼프, 메르켈),
-rare surnames and Latin-script names; see `combine`. It is off by default: on KLUE it lifts
-PERSON F1 from 0.52 to about 0.75 at P 0.87 (threshold 0.5), short of the 0.80 target, and adds
-about 0.07 ms/KB to long scans but 0.15 to 1 KB ones (bench/pii_klue.py, docs/benchmarks.md).
+People news leaves unnamed are written as one capital letter before 씨/군/양 (A씨, B(44)씨) and
+are found by a rule of their own.
+
+With ``privacy.person_threshold`` below 1.0 (the default is 0.5) a learned tagger
+(nuri.privacy.names_tagger) also runs, for names with no cue ("홍길동 010-1234-5678"), foreign
+names in Hangul (트럼프, 메르켈), rare surnames, people named by the surname alone (이 팀장) and
+Latin-script names; see `combine`. On held-out KLUE text it lifts PERSON F1 from 0.52 (rules
+alone) to PERSON_F1_PLACEHOLDER (bench/pii_klue.py, docs/benchmarks.md).
 
 Policy on historical figures: well-known historical persons (세종대왕, 이순신, 유관순 …) are not
 personal data of living people and are common in encyclopedic and school text, so a name on
@@ -185,6 +188,8 @@ _ROMANIZED = re.compile(
     r"Won|Chun|Bang|Gong|Hyun|Ham|Byun|Yeom|Yeo|Choo|Do|So|Seok|Sun)\s[A-Z][a-z]{1,5}-[a-z]{1,5}(?![A-Za-z])"
 )
 _HAS_UPPER = re.compile(r"[A-Z][a-z]")
+# A person news does not name, written as one capital letter (A씨, B(44)씨가, K군을, A 씨는).
+_LETTER_PERSON = re.compile(r"(?<![A-Za-z0-9])[A-Z](?=\s?(?:\(\d{1,3}(?:세|살)?\)\s?)?(?:씨|군|양)(?![가-힣]{2}))")
 _EN_TITLES = ("Mr", "Ms", "Dr", "Prof", "Sir", "Madam", "Mister", "Miss", "Mx")
 _ROMANIZED_HINT = re.compile(r" [A-Z][a-z]{1,5}-[a-z]")
 
@@ -308,6 +313,7 @@ class PersonDetector:
             ):
                 hits.append(Hit("PERSON", m.start("sur"), m.end("sur"), 0.6, Evidence.CONTEXT))
             i = text.find("씨", i + 1)
+        hits += [Hit("PERSON", m.start(), m.end(), 0.8, Evidence.CONTEXT) for m in _LETTER_PERSON.finditer(text)]
         if _HAS_UPPER.search(text):
             lowered = text.lower()
             rxs = []
@@ -346,6 +352,13 @@ def _latin_name_in_korean(text: str, a: int, b: int) -> bool:
 
 
 _HANGUL_NAME = re.compile(r"[가-힣]+(?: [가-힣]+)*")
+# Longer Hangul runs the tagger alone calls a name are words glued together (two fields joined,
+# "안녕하세요김민수"); 7 of KLUE's 2,293 names are longer.
+_LONGEST_GLUED = 6
+
+
+def _glued(name: str) -> bool:
+    return len(name) > _LONGEST_GLUED and " " not in name and _hangul(name[0])
 
 
 def _one_script(name: str) -> bool:
@@ -373,7 +386,7 @@ def combine(text: str, rules: list[Hit], tagged: list[tuple[int, int, float]], t
         if k in used or p < threshold:
             continue
         name = text[a:b]
-        if name in HISTORICAL or name in STOP or not _one_script(name) or (
+        if name in HISTORICAL or name in STOP or not _one_script(name) or _glued(name) or (
                 name.isascii() and not _latin_name_in_korean(text, a, b)):
             continue
         out.append(Hit("PERSON", a, b, scaled(p, threshold), Evidence.MODEL, f"tagger p={p:.2f}"))

@@ -1,0 +1,119 @@
+"""Responses API state in the ledger's database: redacted, team-bound, deletable, written behind.
+
+A real `nuri serve` with the ledger on writes stored responses to its SQLite file; the file itself
+is the evidence of what Nuri keeps. Rows are written in batches a moment after the answer, so the
+tests wait for them; a follow-up on the same gateway never has to (it reads the pending rows).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from nuri.testing.boundary import FAMILIES, reset_upstream
+from nuri.testing.processes import upstream_deployment
+from nuri.testing.upstream_server import RunningUpstream
+
+RRN, PHONE = FAMILIES["KR_RRN"], FAMILIES["PHONE"]
+
+
+def client(base_url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0, timeout=30)
+
+
+def stored_rows(db_file: Path, count: int, timeout: float = 10.0) -> list[tuple[str, str, float]]:
+    """(id, body, time to live) of the stored responses, once `count` of them are written."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(db_file) as db:
+            rows = db.execute("SELECT id, body, expires_at - created_at FROM nuri_conversations").fetchall()
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.05)
+
+
+def start(gateway: Any, upstream: RunningUpstream, **extra: Any) -> Any:
+    reset_upstream(upstream)
+    config = {"deployments": [upstream_deployment(upstream, "kr", jurisdiction="KR", hosting="on_prem")],
+              "aliases": {"default": ["kr"]}, "ledger": {"enabled": True}, **extra}
+    return gateway(config)
+
+
+def sent_roles(upstream: RunningUpstream) -> list[str]:
+    return [m["role"] for m in json.loads(upstream.received_bodies()[-1])["messages"]]
+
+
+def test_state_in_the_ledger_database_is_redacted_team_bound_and_deletable(
+        gateway: Any, upstream: RunningUpstream, tmp_path: Path) -> None:
+    gw = start(gateway, upstream, conversations={"retention_days": 7})
+    oa = client(gw.base_url)
+    first = oa.responses.create(model="default", input=PHONE.text(PHONE.value))
+    second = oa.responses.create(model="default", input="다음 단계는?", previous_response_id=first.id)
+    assert sent_roles(upstream) == ["user", "assistant", "user"]
+    assert oa.responses.retrieve(second.id).id == second.id
+    rows = stored_rows(gw.data_dir / "nuri.db", 2)
+    assert len(rows) == 2
+    for _id, body, ttl in rows:
+        assert PHONE.value not in body and "<PHONE_REDACTED>" in body
+        assert abs(ttl - 7 * 86400) < 1
+    oa.responses.delete(second.id)
+    with pytest.raises(openai.NotFoundError):
+        oa.responses.retrieve(second.id)
+    r = httpx.get(f"{gw.base_url}/responses/{first.id}", timeout=10)
+    assert r.status_code == 200 and PHONE.value not in r.text
+
+
+def test_a_value_split_across_input_parts_is_not_kept(gateway: Any, upstream: RunningUpstream) -> None:
+    """Only the request's classification sees the two halves as one RRN (a scan of each string
+    alone finds nothing); stored state is redacted from that classification, so neither half stays."""
+    gw = start(gateway, upstream)
+    left, right = "주민등록번호는 900101-", "1234568 입니다."
+    first = client(gw.base_url).responses.create(model="default", input=[{"role": "user", "content": [
+        {"type": "input_text", "text": left}, {"type": "input_text", "text": right}]}])
+    [(_id, body, _ttl)] = stored_rows(gw.data_dir / "nuri.db", 1)
+    assert _id == first.id
+    assert "900101" not in body and "1234568" not in body
+    assert body.count("<KR_RRN_REDACTED>") == 2 and "입니다." in body    # the rest of the text is kept
+
+
+def test_with_policy_off_stored_state_is_still_redacted(gateway: Any, upstream: RunningUpstream) -> None:
+    """Nothing is classified with policy off, so the store scans what it keeps itself."""
+    gw = start(gateway, upstream, policy={"enabled": False})
+    oa = client(gw.base_url)
+    first = oa.responses.create(model="default", input=RRN.text(RRN.value), instructions=PHONE.text(PHONE.value))
+    [(_id, body, _ttl)] = stored_rows(gw.data_dir / "nuri.db", 1)
+    assert RRN.value not in body and PHONE.value not in body
+    assert "<KR_RRN_REDACTED>" in body and "<PHONE_REDACTED>" in body
+    again = oa.responses.create(model="default", input="계속", previous_response_id=first.id)
+    assert again.status == "completed" and RRN.value not in upstream.received_bodies()[-1]
+
+
+def test_a_response_deleted_before_it_is_written_never_comes_back(gateway: Any, upstream: RunningUpstream) -> None:
+    gw = start(gateway, upstream)
+    oa = client(gw.base_url)
+    kept = oa.responses.create(model="default", input="첫 번째")
+    gone = oa.responses.create(model="default", input="두 번째")
+    oa.responses.delete(gone.id)                       # at once: still waiting to be written
+    time.sleep(0.3)                                    # more than one batch interval later
+    rows = stored_rows(gw.data_dir / "nuri.db", 1)
+    assert [r[0] for r in rows] == [kept.id]
+    with pytest.raises(openai.NotFoundError):
+        oa.responses.retrieve(gone.id)
+    with pytest.raises(openai.NotFoundError):
+        oa.responses.create(model="default", input="이어서", previous_response_id=gone.id)
+
+
+def test_pending_responses_are_written_when_the_gateway_stops(gateway: Any, upstream: RunningUpstream) -> None:
+    gw = start(gateway, upstream)
+    ids = [client(gw.base_url).responses.create(model="default", input=f"질문 {i}").id for i in range(3)]
+    gw.stop()
+    with sqlite3.connect(gw.data_dir / "nuri.db") as db:
+        written = {r[0] for r in db.execute("SELECT id FROM nuri_conversations")}
+    assert written == set(ids)
