@@ -18,6 +18,7 @@ class Principal:
     tpm: int | None = None
     team_rpm: int | None = None                   # the team's limits, shared by all its keys
     team_tpm: int | None = None
+    workload: str | None = None                   # the key's default workload (planning)
 
     @property
     def is_anonymous(self) -> bool:

@@ -117,3 +117,27 @@ def test_header_membership_and_explain_show_the_plan(tmp_path: Path, gateway: An
     rows_by_id = {d["id"]: d for d in view["deployments"]}
     assert "does not allow commercial use" in rows_by_id["kr-research"]["reason"]
     assert view["route"][0]["deployment"] == "us-glob" and view["ranking"][0]["why"].startswith("first")
+
+
+def test_a_keys_default_workload_routes_its_requests_by_the_plan(tmp_path: Path, gateway: Any,
+                                                                upstreams: dict[str, RunningUpstream]) -> None:
+    """A key made with `--workload petitions` is routed by that plan when its requests ask for the
+    default model; naming a model outright is still the client's choice."""
+    from nuri.testing.processes import create_key
+
+    inventory, routes = _plan(tmp_path, upstreams)
+    config = _catalog(upstreams) | {"workloads": {"inventory": str(inventory), "routes": str(routes)},
+                                    "aliases": {"default": ["us-glob", "kr-sov"]}, "ledger": {"enabled": True}}
+    gw = gateway(config, data_dir=tmp_path / "data")
+    petitions = create_key(tmp_path / "data", "civil", "--workload", "petitions")
+    plain = create_key(tmp_path / "data", "civil")
+
+    def deployment(key: str, model: str) -> str:
+        client = OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": "민원 답변 초안을 써 주세요"}])
+        return raw.headers["x-nuri-deployment"]
+
+    assert deployment(petitions, "default") == "kr-sov"            # the petitions plan: in-country only
+    assert deployment(plain, "default") == "us-glob"               # the catalog's default alias
+    assert deployment(petitions, "us-glob") == "us-glob"           # a model named outright

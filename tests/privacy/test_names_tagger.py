@@ -13,7 +13,7 @@ from nuri.privacy import names_tagger
 from nuri.privacy.scanner import Scanner
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNER = Scanner()      # the defaults: the tagger is on (privacy.person_threshold 0.5)
+SCANNER = Scanner(PrivacySettings(person_threshold=0.5))
 
 
 def persons(text: str, scanner: Scanner = SCANNER) -> list[str]:
@@ -27,11 +27,6 @@ def test_the_model_ships_inside_the_package() -> None:
     notice = (names_tagger.MODEL_PATH.parent / "NOTICE.md").read_text()
     assert "CC BY-SA 4.0" in notice and "Apache License 2.0" in notice and "kiwipiepy_model" in notice
     assert names_tagger.shipped() is not None
-
-
-def test_the_tagger_is_on_by_default() -> None:
-    assert PrivacySettings().person_threshold == 0.5
-    assert persons("홍길동 010-1234-5678", Scanner()) == ["홍길동"]
 
 
 def test_kiwi_word_lists_ship_with_the_weights() -> None:
@@ -190,7 +185,8 @@ def test_gazetteer_features_come_from_other_parts_only() -> None:
 
 
 def test_nuri_scan_json_says_which_part_found_each_name() -> None:
-    """`nuri scan --json`: each PERSON's detail names rule, tagger or both, with the tagger's score."""
+    """`nuri scan --json --person-threshold 0.5`: each PERSON's detail names rule, tagger or both,
+    with the tagger's score."""
     import json
 
     import typer
@@ -202,7 +198,7 @@ def test_nuri_scan_json_says_which_part_found_each_name() -> None:
     app.callback()(lambda: None)
     register(app)
     text = "홍길동 010-1234-5678, 황보현 과장, 성명: 김민수"
-    result = CliRunner().invoke(app, ["scan", text, "--json"])
+    result = CliRunner().invoke(app, ["scan", text, "--json", "--person-threshold", "0.5"])
     assert result.exit_code == 0, result.output
     people = {text[e["start"]:e["end"]]: e for e in json.loads(result.output)["entities"] if e["type"] == "PERSON"}
     assert set(people) == {"홍길동", "황보현", "김민수"}

@@ -23,7 +23,8 @@ from openai import OpenAI
 from nuri.testing.processes import GatewayProcess, create_key, upstream_deployment
 from nuri.testing.upstream_server import RunningUpstream
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+playwright_api = pytest.importorskip("playwright.sync_api",
+                                     reason="the playwright package is not installed (pip install -e '.[dev]')")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"),
               pytest.mark.slow]

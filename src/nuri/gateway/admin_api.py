@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from nuri import __version__
 from nuri.errors import InvalidRequest, NuriError, ServiceUnavailable
+from nuri.gateway import admin_stats
 from nuri.gateway.responses import JSONResponse, error_response
 from nuri.gateway.wire import read_json_body
 
@@ -60,6 +61,7 @@ class KeyCreate(_Strict):
     budget: float | None = Field(None, ge=0, description="sets the team's budget too")
     team_rpm: int | None = Field(None, ge=0, description="sets the team's requests per minute too")
     team_tpm: int | None = Field(None, ge=0, description="sets the team's tokens per minute too")
+    workload: str | None = Field(None, description="the workload its requests belong to when they name none")
 
 
 class KeyRotate(_Strict):
@@ -121,6 +123,7 @@ class Key(BaseModel):
     rpm: int | None
     tpm: int | None
     models: list[str] | None
+    workload: str | None = None
 
 
 class KeyList(BaseModel):
@@ -249,7 +252,7 @@ def _validate(model: type[BaseModel], raw: Any) -> Any:
 def _key(info: Any) -> Key:
     return Key(key_id=info.key_id, team=info.team, user_id=info.user_id, name=info.name, status=info.status(),
                created_at=info.created_at, expires_at=info.expires_at, revoked_at=info.revoked_at, rpm=info.rpm,
-               tpm=info.tpm, models=info.models)
+               tpm=info.tpm, models=info.models, workload=info.workload)
 
 
 async def list_teams(request: Request, actor: str) -> BaseModel:
@@ -283,7 +286,8 @@ async def create_key(request: Request, actor: str) -> BaseModel:
     ledger = _ledger(request)
     new = await ledger.create_key(body.team, budget=body.budget, rpm=body.rpm, tpm=body.tpm, team_rpm=body.team_rpm,
                                   team_tpm=body.team_tpm, models=body.models, name=body.name,
-                                  expires_at=body.expires_at, user_id=body.user_id, actor=actor)
+                                  expires_at=body.expires_at, user_id=body.user_id, workload=body.workload,
+                                  actor=actor)
     info = await ledger.get_key(new.key_id)
     return NewKey(key=new.key, key_id=new.key_id, team=new.team, user_id=info.user_id, expires_at=info.expires_at)
 
@@ -473,6 +477,8 @@ def openapi() -> dict[str, Any]:
             content = {spec.media: {"schema": {"type": "string"}}, "text/csv": {"schema": {"type": "string"}}}
         op["responses"]["200"] = {"description": "OK", "content": content}
         paths.setdefault(PREFIX + spec.path, {})[spec.method.lower()] = op
+    for path, ops in admin_stats.openapi_paths(error_ref).items():     # the console's reads
+        paths.setdefault(path, {}).update(ops)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Nuri admin API", "version": __version__,

@@ -3,7 +3,9 @@ search, explain as a team, the eval leaderboard and the workload plan.
 
 Same guard (`require_admin`) and error format as admin_api.py. Every read is bounded whatever
 the length of the trail: the audit index and rollups of migration 0004 (ledger/audit/search.py)
-replace scans of the record bodies.
+replace scans of the record bodies. The index is kept off the request path (ledger/audit/indexer.py);
+a read first catches it up on the records written since its last tick, so what it shows lags the
+trail by at most `unindexed` records (only when more arrived than one catch-up takes).
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ def _ledger(request: Request) -> Any:
         raise ServiceUnavailable("the ledger is disabled (ledger.enabled: false): no audit trail to read",
                                  code="ledger_disabled")
     return ledger
+
+
+async def _fresh(ledger: Any) -> int:
+    """Acknowledged records into the chain, then the index caught up on them (bounded); returns how
+    many records the index still lacks."""
+    await ledger.writer.flush(timeout=10.0)
+    await ledger.indexer.catch_up()
+    return int(await ledger.indexer.lag())
 
 
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -76,7 +86,7 @@ async def overview(request: Request, actor: str) -> dict[str, Any]:
     home = request.app.state.gateway.config.policy.home_jurisdiction
     now = datetime.now(UTC)
     start = (now - timedelta(minutes=minutes - 1)).strftime("%Y-%m-%dT%H:%M")
-    await ledger.writer.flush(timeout=10.0)
+    unindexed = await _fresh(ledger)
     rows = await ledger.db.run_raw(lambda conn: search.rollup(conn, start))
     series = {(now - timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M"): 0 for i in range(minutes - 1, -1, -1)}
     totals: dict[str, dict[str, int]] = {}
@@ -98,7 +108,7 @@ async def overview(request: Request, actor: str) -> dict[str, Any]:
         "not_routed": juris.get("-", 0),
         "blocked": actions.get("block", 0), "pseudonymized": actions.get("pseudonymize", 0),
         "allowed": actions.get("allow", 0), "outcomes": totals.get("outcome", {}),
-        "top_rules": [{"rule": r, "requests": n} for r, n in rules],
+        "top_rules": [{"rule": r, "requests": n} for r, n in rules], "unindexed": unindexed,
     }
 
 
@@ -122,6 +132,7 @@ async def spend(request: Request, actor: str) -> dict[str, Any]:
     by_team = await ledger.usage_report(by=("team",), since=since)
     by_dep = await ledger.usage_report(by=("deployment",), since=since)
     keys = await ledger.list_keys()
+    await _fresh(ledger)
     per_key = await ledger.db.run_raw(lambda conn: search.key_spend(conn, since or "0000-00-00"))
     team_rows = []
     spent = {r["team"]: r for r in by_team}
@@ -152,6 +163,8 @@ async def deployments(request: Request, actor: str) -> dict[str, Any]:
     home = gw.config.policy.home_jurisdiction
     health = gw.health.snapshot() if gw.health is not None else {}
     ledger = gw.ledger
+    if ledger is not None:
+        await _fresh(ledger)
     out = []
     for dep in gw.config.deployments:
         lat: list[float] = []
@@ -186,11 +199,11 @@ async def audit_records(request: Request, actor: str) -> dict[str, Any]:
                        until=_time(request, "until"))
     before = _int(request, "before", 0, 0, 1 << 62) or None
     limit = _int(request, "limit", 50, 1, 500)
-    await ledger.writer.flush(timeout=10.0)
+    unindexed = await _fresh(ledger)
     started = time.perf_counter()
     found = await ledger.db.run_raw(lambda conn: search.page(conn, f, before=before, limit=limit), snapshot=True)
     return {"data": found.records, "next_before": found.next_before, "scanned_to": found.scanned_to,
-            "elapsed_ms": round((time.perf_counter() - started) * 1000, 2)}
+            "unindexed": unindexed, "elapsed_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
 async def explain_as(request: Request, actor: str) -> Any:
@@ -247,15 +260,22 @@ async def plan(request: Request, actor: str) -> dict[str, Any]:
     return {"plan": routing.model_dump(mode="json") if routing is not None else None}
 
 
-ROUTES: tuple[tuple[str, str, Handler], ...] = (
-    ("GET", "/whoami", whoami),
-    ("GET", "/stats/overview", overview),
-    ("GET", "/stats/spend", spend),
-    ("GET", "/stats/deployments", deployments),
-    ("GET", "/audit/records", audit_records),
-    ("POST", "/explain", explain_as),
-    ("GET", "/evals/leaderboard", leaderboard),
-    ("GET", "/plan", plan),
+_TIME = "ISO 8601 time (UTC when no zone is given)"
+ROUTES: tuple[tuple[str, str, Handler, dict[str, tuple[str, str]]], ...] = (   # method, path, handler, query
+    ("GET", "/whoami", whoami, {}),
+    ("GET", "/stats/overview", overview, {"minutes": ("integer", "minutes back from now, 1 to 1440; default 60")}),
+    ("GET", "/stats/spend", spend, {}),
+    ("GET", "/stats/deployments", deployments, {"samples": ("integer", "latest answered requests per "
+                                                                       "deployment, 10 to 10000; default 1000")}),
+    ("GET", "/audit/records", audit_records, {
+        "team": ("string", "records of this team"), "rule": ("string", "records that matched this rule"),
+        "action": ("string", "allow, pseudonymize or block"), "deployment": ("string", "records served by it"),
+        "since": ("string", _TIME + ", inclusive"), "until": ("string", _TIME + ", exclusive"),
+        "before": ("integer", "cursor: records with a smaller seq (the previous answer's next_before)"),
+        "limit": ("integer", "records per page, 1 to 500; default 50")}),
+    ("POST", "/explain", explain_as, {"team": ("string", "explain as this team would send it")}),
+    ("GET", "/evals/leaderboard", leaderboard, {}),
+    ("GET", "/plan", plan, {}),
 )
 
 
@@ -273,4 +293,25 @@ def _endpoint(handler: Handler, require_admin: AdminCheck) -> Callable[[Request]
 
 
 def routes(require_admin: AdminCheck) -> list[Route]:
-    return [Route(PREFIX + path, _endpoint(fn, require_admin), methods=[method]) for method, path, fn in ROUTES]
+    return [Route(PREFIX + path, _endpoint(fn, require_admin), methods=[method]) for method, path, fn, _ in ROUTES]
+
+
+def openapi_paths(error_schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """These routes as OpenAPI path items, for the admin API's document (answers: JSON objects)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, fn, query in ROUTES:
+        op: dict[str, Any] = {
+            "operationId": f"{fn.__name__}_{method.lower()}_{path.strip('/').replace('/', '_')}",
+            "summary": (fn.__doc__ or "").strip().split("\n")[0], "tags": ["console"],
+            "security": [{"bearer": []}],
+            "parameters": [{"name": name, "in": "query", "required": False, "description": text,
+                            "schema": {"type": kind}} for name, (kind, text) in query.items()],
+            "responses": {
+                "200": {"description": "OK", "content": {"application/json": {"schema": {"type": "object"}}}},
+                "default": {"description": "an error", "content": {"application/json": {"schema": error_schema}}}},
+        }
+        if method == "POST":
+            op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "description": "a chat completions request body"}}}}
+        paths.setdefault(PREFIX + path, {})[method.lower()] = op
+    return paths

@@ -86,6 +86,8 @@ def keys_create(
     name: Annotated[str | None, typer.Option(help="a label for the key")] = None,
     expires: Annotated[str | None, typer.Option(help="ISO 8601 time or a duration from now: 90d, 12h, 30m")] = None,
     user: Annotated[str | None, typer.Option("--user", help="the person the key is issued to (a per-user key)")] = None,
+    workload: Annotated[str | None, typer.Option(
+        "--workload", help="the workload its requests belong to when they name none")] = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -93,7 +95,7 @@ def keys_create(
     """Create a key and print it once; only its salted hash is stored."""
     new = _run(config, data_dir, lambda led: led.create_key(
         team, budget=budget, rpm=rpm, tpm=tpm, team_rpm=team_rpm, team_tpm=team_tpm, models=_csv(models), name=name,
-        expires_at=expires, user_id=user))
+        expires_at=expires, user_id=user, workload=workload))
     if as_json:
         print(json.dumps({"key": new.key, "team": new.team, "key_id": new.key_id}))
     else:

@@ -20,6 +20,7 @@ from nuri.catalog import Deployment
 from nuri.config import LedgerSettings, MoneySettings
 from nuri.ledger.audit import chain
 from nuri.ledger.audit.export import Range
+from nuri.ledger.audit.indexer import AuditIndexer
 from nuri.ledger.audit.records import AuditRecord
 from nuri.ledger.audit.reports import AuditReports
 from nuri.ledger.audit.secrets import Keys
@@ -52,6 +53,7 @@ class Ledger:
         self.auth = Authenticator(settings, db, audit.keyed_hash, audit.admin_event)
         self.keys = KeyAdmin(db, self.auth, audit.admin_event)
         self.reports = AuditReports(audit)
+        self.indexer = AuditIndexer(db)   # the console's audit index, kept off the request path
 
     @property
     def secrets(self) -> Keys:
@@ -86,6 +88,7 @@ class Ledger:
         await audit.start()
         ledger = cls(settings, data_dir, db, audit, Quota(settings, counters, highest_price(deployments)), money)
         await ledger.auth.start()
+        ledger.indexer.start()
         log.info("ledger open", extra={"backend": "sqlite" if db.is_sqlite else "postgresql",
                                        "counters": mode, "open_mode": ledger.auth.open_mode})
         return ledger
@@ -97,6 +100,7 @@ class Ledger:
 
     async def close(self) -> None:
         await self.auth.close()
+        await self.indexer.stop()
         await self.drain()
         await self.audit.close()
         await self.quota.close()
@@ -214,10 +218,10 @@ class Ledger:
                          tpm: int | None = None, team_rpm: int | None = None, team_tpm: int | None = None,
                          models: list[str] | None = None, name: str | None = None,
                          expires_at: str | datetime | None = None, user_id: str | None = None,
-                         actor: str = "cli") -> rows.NewKey:
+                         workload: str | None = None, actor: str = "cli") -> rows.NewKey:
         return await self.keys.create_key(team, budget=budget, rpm=rpm, tpm=tpm, team_rpm=team_rpm,
                                           team_tpm=team_tpm, models=models, name=name, expires_at=expires_at,
-                                          user_id=user_id, actor=actor)
+                                          user_id=user_id, workload=workload, actor=actor)
 
     async def set_team(self, team: str, *, budget: float | None = None, rpm: int | None = None,
                        tpm: int | None = None, tags: list[str] | None = None, roles: list[str] | None = None,

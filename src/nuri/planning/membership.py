@@ -1,8 +1,9 @@
-"""Which workload a request belongs to: `model: workload:<name>`, or the `x-nuri-workload` header.
+"""Which workload a request belongs to: `model: workload:<name>`, the `x-nuri-workload` header,
+or, for a request that asks for the default model, its key's default workload (`nuri keys create
+--workload W`).
 
 The gateway calls `workload_for` after authentication and `routed_model` to know what to resolve:
 a request of a planned workload is routed by the workload's plan (its `workload:<name>` alias).
-A key's default workload is not here yet: keys have no place to store one.
 """
 
 from __future__ import annotations
@@ -47,13 +48,19 @@ def workload_for(config: NuriConfig, requested_model: str | None, headers: Mappi
                              f"'{WORKLOAD_PREFIX}{header}', not {requested_model!r}", param="model")
     name = from_model or header
     if name is None:
-        return None   # a key's default workload would apply here (needs storage on the key)
+        if principal.workload is None or requested_model not in (None, "", "default"):
+            return None          # a model named outright is the client's choice, not the key's
+        name = principal.workload
     workload = _known(config, name)
     if workload is None:
         known = ", ".join(w.name for w in config.workloads.all) or "none"
         if from_model:
             raise ModelNotFound(f"workload {name!r} does not exist; known workloads: {known}", param="model")
-        raise InvalidRequest(f"header {HEADER} names unknown workload {name!r}; known workloads: {known}")
+        if header:
+            raise InvalidRequest(f"header {HEADER} names unknown workload {name!r}; known workloads: {known}")
+        raise InvalidRequest(f"this API key's default workload {name!r} is not in the running config (known "
+                             f"workloads: {known}); name a model or workload, or ask an admin to fix the key",
+                             code="key_workload_unknown")
     return workload
 
 

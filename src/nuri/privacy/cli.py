@@ -58,10 +58,17 @@ def _read_input(text: str | None, file: Path | None) -> str:
     raise typer.BadParameter("give TEXT, --file F, or pipe text on stdin")
 
 
-def scan_command(text: str | None = None, file: Path | None = None, json_out: bool = False) -> None:
+def scan_command(text: str | None = None, file: Path | None = None, json_out: bool = False,
+                 person_threshold: float | None = None) -> None:
     """Scan TEXT (or a file, or stdin) for personal data and classification signals."""
     content = _read_input(text, file)
-    result = scan_result(content)
+    scanner = None
+    if person_threshold is not None:
+        from nuri.config import PrivacySettings
+        from nuri.privacy.scanner import Scanner
+
+        scanner = Scanner(PrivacySettings(person_threshold=person_threshold))
+    result = scan_result(content, scanner)
     if json_out:
         typer.echo(json.dumps(result, ensure_ascii=False))
         return
@@ -102,6 +109,10 @@ def register(app: typer.Typer) -> None:
         text: Annotated[str | None, typer.Argument(help="text to scan (or use --file / stdin)")] = None,
         file: Annotated[Path | None, typer.Option("--file", "-f", help="read the text from this file")] = None,
         json_out: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+        person_threshold: Annotated[float | None, typer.Option(
+            "--person-threshold", min=0.0, max=1.0,
+            help="privacy.person_threshold for this scan (below 1.0 the name tagger runs; detail says "
+                 "rule, tagger or rule+tagger and the tagger's score)")] = None,
     ) -> None:
         """Find personal data, markings and topics in a text."""
-        scan_command(text, file, json_out)
+        scan_command(text, file, json_out, person_threshold)

@@ -115,6 +115,9 @@ class LlamaCppProvider(Provider):
             n_ctx=int(self.deployment.options.get("n_ctx", min(self.deployment.context_window, 8192))),
             n_threads=self._threads,
             n_batch=int(self.deployment.options.get("n_batch", 512)),
+            # Gemma 3 attends over a 512-token window in five of six layers: a window-sized cache
+            # for those (not a full-context one) holds 110 MB less for the 270M model, same output.
+            swa_full=bool(self.deployment.options.get("swa_full", False)),
             chat_format=self._chat_format,
             embedding=embedding,
             verbose=False,

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, text
 
 from nuri.errors import InvalidRequest
-from nuri.ledger.audit import chain
+from nuri.ledger.audit import chain, indexer
 from nuri.ledger.audit.export import Range, export
 from nuri.ledger.audit.trail import AuditTrail
 from nuri.ledger.quota.admission import NANO
@@ -39,8 +39,14 @@ class AuditReports:
         trail = self.trail
         cutoff = datetime.fromtimestamp(time.time() - older_than_days * 86400, UTC)
         cutoff_iso = cutoff.isoformat(timespec="microseconds").replace("+00:00", "Z")
-        dropped = await trail.db.run_raw(
-            lambda conn: chain.prune(conn, trail.secrets, cutoff_iso, postgres=not trail.db.is_sqlite), write=True)
+
+        def work(conn: RawConn) -> int:
+            dropped = chain.prune(conn, trail.secrets, cutoff_iso, postgres=not trail.db.is_sqlite)
+            if dropped:
+                indexer.forget_pruned(conn, cutoff_iso)     # their index rows go with them
+            return dropped
+
+        dropped = await trail.db.run_raw(work, write=True)
         await trail.admin_event("audit_pruned", actor, {"older_than_days": older_than_days, "records": dropped})
         return dropped
 

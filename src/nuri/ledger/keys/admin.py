@@ -72,10 +72,12 @@ class KeyAdmin:
                          tpm: int | None = None, team_rpm: int | None = None, team_tpm: int | None = None,
                          models: list[str] | None = None, name: str | None = None,
                          expires_at: str | datetime | None = None, user_id: str | None = None,
-                         actor: str = "cli") -> rows.NewKey:
+                         workload: str | None = None, actor: str = "cli") -> rows.NewKey:
         check_name("team", team)
         if user_id is not None:
             check_name("user_id", user_id)
+        if workload is not None:
+            check_name("workload", workload)
         expires = expiry(expires_at)
         if expires is not None and rows.expired(expires):
             raise InvalidRequest(f"expires_at {expires} is already past", code="invalid_expiry", param="expires_at")
@@ -85,7 +87,7 @@ class KeyAdmin:
             known = conn.execute(text("SELECT 1 FROM teams WHERE name = :n"), {"n": team}).first() is not None
             rows.upsert_team(conn, team, budget=budget, rpm=team_rpm, tpm=team_tpm)
             new = rows.create_key(conn, team, rpm=rpm, tpm=tpm, models=models, name=name, expires_at=expires,
-                                  user_id=user_id)
+                                  user_id=user_id, workload=workload)
             # replicas must learn of it before we return only if it ends open mode or changes the
             # limits of a team whose keys they may have cached (a new key id is never in a cache)
             changes_cached = first or (known and any(v is not None for v in (budget, team_rpm, team_tpm)))
@@ -120,7 +122,7 @@ class KeyAdmin:
                 raise NotFound(f"no active key {key_id}", code="key_not_found", param="key_id")
             new = rows.create_key(conn, old.team, rpm=old.rpm, tpm=old.tpm, models=old.models, name=old.name,
                                   expires_at=expires if expires is not None else old.expires_at,
-                                  user_id=old.user_id)
+                                  user_id=old.user_id, workload=old.workload)
             if grace_seconds > 0:
                 rows.expire_key(conn, key_id, rows.iso(_ceil_second(datetime.now(UTC) + timedelta(seconds=grace_seconds))))
             else:

@@ -43,6 +43,7 @@ class KeyInfo:
     name: str | None
     expires_at: str | None = None
     user_id: str | None = None
+    workload: str | None = None            # the workload a request of this key belongs to by default
 
     def status(self, now: str | None = None) -> str:
         """active | revoked | expired."""
@@ -143,18 +144,19 @@ def get_team(conn: Connection, team: str) -> TeamInfo | None:
 
 def create_key(conn: Connection, team: str, *, rpm: int | None = None, tpm: int | None = None,
                models: list[str] | None = None, name: str | None = None, expires_at: str | None = None,
-               user_id: str | None = None) -> NewKey:
+               user_id: str | None = None, workload: str | None = None) -> NewKey:
     key_id = secrets.token_hex(KEY_ID_LEN // 2)
     secret = secrets.token_urlsafe(32)
     salt = secrets.token_hex(16)
     conn.execute(
         text(
             "INSERT INTO api_keys (key_id, team, salt, secret_hash, created_at, rpm, tpm, models, name, "
-            "expires_at, user_id) VALUES (:k, :team, :salt, :h, :t, :rpm, :tpm, :models, :name, :exp, :user)"
+            "expires_at, user_id, workload) "
+            "VALUES (:k, :team, :salt, :h, :t, :rpm, :tpm, :models, :name, :exp, :user, :workload)"
         ),
         {"k": key_id, "team": team, "salt": salt, "h": hash_secret(salt, secret), "t": now_iso(),
          "rpm": rpm, "tpm": tpm, "models": json.dumps(models) if models else None, "name": name,
-         "exp": expires_at, "user": user_id},
+         "exp": expires_at, "user": user_id, "workload": workload},
     )
     return NewKey(key=f"{PREFIX}{key_id}-{secret}", key_id=key_id, team=team)
 
@@ -177,11 +179,12 @@ def revoke_key(conn: Connection, key_id: str) -> bool:
     return bool(result.rowcount)
 
 
-_KEY_COLUMNS = "key_id, team, created_at, revoked_at, rpm, tpm, models, name, expires_at, user_id"
+_KEY_COLUMNS = "key_id, team, created_at, revoked_at, rpm, tpm, models, name, expires_at, user_id, workload"
 
 
 def _key(r: Any) -> KeyInfo:
-    return KeyInfo(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None, r[7], r[8], r[9])
+    return KeyInfo(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None, r[7], r[8], r[9],
+                   r[10])
 
 
 def list_keys(conn: Connection, team: str | None = None, user_id: str | None = None) -> list[KeyInfo]:
@@ -205,7 +208,7 @@ def get_key(conn: Connection, key_id: str) -> KeyInfo | None:
 # cache which epoch the row belongs to (see cache.py); the key columns are NULL for unknown ids.
 _LOOKUP = (
     "SELECT k.salt, k.secret_hash, k.revoked_at, k.rpm, k.tpm, k.models, "
-    "t.name, t.budget, t.rpm, t.tpm, t.tags, t.roles, t.latency_tier, e.epoch, k.expires_at "
+    "t.name, t.budget, t.rpm, t.tpm, t.tags, t.roles, t.latency_tier, e.epoch, k.expires_at, k.workload "
     "FROM key_epoch e LEFT JOIN api_keys k ON k.key_id = :k LEFT JOIN teams t ON t.name = k.team "
     "WHERE e.id = 1"
 )
@@ -266,4 +269,5 @@ def principal_from(row: Any, key_id: str, secret: str) -> Principal | None:
         tpm=row[4],
         team_rpm=row[8],
         team_tpm=row[9],
+        workload=row[15],
     )
