@@ -1,7 +1,7 @@
 """Privacy boundary: leak rate and fidelity per family × site × encoding × reply carrier.
 
 A real `nuri serve` (kr-pipa) in front of two recording upstreams, `us` (foreign cloud, preferred by
-the alias) and `kr` (on premises). Every cell of `nuri.testing.boundary.full_grid()` is sent once;
+the alias) and `kr` (on premises). Every cell of `support.boundary.full_grid()` is sent once;
 a request cell leaks when `us` received its value in any recoverable form, a reply cell when the
 client could recover a value it never sent; fidelity is whether the client got its own values back
 byte-exact from placeholders. The baseline is the target itself: 0 leaks and fidelity 1.0 in every
@@ -26,7 +26,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, write_result
-from nuri.testing.boundary import (
+from support.boundary import (
     CARRIERS,
     ENCODINGS,
     FAMILIES,

@@ -26,6 +26,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+# The real peers benchmarks share with the tests (an OpenAI-compatible upstream, `nuri serve`
+# processes, the boundary harness) are test material: tests/support, not part of the package.
+SUPPORT = ROOT / "tests" / "support"
+if str(SUPPORT.parent) not in sys.path:
+    sys.path.insert(0, str(SUPPORT.parent))
 CPUS = os.cpu_count() or 1
 
 
@@ -49,7 +54,7 @@ def pin_self(cpu: int | None) -> None:
 
 
 def free_port() -> int:
-    from nuri.testing.upstream_server import free_port as fp
+    from support.upstream_server import free_port as fp
 
     return fp()
 
@@ -67,7 +72,7 @@ def wait_http(url: str, timeout: float = 120.0) -> None:
 @contextlib.contextmanager
 def upstream_process(cpu: int = 1, latency_ms: float = 0.0) -> Iterator[str]:
     port = free_port()
-    cmd = [*pin(cpu), sys.executable, "-m", "nuri.testing.upstream_server", "--port", str(port), "--no-record",
+    cmd = [*pin(cpu), sys.executable, str(SUPPORT / "upstream_server.py"), "--port", str(port), "--no-record",
            "--latency-ms", str(latency_ms)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

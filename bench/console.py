@@ -15,7 +15,7 @@ Two parts, both reported in bench/results/console.json:
   render in under 200 ms. The verify action, a walk of the whole chain, is timed once and
   reported apart: it is a button, not a page.
 
-    .venv/bin/python bench/console.py [--records 1000000] [--repeat 15] [--writes 20000] [--rounds 3]
+    .venv/bin/python bench/console.py [--records 1000000] [--repeat 15] [--writes 50000] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -38,14 +38,15 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))          # support/: the real upstream and `nuri serve` processes
 
 from nuri.config import LedgerSettings  # noqa: E402
 from nuri.ledger.audit.indexer import AuditIndexer  # noqa: E402
 from nuri.ledger.audit.records import AuditRecord, canonical, chain_hash  # noqa: E402
 from nuri.ledger.audit.secrets import Keys  # noqa: E402
 from nuri.ledger.service import Ledger  # noqa: E402
-from nuri.testing.processes import GatewayProcess, upstream_deployment  # noqa: E402
-from nuri.testing.upstream_server import RunningUpstream  # noqa: E402
+from support.processes import GatewayProcess, upstream_deployment  # noqa: E402
+from support.upstream_server import RunningUpstream  # noqa: E402
 
 ADMIN = "bench-console-admin"
 HMAC = "bench-hmac-key-0123456789"
@@ -229,8 +230,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--budget-ms", type=float, default=200.0)
     parser.add_argument("--reuse", type=Path, help="a data directory an earlier run built (same --records)")
-    parser.add_argument("--writes", type=int, default=20_000, help="records per write round; 0: skip")
-    parser.add_argument("--rounds", type=int, default=3, help="write rounds per arm")
+    parser.add_argument("--writes", type=int, default=50_000, help="records per write round; 0: skip")
+    parser.add_argument("--rounds", type=int, default=5, help="write rounds per arm")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nuri-console-bench-"))
     out = ROOT / "bench" / "results" / "console.json"

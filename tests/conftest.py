@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from nuri.testing.processes import GatewayProcess
-from nuri.testing.upstream_server import RunningUpstream
+from support.processes import GatewayProcess
+from support.upstream_server import RunningUpstream
 
 # Test gateways share the weights assembled by `make install` instead of copying them each time.
 os.environ.setdefault("NURI_MODELS_DIR", str(Path(__file__).resolve().parents[1] / ".nuri" / "models"))

@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nuri.testing.processes import GatewayProcess, upstream_deployment
+from support.processes import GatewayProcess, upstream_deployment
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

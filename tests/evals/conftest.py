@@ -14,7 +14,7 @@ from eval_helpers import catalog
 
 from nuri.config import NuriConfig, load_config
 from nuri.evals.store import ResultStore
-from nuri.testing.upstream_server import RunningUpstream, UpstreamState
+from support.upstream_server import RunningUpstream, UpstreamState
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from eval_helpers import catalog, make_suite
 from typer.testing import CliRunner
 
 from nuri.evals.__main__ import app
-from nuri.testing.upstream_server import RunningUpstream, UpstreamState
+from support.upstream_server import RunningUpstream, UpstreamState
 
 cli = CliRunner()
 

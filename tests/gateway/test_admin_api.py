@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nuri.testing.processes import create_key, upstream_deployment
+from support.processes import create_key, upstream_deployment
 
 ADMIN = "admin-secret-for-tests"
 PHONE = "010-2345-6789"

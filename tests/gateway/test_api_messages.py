@@ -1,7 +1,7 @@
 """The Messages API (`POST /v1/messages`) end to end, with the real Anthropic SDK as a client.
 
 Requests go through a real `nuri serve` to recording upstreams: `default` prefers the foreign `us`
-over the domestic `kr` (nuri.testing.boundary). A resident registration number in a `system`
+over the domestic `kr` (support.boundary). A resident registration number in a `system`
 block or a `tool_result` never reaches `us`; a phone number does only as a placeholder and the
 client gets its own value back. The last tests run a deployment with `provider: anthropic`
 against a small Messages-speaking upstream defined here, which records what it receives.
@@ -20,8 +20,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from nuri.testing.boundary import FAMILIES, Boundary, Seen, find_value, reset_upstream, running_boundary
-from nuri.testing.upstream_server import PLACEHOLDER_RE, RunningUpstream, free_port
+from support.boundary import FAMILIES, Boundary, Seen, find_value, reset_upstream, running_boundary
+from support.upstream_server import PLACEHOLDER_RE, RunningUpstream, free_port
 
 RRN, PHONE = FAMILIES["KR_RRN"], FAMILIES["PHONE"]
 TOOLS = [{"name": "lookup", "description": "고객 정보를 조회합니다.",
@@ -319,7 +319,7 @@ def test_the_embedded_model_answers_a_message(embedded_gateway: Any) -> None:
 def test_keys_by_x_api_key_and_state_bound_to_the_team(tmp_path: Any, upstream: RunningUpstream) -> None:
     import openai
 
-    from nuri.testing.processes import GatewayProcess, create_key, upstream_deployment
+    from support.processes import GatewayProcess, create_key, upstream_deployment
 
     reset_upstream(upstream)
     data = tmp_path / "data"

@@ -1,7 +1,7 @@
 """The Responses API (`POST /v1/responses`) end to end, with the real OpenAI SDK as a client.
 
 Requests go through a real `nuri serve` to recording upstreams: `default` prefers the foreign `us`
-over the domestic `kr` (nuri.testing.boundary). What the upstreams received is the evidence: a
+over the domestic `kr` (support.boundary). What the upstreams received is the evidence: a
 resident registration number in an input item or in `instructions` never reaches `us`; a phone
 number does only as a placeholder, and the client gets its own value back.
 """
@@ -15,8 +15,8 @@ from typing import Any
 import openai
 import pytest
 
-from nuri.testing.boundary import FAMILIES, Boundary, Seen, find_value, reset_upstream, running_boundary
-from nuri.testing.upstream_server import RunningUpstream
+from support.boundary import FAMILIES, Boundary, Seen, find_value, reset_upstream, running_boundary
+from support.upstream_server import RunningUpstream
 
 RRN, PHONE = FAMILIES["KR_RRN"], FAMILIES["PHONE"]
 TOOLS = [{"type": "function", "name": "lookup", "description": "고객 정보를 조회합니다.",

@@ -17,9 +17,9 @@ import httpx
 import openai
 import pytest
 
-from nuri.testing.boundary import FAMILIES, reset_upstream
-from nuri.testing.processes import upstream_deployment
-from nuri.testing.upstream_server import RunningUpstream
+from support.boundary import FAMILIES, reset_upstream
+from support.processes import upstream_deployment
+from support.upstream_server import RunningUpstream
 
 RRN, PHONE = FAMILIES["KR_RRN"], FAMILIES["PHONE"]
 

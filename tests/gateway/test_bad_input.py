@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from nuri.testing.processes import upstream_deployment
+from support.processes import upstream_deployment
 
 GOOD = {"model": "default", "messages": [{"role": "user", "content": "안녕"}]}
 

@@ -1,4 +1,4 @@
-"""The privacy boundary in CI: one test per cell of the reduced grid (nuri.testing.boundary.ci_grid).
+"""The privacy boundary in CI: one test per cell of the reduced grid (support.boundary.ci_grid).
 
 The grid runs once per module against a real `nuri serve` (kr-pipa) in front of two recording
 upstreams; each cell's test then asserts on that cell's verdict, so a leaking cell is its own
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from nuri.testing.boundary import (
+from support.boundary import (
     ENCODINGS,
     FAMILIES,
     Boundary,

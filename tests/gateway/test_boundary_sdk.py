@@ -15,8 +15,8 @@ from typing import Any
 import openai
 import pytest
 
-from nuri.testing.boundary import FAMILIES, Boundary, Seen, find_value, reset_upstream, running_boundary
-from nuri.testing.upstream_server import RunningUpstream
+from support.boundary import FAMILIES, Boundary, Seen, find_value, reset_upstream, running_boundary
+from support.upstream_server import RunningUpstream
 
 RRN = FAMILIES["KR_RRN"].value
 # a 1×1 transparent PNG

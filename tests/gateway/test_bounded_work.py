@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from nuri.queueing import FairQueue, QueueFull
-from nuri.testing.processes import create_key, upstream_deployment
+from support.processes import create_key, upstream_deployment
 
 KOREAN = "개인정보 보호법에 따라 주민등록번호는 국내에서만 처리합니다. "
 
@@ -78,7 +78,7 @@ def test_text_over_the_scan_cap_is_refused_with_the_limit(gateway, upstream):
 
 
 def test_keep_home_routes_text_over_the_cap_only_to_the_home_country(gateway):
-    from nuri.testing.upstream_server import RunningUpstream
+    from support.upstream_server import RunningUpstream
 
     with RunningUpstream() as kr, RunningUpstream() as us:
         gw = gateway(_kr_us(kr, us, privacy={"max_scan_chars": 1000, "over_limit": "keep_home"}))

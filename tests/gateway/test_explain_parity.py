@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from nuri.testing.processes import upstream_deployment
-from nuri.testing.upstream_server import RunningUpstream
+from support.processes import upstream_deployment
+from support.upstream_server import RunningUpstream
 
 RRN = "900101-1234568"
 PHONE = "010-2345-6789"

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from nuri.testing.processes import GatewayProcess, create_key, upstream_deployment
+from support.processes import GatewayProcess, create_key, upstream_deployment
 
 RRN = "900101-1234568"
 CHAT = {"model": "default", "messages": [{"role": "user", "content": "안녕하세요"}]}
@@ -55,7 +55,7 @@ def _error(resp: httpx.Response, status: int, code: str | None = None) -> dict[s
 
 @pytest.fixture(scope="module")
 def upstreams():
-    from nuri.testing.upstream_server import RunningUpstream
+    from support.upstream_server import RunningUpstream
 
     with RunningUpstream() as kr, RunningUpstream() as us:
         yield kr, us

@@ -18,8 +18,8 @@ import httpx
 import openai
 import pytest
 
-from nuri.testing.processes import create_key, upstream_deployment
-from nuri.testing.upstream_server import RunningUpstream
+from support.processes import create_key, upstream_deployment
+from support.upstream_server import RunningUpstream
 
 KO = "이 응답은 AI가 작성했습니다."
 EN = "Written by AI."

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from nuri.testing.processes import upstream_deployment
-from nuri.testing.upstream_server import RunningUpstream
+from support.processes import upstream_deployment
+from support.upstream_server import RunningUpstream
 
 ENGLISH = "Dokdo belongs to Ulleung County in North Gyeongsang Province."
 KOREAN = "독도는 경상북도 울릉군에 속한 섬입니다."

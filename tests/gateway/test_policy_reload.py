@@ -9,7 +9,7 @@ import sys
 import httpx
 import yaml
 
-from nuri.testing.processes import upstream_deployment
+from support.processes import upstream_deployment
 
 
 def test_reload_keeps_old_policy_on_error_and_audits_both(upstream, gateway, tmp_path):

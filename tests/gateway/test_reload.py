@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import yaml
 
-from nuri.testing.processes import upstream_deployment
-from nuri.testing.upstream_server import RunningUpstream
+from support.processes import upstream_deployment
+from support.upstream_server import RunningUpstream
 
 CHAT = {"model": "default", "messages": [{"role": "user", "content": "오늘 날씨 어때?"}]}
 SLOW_REPLY = "느린 스트림의 마지막 조각까지 모두 도착해야 합니다. " * 3

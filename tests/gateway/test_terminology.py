@@ -19,8 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from nuri.testing.processes import upstream_deployment
-from nuri.testing.upstream_server import RunningUpstream
+from support.processes import upstream_deployment
+from support.upstream_server import RunningUpstream
 
 TEXTS = {
     "en": "The Sea of Japan lies east of Korea; Takeshima sits in it.",

@@ -27,8 +27,8 @@ from typing import Any
 import httpx
 import pytest
 
-from nuri.testing.processes import GatewayProcess, upstream_deployment
-from nuri.testing.upstream_server import RunningUpstream, free_port
+from support.processes import GatewayProcess, upstream_deployment
+from support.upstream_server import RunningUpstream, free_port
 
 ENV = {"NURI_AUDIT_HMAC_KEY": "faults-hmac", "NURI_AUDIT_SIGNING_KEY": "faults-sign", "NURI_ADMIN_KEY": "faults-admin"}
 PG_URL = os.environ.get("NURI_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -26,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nuri.testing.processes import GatewayProcess, upstream_deployment
-from nuri.testing.upstream_server import RunningUpstream
+from support.processes import GatewayProcess, upstream_deployment
+from support.upstream_server import RunningUpstream
 
 ENV = {"NURI_AUDIT_HMAC_KEY": "fuzz-hmac", "NURI_AUDIT_SIGNING_KEY": "fuzz-sign"}
 GOOD = {"choices": [{"index": 0, "delta": {"content": "안녕"}, "finish_reason": None}]}

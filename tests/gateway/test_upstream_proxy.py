@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from nuri.testing.processes import upstream_deployment
+from support.processes import upstream_deployment
 
 
 @pytest.fixture(scope="module")

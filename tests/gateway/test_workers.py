@@ -19,7 +19,7 @@ import httpx
 import openai
 import yaml
 
-from nuri.testing.processes import GatewayProcess, create_key, upstream_deployment
+from support.processes import GatewayProcess, create_key, upstream_deployment
 
 PROMPT = "안녕하세요, 배송 일정을 알려 주세요."
 PRICE = {"input_per_mtok": 1000.0, "output_per_mtok": 2000.0}

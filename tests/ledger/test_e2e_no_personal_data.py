@@ -13,8 +13,8 @@ import httpx
 import openai
 import pytest
 
-from nuri.testing.processes import GatewayProcess, upstream_deployment
-from nuri.testing.upstream_server import RunningUpstream
+from support.processes import GatewayProcess, upstream_deployment
+from support.upstream_server import RunningUpstream
 
 pytestmark = pytest.mark.slow
 

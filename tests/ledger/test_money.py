@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from nuri.config import ConfigError, parse_config
-from nuri.testing.processes import create_key, upstream_deployment
+from support.processes import create_key, upstream_deployment
 
 RATE = 0.00075                       # USD per KRW
 CHAT = {"messages": [{"role": "user", "content": "오늘 날씨 어때?"}], "max_tokens": 8}

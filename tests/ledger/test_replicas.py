@@ -25,10 +25,12 @@ import yaml
 
 from nuri.config import LedgerSettings
 from nuri.ledger import Ledger
-from nuri.testing.processes import GatewayProcess
-from nuri.testing.upstream_server import free_port
+from support.processes import GatewayProcess
+from support.upstream_server import free_port
 
 from .conftest import PG_URL, REDIS_URL
+
+SUPPORT = Path(__file__).resolve().parents[1] / "support"
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 
@@ -40,7 +42,7 @@ MAX_TOKENS = 8
 @pytest.fixture
 def upstream_url() -> Iterator[str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "nuri.testing.upstream_server", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, str(SUPPORT / "upstream_server.py"), "--port", str(port),
                              "--no-record"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -18,8 +18,8 @@ import yaml
 from openai import OpenAI
 from planning_helpers import rows
 
-from nuri.testing.processes import upstream_deployment
-from nuri.testing.upstream_server import RunningUpstream, UpstreamState
+from support.processes import upstream_deployment
+from support.upstream_server import RunningUpstream, UpstreamState
 
 INVENTORY = {"workloads": [
     {"name": "helpdesk", "owner": "it", "suites": {"qa": 0.7},
@@ -123,7 +123,7 @@ def test_a_keys_default_workload_routes_its_requests_by_the_plan(tmp_path: Path,
                                                                 upstreams: dict[str, RunningUpstream]) -> None:
     """A key made with `--workload petitions` is routed by that plan when its requests ask for the
     default model; naming a model outright is still the client's choice."""
-    from nuri.testing.processes import create_key
+    from support.processes import create_key
 
     inventory, routes = _plan(tmp_path, upstreams)
     config = _catalog(upstreams) | {"workloads": {"inventory": str(inventory), "routes": str(routes)},

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nuri.testing.processes import GatewayProcess, upstream_deployment
-from nuri.testing.upstream_server import RunningUpstream
+from support.processes import GatewayProcess, upstream_deployment
+from support.upstream_server import RunningUpstream
 
 RRN = "900101-1234568"
 NAME, PHONE = "홍길동", "010-2345-6789"

@@ -365,7 +365,7 @@ ASK = f"고객 연락처 {PHONE}, 메일 {EMAIL} 로 안내해 주세요."
 
 
 def _upstream_can_shape() -> bool:
-    from nuri.testing.upstream_server import UpstreamState
+    from support.upstream_server import UpstreamState
     return all(hasattr(UpstreamState, k) for k in ("reply_fields", "chunks", "cuts"))
 
 
@@ -374,8 +374,8 @@ shaped = pytest.mark.skipif(not _upstream_can_shape(), reason="the test upstream
 
 @pytest.fixture(scope="module")
 def foreign(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
-    from nuri.testing.processes import GatewayProcess, upstream_deployment
-    from nuri.testing.upstream_server import RunningUpstream
+    from support.processes import GatewayProcess, upstream_deployment
+    from support.upstream_server import RunningUpstream
 
     with RunningUpstream() as kr, RunningUpstream() as us:
         config = {

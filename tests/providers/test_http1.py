@@ -17,7 +17,7 @@ from nuri.catalog import Deployment
 from nuri.errors import UpstreamError, UpstreamTimeout
 from nuri.providers.http1 import ConnectionPool, Timeouts, UpstreamConnectionError
 from nuri.providers.openai_compatible import OpenAICompatibleProvider
-from nuri.testing.upstream_server import RunningUpstream, free_port
+from support.upstream_server import RunningUpstream, free_port
 
 OK_BODY = b'{"ok": true}'
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(OK_BODY), OK_BODY)

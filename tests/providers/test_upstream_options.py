@@ -23,7 +23,7 @@ from nuri.config import ConfigError, parse_config
 from nuri.errors import UpstreamError
 from nuri.providers.egress import bypassed
 from nuri.providers.openai_compatible import OpenAICompatibleProvider
-from nuri.testing.upstream_server import RunningProxy, RunningUpstream
+from support.upstream_server import RunningProxy, RunningUpstream
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="the openssl CLI makes the test CA")
 

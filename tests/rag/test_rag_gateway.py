@@ -20,8 +20,8 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from nuri.testing.processes import create_key, upstream_deployment
-from nuri.testing.upstream_server import RunningUpstream
+from support.processes import create_key, upstream_deployment
+from support.upstream_server import RunningUpstream
 
 SECRET_DOC = """# 인수 협상 전략
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import httpx
 
-from nuri.testing.processes import upstream_deployment
+from support.processes import upstream_deployment
 
 RRN = "900101-1234568"
 

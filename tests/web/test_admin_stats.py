@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from openai import OpenAI
 
-from nuri.testing.processes import create_key, upstream_deployment
-from nuri.testing.upstream_server import RunningUpstream
+from support.processes import create_key, upstream_deployment
+from support.upstream_server import RunningUpstream
 
 ADMIN = "stats-admin-secret"
 PROMPT = "제 전화번호는 010-2345-6789 입니다."

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from nuri.testing.processes import GatewayProcess, create_key, upstream_deployment
-from nuri.testing.upstream_server import RunningUpstream
+from support.processes import GatewayProcess, create_key, upstream_deployment
+from support.upstream_server import RunningUpstream
 
 playwright_api = pytest.importorskip("playwright.sync_api",
                                      reason="the playwright package is not installed (pip install -e '.[dev]')")

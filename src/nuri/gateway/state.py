@@ -139,7 +139,21 @@ class Gateway:
         # Load models and open pools in the background: /readyz says when they are ready.
         for provider in self.live.providers.values():
             self.warmup.append(asyncio.create_task(self._start_provider(provider)))
+        if config.rag.collections:              # retrieval indexes, rebuilt from their store
+            self.warmup.append(asyncio.create_task(self._build_rag_indexes()))
         self._listen_for_signals()
+
+    async def _build_rag_indexes(self) -> None:
+        """Each collection's index built at start, so the first question does not wait for it; a
+        failure here is logged and the index is built on first use instead."""
+        from nuri.rag.step import service_for
+
+        try:
+            service = service_for(self)
+            for name in self.live.config.rag.collections:
+                await service.index(name)
+        except Exception as exc:
+            log.error("retrieval indexes not built at start (%s); they are built on first use", type(exc).__name__)
 
     def _listen_for_signals(self) -> None:
         """SIGHUP reloads the config file; SIGUSR1 (sent by `nuri serve --workers` when a sibling

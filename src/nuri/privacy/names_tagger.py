@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from itertools import accumulate
+from itertools import accumulate, chain
 from pathlib import Path
 from typing import NamedTuple
 
@@ -253,6 +253,13 @@ _GATE = float(np.log(_FLOOR / (1 - _FLOOR) / 5)) - 1e-3
 _CLIP = 60.0          # scores are clipped before exp: no overflow, and e^60 is certainty already
 _CAPACITY = 1 << 15   # distinct tokens cached; the table starts over when full
 _CHUNK = 4096         # tokens per table lookup, so one lookup never overflows the table
+_NOTHING, _START, _END = 0, 1, 2   # the table rows of a text's edges
+_RESERVED = 3
+_HEAD, _TAIL = (_NOTHING, _START), (_END, _NOTHING)
+# Token i of a text sits at i + 2 of its padded row ids; its window, in the table's part order
+# (itself, the previous piece, the next, two before, two after), is at these offsets.
+_WINDOW = np.arange(_CHUNK + 4)[:, None] + np.array([2, 1, 3, 0, 4])
+_PARTS = np.arange(5)
 
 
 class NamesTagger:
@@ -273,12 +280,14 @@ class NamesTagger:
         weights = weights[:, 1:] - weights[:, :1]
         self._row = {a: i for i, a in enumerate(attrs)}
         self._w = weights
-        zero = np.zeros(len(LABELS) - 1, np.float32)
-        self._bos = weights[self._row[_BOS]] if _BOS in self._row else zero
-        self._eos = weights[self._row[_EOS]] if _EOS in self._row else zero
         # Per token, its weights as itself, as the previous piece, the next, two before and two after,
-        # side by side: one gathered row per token keeps a text's lookups in few cache lines.
+        # side by side. Rows 0–2 stand for the edges of a text: nothing (0), the start (1: as the
+        # previous piece it adds the ``P=<s>`` weights) and the end (2: as the next, ``N=</s>``).
         self._table = np.zeros((_CAPACITY, 5, len(LABELS) - 1), np.float32)
+        if _BOS in self._row:
+            self._table[_START, 1] = weights[self._row[_BOS]]
+        if _EOS in self._row:
+            self._table[_END, 2] = weights[self._row[_EOS]]
         self._ids: dict[str, int] = {}
 
     def _vector(self, feats: list[str]) -> np.ndarray:
@@ -288,30 +297,25 @@ class NamesTagger:
 
     def _id(self, tok: str) -> int:
         """The table row of a token, computed on first sight."""
-        k = self._ids[tok] = len(self._ids)
+        k = self._ids[tok] = len(self._ids) + _RESERVED
         for r, part in enumerate(token_features(tok, self._gaz, self._lex)):
             self._table[k, r] = self._vector(part)
         return k
 
     def scores(self, toks: list[str]) -> np.ndarray:
         """Label scores relative to ``O`` (columns B1…BW, I1…IW), one row per token (at most
-        `_CHUNK` tokens)."""
+        `_CHUNK` tokens): the five weight vectors of each token's window gathered by one index
+        and summed, a handful of NumPy calls whatever the text's length."""
         ids = self._ids
+        n = len(toks)
         try:
-            idx = np.fromiter(map(ids.get, toks), np.intp, len(toks))
+            idx = np.fromiter(chain(_HEAD, map(ids.get, toks), _TAIL), np.intp, n + 4)
         except TypeError:           # a piece not seen before (its id is None)
-            if len(ids) + len(toks) > _CAPACITY:
+            if len(ids) + n + _RESERVED > _CAPACITY:
                 ids.clear()
-            idx = np.fromiter((ids[t] if t in ids else self._id(t) for t in toks), np.intp, len(toks))
-        g = self._table.take(idx, 0)
-        e = g[:, 0].copy()
-        e[1:] += g[:-1, 1]
-        e[:-1] += g[1:, 2]
-        e[2:] += g[:-2, 3]
-        e[:-2] += g[2:, 4]
-        e[0] += self._bos
-        e[-1] += self._eos
-        return e
+            idx = np.fromiter(chain(_HEAD, (ids[t] if t in ids else self._id(t) for t in toks), _TAIL),
+                              np.intp, n + 4)
+        return self._table[idx[_WINDOW[:n]], _PARTS].sum(1)
 
     def _scores(self, toks: list[str]) -> np.ndarray:
         """`scores` of a text of any length, in chunks that see two tokens past each edge."""
@@ -335,17 +339,15 @@ class NamesTagger:
         if not toks:
             return []
         e = self._scores(toks)
-        best = e[:, 0]
-        for c in range(1, _NB):             # column by column: faster than .max(1) on five columns
-            best = np.maximum(best, e[:, c])
-        starts = np.flatnonzero(best > _GATE)
-        if not len(starts):
+        passed = np.flatnonzero(e[:, :_NB] > _GATE)     # (piece, column) pairs, flattened
+        if not len(passed):
             return []
+        starts = sorted({k // _NB for k in passed.tolist()})
         n = len(toks)
         ends: list[int] = []
         out: list[tuple[int, int, float]] = []
         upto = -1
-        for i, x in zip(starts.tolist(), np.exp(np.minimum(e[starts], _CLIP)).tolist(), strict=True):
+        for i, x in zip(starts, np.exp(np.minimum(e[starts], _CLIP)).tolist(), strict=True):
             if i <= upto:
                 continue
             p = sum(x[:_NB]) / (1.0 + sum(x))

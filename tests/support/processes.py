@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import yaml
 
-from nuri.testing.upstream_server import RunningUpstream, free_port
+from support.upstream_server import RunningUpstream, free_port
 
 
 class GatewayProcess:

@@ -40,7 +40,7 @@ makes it a mutual-TLS endpoint; each recorded request carries the client certifi
 `RunningProxy` is a small HTTP proxy (CONNECT tunnels and absolute-form requests) that records what
 it carried, resolves names of its own (`hosts`) and can demand Proxy-Authorization.
 
-Run alone: python -m nuri.testing.upstream_server --port 9000
+Run alone: python tests/support/upstream_server.py --port 9000
 """
 
 from __future__ import annotations

@@ -43,8 +43,8 @@ from typing import Any
 import httpx
 import openai
 
-from nuri.testing.processes import GatewayProcess, upstream_deployment
-from nuri.testing.upstream_server import ECHO, PLACEHOLDER_RE, RunningUpstream
+from support.processes import GatewayProcess, upstream_deployment
+from support.upstream_server import ECHO, PLACEHOLDER_RE, RunningUpstream
 
 # --- identifier families ------------------------------------------------------------------------
 
