@@ -118,7 +118,7 @@ def items_to_messages(items: list[Any], param: str = "input") -> list[dict[str, 
         _need(isinstance(item, dict), f"{where}: an input item must be an object", where)
         kind = item.get("type", "message")
         if kind == "message":
-            role = _ROLES.get(item.get("role"))  # type: ignore[arg-type]
+            role = _ROLES.get(item.get("role"))
             _need(role is not None, f"{where}.role: must be user, assistant, system or developer", f"{where}.role")
             messages.append({"role": role, "content": _content(item.get("content"), f"{where}.content")})
         elif kind == "function_call":
@@ -437,8 +437,8 @@ class _StreamWriter:
         out: list[bytes] = []
         if self.message is None:
             self.message = len(self.output)
-            item = {"id": _id("msg_"), "type": "message", "status": "in_progress", "role": "assistant",
-                    "content": []}
+            item: dict[str, Any] = {"id": _id("msg_"), "type": "message", "status": "in_progress",
+                                    "role": "assistant", "content": []}
             self.output.append(item)
             out.append(self._event("response.output_item.added", {"output_index": self.message, "item": item}))
         item = self.output[self.message]

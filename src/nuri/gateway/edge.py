@@ -11,7 +11,7 @@ exactly one audit record), and reading back the pipeline's answer, whole or stre
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,7 +94,7 @@ def error_of(body: dict[str, Any]) -> dict[str, Any]:
     return err if isinstance(err, dict) else {"message": str(err or "error"), "type": "server_error"}
 
 
-async def chat_events(chunks: AsyncIterator[Any]) -> AsyncIterator[dict[str, Any] | None]:
+async def chat_events(chunks: AsyncIterable[Any]) -> AsyncIterator[dict[str, Any] | None]:
     """The pipeline's chat-completion stream as objects: each chunk (or `{"error": …}`), then
     None for `[DONE]`. Closing this generator closes the pipeline's relay, which records."""
     buffer = b""

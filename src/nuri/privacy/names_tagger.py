@@ -255,11 +255,7 @@ _CAPACITY = 1 << 15   # distinct tokens cached; the table starts over when full
 _CHUNK = 4096         # tokens per table lookup, so one lookup never overflows the table
 _NOTHING, _START, _END = 0, 1, 2   # the table rows of a text's edges
 _RESERVED = 3
-_HEAD, _TAIL = (_NOTHING, _START), (_END, _NOTHING)
-# Token i of a text sits at i + 2 of its padded row ids; its window, in the table's part order
-# (itself, the previous piece, the next, two before, two after), is at these offsets.
-_WINDOW = np.arange(_CHUNK + 4)[:, None] + np.array([2, 1, 3, 0, 4])
-_PARTS = np.arange(5)
+_HEAD, _TAIL = (_NOTHING, _START), (_END, _NOTHING)     # a text's row ids are padded with these
 
 
 class NamesTagger:
@@ -304,8 +300,8 @@ class NamesTagger:
 
     def scores(self, toks: list[str]) -> np.ndarray:
         """Label scores relative to ``O`` (columns B1…BW, I1…IW), one row per token (at most
-        `_CHUNK` tokens): the five weight vectors of each token's window gathered by one index
-        and summed, a handful of NumPy calls whatever the text's length."""
+        `_CHUNK` tokens): one gather of the tokens' rows, padded with the edge rows, and the sum
+        of five shifted views, a handful of NumPy calls whatever the text's length."""
         ids = self._ids
         n = len(toks)
         try:
@@ -315,7 +311,8 @@ class NamesTagger:
                 ids.clear()
             idx = np.fromiter(chain(_HEAD, (ids[t] if t in ids else self._id(t) for t in toks), _TAIL),
                               np.intp, n + 4)
-        return self._table[idx[_WINDOW[:n]], _PARTS].sum(1)
+        g = self._table.take(idx, 0)
+        return g[2:-2, 0] + g[1:-3, 1] + g[3:-1, 2] + g[:-4, 3] + g[4:, 4]
 
     def _scores(self, toks: list[str]) -> np.ndarray:
         """`scores` of a text of any length, in chunks that see two tokens past each edge."""
@@ -344,12 +341,17 @@ class NamesTagger:
             return []
         starts = sorted({k // _NB for k in passed.tolist()})
         n = len(toks)
+        # The rows walked: each start and the piece after it (a name goes on there or ends),
+        # exponentiated in one call; a name longer than two pieces fetches the rest row by row.
+        rows = sorted({*starts, *(i + 1 for i in starts if i + 1 < n)})
+        ex = dict(zip(rows, np.exp(np.minimum(e[rows], _CLIP)).tolist(), strict=True))
         ends: list[int] = []
         out: list[tuple[int, int, float]] = []
         upto = -1
-        for i, x in zip(starts, np.exp(np.minimum(e[starts], _CLIP)).tolist(), strict=True):
+        for i in starts:
             if i <= upto:
                 continue
+            x = ex[i]
             p = sum(x[:_NB]) / (1.0 + sum(x))
             if p < _FLOOR:
                 continue
@@ -360,7 +362,7 @@ class NamesTagger:
             b = ends[i] if k == _W else min(ends[i], a + k + 1)
             j = i
             while k == _W and j + 1 < n:        # the name goes on into the next piece
-                y = np.exp(np.minimum(e[j + 1], _CLIP)).tolist()
+                y = ex[j + 1] if j + 1 in ex else np.exp(np.minimum(e[j + 1], _CLIP)).tolist()
                 q = sum(y[_NB:]) / (1.0 + sum(y))
                 if q < 0.5:
                     break

@@ -190,8 +190,9 @@ _ROMANIZED = re.compile(
     r"Won|Chun|Bang|Gong|Hyun|Ham|Byun|Yeom|Yeo|Choo|Do|So|Seok|Sun)\s[A-Z][a-z]{1,5}-[a-z]{1,5}(?![A-Za-z])"
 )
 _HAS_UPPER = re.compile(r"[A-Z][a-z]")
-# A person news does not name, written as one capital letter (A씨, B(44)씨가, K군을, A 씨는).
-_LETTER_PERSON = re.compile(r"(?<![A-Za-z0-9])[A-Z](?=\s?(?:\(\d{1,3}(?:세|살)?\)\s?)?(?:씨|군|양)(?![가-힣]{2}))")
+# A person news does not name, written as one capital letter (A씨, B(44)씨가, K군을, A 씨는); the
+# lookbehind after the letter keeps the engine's fast first-character scan.
+_LETTER_PERSON = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])(?=\s?(?:\(\d{1,3}(?:세|살)?\)\s?)?(?:씨|군|양)(?![가-힣]{2}))")
 _EN_TITLES = ("Mr", "Ms", "Dr", "Prof", "Sir", "Madam", "Mister", "Miss", "Mx")
 _ROMANIZED_HINT = re.compile(r" [A-Z][a-z]{1,5}-[a-z]")
 
@@ -275,7 +276,8 @@ class PersonDetector:
             i = lm.start()
             if i and "가" <= text[i - 1] <= "힣" and lm.end() - i < 3:
                 continue     # 업무담당 / 고객센터: the label inside a longer word
-            pos = _LABEL_GAP.match(text, lm.end()).end()
+            gap = _LABEL_GAP.match(text, lm.end())
+            pos = gap.end() if gap is not None else lm.end()
             if pos >= len(text) or text[pos] not in _NAME_FIRST:
                 continue     # 고객센터, 고객: 요금제 …: no name can start here
             for _ in range(12):
@@ -293,7 +295,7 @@ class PersonDetector:
         """Rule hits, combined with the tagger's names when there is a tagger."""
         hits = self.rule_hits(text)
         if self.tagger is None:
-            return [h._replace(detail="rule") for h in hits]
+            return [Hit(h.type, h.start, h.end, h.score, h.evidence, "rule") for h in hits]
         return combine(text, hits, self.tagger.find(text), self.threshold)
 
     def rule_hits(self, text: str) -> list[Hit]:
@@ -309,11 +311,11 @@ class PersonDetector:
                 hits.append(hit)
         i = text.find("씨")
         while i != -1:
-            m = _SSI_BACK.search(text, max(0, i - 10), i)
-            if m and not (m.start() and _hangul(text[m.start() - 1])) and not (
+            back = _SSI_BACK.search(text, max(0, i - 10), i)
+            if back and not (back.start() and _hangul(text[back.start() - 1])) and not (
                 i + 2 < len(text) and _hangul(text[i + 1]) and _hangul(text[i + 2])
             ):
-                hits.append(Hit("PERSON", m.start("sur"), m.end("sur"), 0.6, Evidence.CONTEXT))
+                hits.append(Hit("PERSON", back.start("sur"), back.end("sur"), 0.6, Evidence.CONTEXT))
             i = text.find("씨", i + 1)
         hits += [Hit("PERSON", m.start(), m.end(), 0.8, Evidence.CONTEXT) for m in _LETTER_PERSON.finditer(text)]
         if _HAS_UPPER.search(text):
@@ -381,9 +383,10 @@ def combine(text: str, rules: list[Hit], tagged: list[tuple[int, int, float]], t
             p = max(q for _, q in over)
             used.update(k for k, _ in over)
             if h.evidence is not Evidence.PATTERN or p >= threshold:
-                out.append(h._replace(score=max(h.score, scaled(p, threshold)), detail=f"rule+tagger p={p:.2f}"))
+                out.append(Hit(h.type, h.start, h.end, max(h.score, scaled(p, threshold)), h.evidence,
+                               f"rule+tagger p={p:.2f}"))
         elif h.evidence is not Evidence.PATTERN:
-            out.append(h._replace(detail="rule"))
+            out.append(Hit(h.type, h.start, h.end, h.score, h.evidence, "rule"))
     for k, (a, b, p) in enumerate(tagged):
         if k in used or p < threshold:
             continue
