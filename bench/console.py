@@ -140,25 +140,53 @@ def index_trail(data_dir: Path) -> dict[str, Any]:
     return asyncio.run(run())
 
 
-async def _write_round(data_dir: Path, n: int, concurrency: int, index: bool, seed: int) -> dict[str, Any]:
-    """N records through `Ledger.finish` (group commit), with the background indexer on or off."""
+async def _write_round(data_dir: Path, n: int, index: bool, seed: int, *, concurrency: int = 32,
+                       rate: float | None = None) -> dict[str, Any]:
+    """N records through `Ledger.finish` (group commit), with the background indexer on or off:
+    as fast as `concurrency` finishers go, or paced at `rate` records/s (each one's wait measured
+    from its scheduled start, as a request would see it)."""
     ledger = await Ledger.open(LedgerSettings(durability="fsync"), data_dir)
     try:
         if not index:
             await ledger.indexer.stop()
         rng = random.Random(seed)
-        records = iter([make_record(rng, i) for i in range(n)])
+        batch = [make_record(rng, i) for i in range(n)]
+        records = iter(batch)
+        waits: list[float] = []
         await asyncio.sleep(0)
 
         async def finisher() -> None:
             for record in records:
                 await ledger.finish(None, record)
 
+        async def one(record: AuditRecord, due: float) -> None:
+            await ledger.finish(None, record)
+            waits.append((time.perf_counter() - due) * 1000)
+
+        async def paced(per_second: float) -> None:
+            tasks, start = [], time.perf_counter()
+            for i, record in enumerate(batch):
+                due = start + i / per_second
+                if (delay := due - time.perf_counter()) > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(record, due)))
+            await asyncio.gather(*tasks)
+
         started, cpu = time.perf_counter(), time.process_time()
-        await asyncio.gather(*(finisher() for _ in range(concurrency)))
+        if rate:
+            await paced(rate)
+        else:
+            await asyncio.gather(*(finisher() for _ in range(concurrency)))
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+        indexer_cpu = ledger.indexer.cpu_seconds
         out: dict[str, Any] = {"records_per_s": round(n / wall), "cpu_us_per_record": round(cpu / n * 1e6, 1),
-                               "indexed_during": ledger.indexer.indexed}
+                               "write_cpu_us_per_record": round((cpu - indexer_cpu) / n * 1e6, 1),
+                               "indexed_during": ledger.indexer.indexed,
+                               "indexer_cpu_us_per_record": round(indexer_cpu / max(ledger.indexer.indexed, 1) * 1e6, 1)}
+        if waits:
+            waits.sort()
+            out.update(p50_ms=round(waits[len(waits) // 2], 2), p99_ms=round(waits[int(len(waits) * 0.99)], 2),
+                       max_ms=round(waits[-1], 2))
         if index:                                         # the indexer's own rate on what it had not reached
             await ledger.indexer.stop()
             tail, t, c = AuditIndexer(ledger.db), time.perf_counter(), time.process_time()
@@ -172,25 +200,47 @@ async def _write_round(data_dir: Path, n: int, concurrency: int, index: bool, se
         await ledger.close()
 
 
-def write_rates(work: Path, n: int, rounds: int, concurrency: int = 32) -> dict[str, Any]:
-    """Audit write throughput with and without the indexer, arms alternating, same run."""
-    os.environ["NURI_AUDIT_HMAC_KEY"] = HMAC
+def _arms(work: Path, name: str, n: int, rounds: int, **how: Any) -> dict[str, list[dict[str, Any]]]:
     arms: dict[str, list[dict[str, Any]]] = {"no_index": [], "indexer": []}
     for r in range(rounds):
         for arm in (("no_index", "indexer") if r % 2 == 0 else ("indexer", "no_index")):
-            data_dir = work / f"writes-{arm}-{r}"
+            data_dir = work / f"{name}-{arm}-{r}"
             data_dir.mkdir()
-            result = asyncio.run(_write_round(data_dir, n, concurrency, arm == "indexer", seed=r))
+            result = asyncio.run(_write_round(data_dir, n, arm == "indexer", seed=r, **how))
             arms[arm].append(result)
+            latency = f"; wait p50 {result['p50_ms']} p99 {result['p99_ms']} ms" if "p50_ms" in result else ""
             print(f"  round {r + 1} {arm:9s} {result['records_per_s']:6d} records/s "
-                  f"{result['cpu_us_per_record']:6.1f} µs CPU/record", flush=True)
+                  f"{result['cpu_us_per_record']:6.1f} µs CPU/record, of which writing "
+                  f"{result['write_cpu_us_per_record']:6.1f}; indexed meanwhile {result['indexed_during']:6d}{latency}",
+                  flush=True)
+    return arms
+
+
+def paced_writes(work: Path, rate: float, seconds: float, rounds: int) -> dict[str, Any]:
+    """Records at a gateway's pace: the wait each one sees and the CPU per record, with and without the indexer."""
+    arms = _arms(work, "paced", int(rate * seconds), rounds, rate=rate)
+    summary: dict[str, Any] = {"rate_per_s": rate, "seconds": seconds, "rounds": rounds, "arms": arms}
+    for arm, results in arms.items():
+        for field in ("p50_ms", "p99_ms", "cpu_us_per_record", "write_cpu_us_per_record"):
+            summary[f"{arm}_{field}_median"] = round(statistics.median(x[field] for x in results), 2)
+    return summary
+
+
+def write_rates(work: Path, n: int, rounds: int, concurrency: int = 32) -> dict[str, Any]:
+    """Audit write throughput with and without the indexer, arms alternating, same run."""
+    os.environ["NURI_AUDIT_HMAC_KEY"] = HMAC
+    arms = _arms(work, "writes", n, rounds, concurrency=concurrency)
     summary: dict[str, Any] = {"records_per_round": n, "rounds": rounds, "concurrency": concurrency,
                                "durability": "fsync (group commit)", "arms": arms}
     for arm, results in arms.items():
         summary[f"{arm}_records_per_s_median"] = round(statistics.median(x["records_per_s"] for x in results))
-        summary[f"{arm}_cpu_us_per_record_median"] = round(statistics.median(x["cpu_us_per_record"] for x in results), 1)
+        for field in ("cpu_us_per_record", "write_cpu_us_per_record"):
+            summary[f"{arm}_{field}_median"] = round(statistics.median(x[field] for x in results), 1)
     summary["ratio_indexer_to_no_index"] = round(
         summary["indexer_records_per_s_median"] / summary["no_index_records_per_s_median"], 3)
+    summary["indexer_cpu_us_per_record_during_writes_median"] = round(statistics.median(
+        x["indexer_cpu_us_per_record"] for x in arms["indexer"] if x["indexed_during"]) if any(
+        x["indexed_during"] for x in arms["indexer"]) else 0.0, 1)
     tails = [x for x in arms["indexer"] if x.get("tail")]
     if tails:
         summary["indexer_tail_records_per_s_median"] = round(statistics.median(x["tail_records_per_s"] for x in tails))
@@ -232,6 +282,8 @@ def main() -> None:
     parser.add_argument("--reuse", type=Path, help="a data directory an earlier run built (same --records)")
     parser.add_argument("--writes", type=int, default=50_000, help="records per write round; 0: skip")
     parser.add_argument("--rounds", type=int, default=5, help="write rounds per arm")
+    parser.add_argument("--paced-rate", type=float, default=1000.0, help="records/s of the paced write rounds")
+    parser.add_argument("--paced-seconds", type=float, default=8.0)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="nuri-console-bench-"))
     out = ROOT / "bench" / "results" / "console.json"
@@ -241,6 +293,9 @@ def main() -> None:
         print(f"audit writes: {args.writes:,} records a round, {args.rounds} rounds per arm …", flush=True)
         writes = write_rates(work, args.writes, args.rounds)
         report["audit_writes"] = writes
+        print(f"paced writes: {args.paced_rate:.0f} records/s for {args.paced_seconds:.0f} s, {args.rounds} rounds "
+              "per arm …", flush=True)
+        report["audit_writes_paced"] = paced_writes(work, args.paced_rate, args.paced_seconds, args.rounds)
         out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         print(f"no index {writes['no_index_records_per_s_median']} records/s, indexer "
               f"{writes['indexer_records_per_s_median']} records/s (ratio {writes['ratio_indexer_to_no_index']})",

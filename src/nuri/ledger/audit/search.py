@@ -4,6 +4,9 @@ Every query here reads a bounded number of rows whatever the length of the trail
 walks one facet's primary key backwards from a cursor (keyset pagination), at most `budget`
 candidates per page; the rollups are a few rows per minute or day. A page that used its budget
 before it filled says where it stopped, so the next page goes on from there.
+
+The index covers the records up to the indexer's mark (ledger/audit/indexer.py): callers catch
+it up first (`AuditIndexer.catch_up`); records beyond the mark appear in unfiltered pages only.
 """
 
 from __future__ import annotations
