@@ -41,8 +41,9 @@ from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
 from sqlalchemy.sql.expression import Executable
+
+from nuri.dburl import sqlite_pragmas, with_psycopg
 
 metadata = MetaData()
 
@@ -127,25 +128,15 @@ def database_url(configured: str | None, data_directory: Path) -> str:
     PostgreSQL as the ledger uses: a plain postgresql:// URL would ask for psycopg2."""
     if not configured:
         return f"sqlite:///{data_directory / 'nuri.db'}"
-    url = make_url(configured)
-    if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
-        url = url.set(drivername="postgresql+psycopg")
-    return url.render_as_string(hide_password=False)
+    return with_psycopg(configured)
 
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
 
 
 class ResultStore:
     def __init__(self, url: str) -> None:
         self.engine: Engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", sqlite_pragmas)
         metadata.create_all(self.engine)
 
     def close(self) -> None:

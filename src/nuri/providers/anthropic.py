@@ -13,27 +13,24 @@ none; Messages requires it, default 4096), `max_reply_bytes`, `max_event_bytes`.
 
 from __future__ import annotations
 
-import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
-from nuri.errors import InvalidRequest, UpstreamError, UpstreamTimeout
-from nuri.providers.base import Body, Provider
-from nuri.providers.egress import credential_headers, describe, route
-from nuri.providers.http1 import ConnectionPool, Response, ResponseTooLarge
+from nuri.errors import InvalidRequest, UpstreamError
+from nuri.providers.base import Body
+from nuri.providers.egress import credential_headers, describe
+from nuri.providers.http1 import Response, ResponseTooLarge
+from nuri.providers.pooled import PooledHttpProvider
 from nuri.providers.replies import chunk_fault, reply_fault
 from nuri.providers.sse import EventTooLarge, iter_sse_data
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 DEFAULT_VERSION = "2023-06-01"
 DEFAULT_MAX_TOKENS = 4096
-MAX_REPLY_BYTES = 16 << 20
-MAX_EVENT_BYTES = 1 << 20
-_ERROR_BODY_BYTES = 64 << 10
 _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
            "refusal": "content_filter", "pause_turn": "stop"}
 
@@ -252,49 +249,22 @@ def _error_message(raw: bytes) -> str:
     return raw[:200].decode("utf-8", errors="replace")
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(PooledHttpProvider):
     def __init__(self, deployment: Any) -> None:
-        super().__init__(deployment)
-        self._pool: ConnectionPool | None = None
-        self._route = route(deployment, (deployment.base_url or DEFAULT_BASE_URL).rstrip("/"))
         options = deployment.options or {}
-        self._headers = {"Content-Type": "application/json",
-                         "anthropic-version": str(options.get("anthropic_version", DEFAULT_VERSION)),
-                         **credential_headers(deployment, native=("x-api-key", ""))}
+        super().__init__(deployment, deployment.base_url or DEFAULT_BASE_URL, {
+            "Content-Type": "application/json",
+            "anthropic-version": str(options.get("anthropic_version", DEFAULT_VERSION)),
+            **credential_headers(deployment, native=("x-api-key", "")),
+        })
         self._max_tokens = int(options.get("default_max_tokens", DEFAULT_MAX_TOKENS))
-        self._max_reply = int(options.get("max_reply_bytes", MAX_REPLY_BYTES))
-        self._max_event = int(options.get("max_event_bytes", MAX_EVENT_BYTES))
-
-    async def start(self) -> None:
-        if self._pool is None:
-            self._pool = self._route.pool(self._headers)
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
 
     def _payload(self, body: Body) -> bytes:
         model = self.deployment.model or str(body.get("model") or "")
         return orjson.dumps(to_messages(body, model, self._max_tokens))
 
-    @contextlib.contextmanager
-    def _transport_errors(self, what: Callable[[ConnectionError], str]) -> Iterator[None]:
-        try:
-            yield
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"deployment {self.deployment.id} timed out") from exc
-        except ConnectionError as exc:
-            raise UpstreamError(f"deployment {self.deployment.id} {what(exc)}", retryable=True) from exc
-
-    def _malformed(self, what: str) -> UpstreamError:
-        return UpstreamError(f"deployment {self.deployment.id} sent {what}", retryable=True, code="upstream_malformed")
-
     async def _status_error(self, resp: Response) -> UpstreamError:
-        try:
-            raw = await resp.read(_ERROR_BODY_BYTES)
-        except ResponseTooLarge:
-            raw = b""
+        raw = await self._error_body(resp)
         status = resp.status
         message = f"deployment {self.deployment.id} answered {status}: {_error_message(raw)}"
         if status == 429:

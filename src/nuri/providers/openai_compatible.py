@@ -14,25 +14,22 @@ a non-negative integer are all retryable `UpstreamError`s naming the field, neve
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 
-from nuri.errors import UpstreamError, UpstreamTimeout
-from nuri.providers.base import Body, Provider
-from nuri.providers.egress import credential_headers, describe, route
-from nuri.providers.http1 import ConnectionPool, Response, ResponseTooLarge
+from nuri.errors import UpstreamError
+from nuri.providers.base import Body
+from nuri.providers.egress import credential_headers, describe
+from nuri.providers.http1 import Response, ResponseTooLarge
+from nuri.providers.pooled import PooledHttpProvider
 from nuri.providers.replies import chunk_fault, reply_fault
 from nuri.providers.sse import EventTooLarge, iter_sse_data
 
 # After `[DONE]` the upstream still has to end the HTTP message (e.g. the last empty chunk);
 # giving it this long in the background keeps its connection reusable.
 _DONE_LINGER = 1.0
-MAX_REPLY_BYTES = 16 << 20       # a whole reply body (options.max_reply_bytes)
-MAX_EVENT_BYTES = 1 << 20        # one SSE line or event (options.max_event_bytes)
-_ERROR_BODY_BYTES = 64 << 10     # an error reply is read this far for its message
 
 
 def _error_message(status: int, raw: bytes) -> str:
@@ -48,24 +45,10 @@ def _error_message(status: int, raw: bytes) -> str:
     return raw[:200].decode("utf-8", errors="replace") or f"HTTP {status}"
 
 
-class OpenAICompatibleProvider(Provider):
+class OpenAICompatibleProvider(PooledHttpProvider):
     def __init__(self, deployment: Any) -> None:
-        super().__init__(deployment)
-        self._pool: ConnectionPool | None = None
-        self._route = route(deployment, (deployment.base_url or "").rstrip("/"))
-        self._headers = {"Content-Type": "application/json", **credential_headers(deployment)}
-        options = deployment.options or {}
-        self._max_reply = int(options.get("max_reply_bytes", MAX_REPLY_BYTES))
-        self._max_event = int(options.get("max_event_bytes", MAX_EVENT_BYTES))
-
-    async def start(self) -> None:
-        if self._pool is None:
-            self._pool = self._route.pool(self._headers)
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        super().__init__(deployment, deployment.base_url or "",
+                         {"Content-Type": "application/json", **credential_headers(deployment)})
 
     def _prepare(self, body: Body) -> bytes:
         payload = dict(body)
@@ -91,29 +74,6 @@ class OpenAICompatibleProvider(Provider):
         if fault is not None:
             raise self._malformed(f"a malformed reply: {fault}")
         return data
-
-    def _malformed(self, what: str) -> UpstreamError:
-        """A reply the gateway cannot use; another deployment may do better, so it is retryable."""
-        return UpstreamError(f"deployment {self.deployment.id} sent {what}", retryable=True,
-                             code="upstream_malformed")
-
-    @staticmethod
-    async def _error_body(resp: Response) -> bytes:
-        """Enough of an error reply for its message; an oversized one is cut off, not buffered."""
-        try:
-            return await resp.read(_ERROR_BODY_BYTES)
-        except ResponseTooLarge:
-            return b""
-
-    @contextlib.contextmanager
-    def _transport_errors(self, what: Callable[[ConnectionError], str]) -> Iterator[None]:
-        """Timeouts and connection failures inside the block as the retryable errors routing knows."""
-        try:
-            yield
-        except TimeoutError as exc:
-            raise UpstreamTimeout(f"deployment {self.deployment.id} timed out") from exc
-        except ConnectionError as exc:
-            raise UpstreamError(f"deployment {self.deployment.id} {what(exc)}", retryable=True) from exc
 
     def _status_error(self, status: int, raw: bytes, retry_after: str | None = None) -> UpstreamError:
         retryable = status >= 500 or status in (408, 429)

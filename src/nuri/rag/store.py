@@ -34,7 +34,8 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.engine import make_url
+
+from nuri.dburl import sqlite_pragmas, with_psycopg
 
 metadata = MetaData()
 
@@ -110,18 +111,8 @@ def store_url(configured: str | None, ledger_url: str | None, data_directory: Pa
     chosen = configured or (ledger_url if ledger_url and ledger_url.startswith("postgres") else None)
     if not chosen:
         return f"sqlite:///{data_directory / 'rag.db'}"
-    url = make_url(chosen)
-    if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
-        url = url.set(drivername="postgresql+psycopg")
-    return url.render_as_string(hide_password=False)
+    return with_psycopg(chosen)
 
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
 
 
 class ChunkStore:
@@ -136,7 +127,7 @@ class ChunkStore:
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
                 Path(database).touch(mode=0o600)          # document text: owner only
                 os.chmod(database, 0o600)
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "connect", sqlite_pragmas)
         elif schema:
             with self.engine.begin() as conn:
                 conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))

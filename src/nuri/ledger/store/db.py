@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from nuri.config import LedgerSettings
+from nuri.dburl import with_psycopg
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -35,10 +36,7 @@ def database_url(settings: LedgerSettings, data_dir: Path) -> str:
     """The SQLAlchemy URL: the configured one (psycopg 3 driver for PostgreSQL) or the SQLite file."""
     if not settings.database_url:
         return f"sqlite:///{(data_dir / 'nuri.db').resolve()}"
-    url = make_url(settings.database_url)
-    if url.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
-        url = url.set(drivername="postgresql+psycopg")
-    return url.render_as_string(hide_password=False)
+    return with_psycopg(settings.database_url)
 
 
 def _enable_wal(cur: sqlite3.Cursor) -> None:
