@@ -20,25 +20,13 @@ import httpx
 import pytest
 from aiohttp import web
 
-from support.boundary import FAMILIES, Boundary, Seen, find_value, reset_upstream, running_boundary
+from support.boundary import FAMILIES, Boundary, Seen, find_value, reset_upstream
 from support.upstream_server import PLACEHOLDER_RE, RunningUpstream, free_port
 
 RRN, PHONE = FAMILIES["KR_RRN"], FAMILIES["PHONE"]
 TOOLS = [{"name": "lookup", "description": "고객 정보를 조회합니다.",
           "input_schema": {"type": "object", "properties": {"phone": {"type": "string"}}}}]
 
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Boundary]:
-    with running_boundary(tmp_path_factory.mktemp("messages")) as running:
-        yield running
-
-
-@pytest.fixture
-def fresh(setup: Boundary) -> Boundary:
-    for server in (setup.kr, setup.us):
-        reset_upstream(server)
-    return setup
 
 
 def client(gateway: Any) -> anthropic.Anthropic:

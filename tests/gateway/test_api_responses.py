@@ -9,31 +9,18 @@ number does only as a placeholder, and the client gets its own value back.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 
-from support.boundary import FAMILIES, Boundary, Seen, find_value, reset_upstream, running_boundary
+from support.boundary import FAMILIES, Boundary, Seen, find_value, reset_upstream
 from support.upstream_server import RunningUpstream
 
 RRN, PHONE = FAMILIES["KR_RRN"], FAMILIES["PHONE"]
 TOOLS = [{"type": "function", "name": "lookup", "description": "고객 정보를 조회합니다.",
           "parameters": {"type": "object", "properties": {"phone": {"type": "string"}}}}]
 
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Boundary]:
-    with running_boundary(tmp_path_factory.mktemp("responses")) as running:
-        yield running
-
-
-@pytest.fixture
-def fresh(setup: Boundary) -> Boundary:
-    for server in (setup.kr, setup.us):
-        reset_upstream(server)
-    return setup
 
 
 def client(base_url: str) -> openai.OpenAI:

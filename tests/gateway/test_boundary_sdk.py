@@ -9,13 +9,12 @@ deployment `unscanned-content-abroad`. Assertions are on the bytes the recording
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai
 import pytest
 
-from support.boundary import FAMILIES, Boundary, Seen, find_value, reset_upstream, running_boundary
+from support.boundary import FAMILIES, Boundary, Seen, find_value
 from support.upstream_server import RunningUpstream
 
 RRN = FAMILIES["KR_RRN"].value
@@ -24,18 +23,6 @@ PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA
 IMAGE = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}
 ASK = [{"role": "user", "content": "고객 정보를 조회해 주세요."}]
 
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Boundary]:
-    with running_boundary(tmp_path_factory.mktemp("boundary-sdk")) as running:
-        yield running
-
-
-@pytest.fixture
-def fresh(setup: Boundary) -> Boundary:
-    for server in (setup.kr, setup.us):
-        reset_upstream(server)
-    return setup
 
 
 def client(setup: Boundary) -> openai.OpenAI:

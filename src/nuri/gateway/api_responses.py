@@ -30,6 +30,7 @@ from nuri.gateway.labels import first_event_label
 from nuri.gateway.request import ParsedRequest
 from nuri.gateway.responses import JSONResponse, error_response
 from nuri.privacy.types import Classification
+from nuri.providers.base import text_of
 
 log = logging.getLogger("nuri.gateway")
 
@@ -260,19 +261,11 @@ def _usage(usage: Any) -> dict[str, Any] | None:
             "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": p + c}
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return ""
-
-
 def output_items(message: dict[str, Any]) -> list[dict[str, Any]]:
     """A chat reply message as Responses output items: a message, then one item per tool call."""
     out: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
-    text = _text_of(message.get("content"))
+    text = text_of(message.get("content"))
     if text:
         parts.append({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
     if isinstance(message.get("refusal"), str) and message["refusal"]:

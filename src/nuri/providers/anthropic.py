@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from nuri.errors import InvalidRequest, UpstreamError
-from nuri.providers.base import Body
+from nuri.providers.base import Body, text_of
 from nuri.providers.egress import credential_headers, describe
 from nuri.providers.http1 import Response, ResponseTooLarge
 from nuri.providers.pooled import PooledHttpProvider
@@ -36,14 +36,6 @@ _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", 
 
 
 # --- chat completions → Messages request ------------------------------------------------------------
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return ""
 
 
 def _image(url: str) -> dict[str, Any]:
@@ -111,7 +103,7 @@ def to_messages(body: Body, model: str, default_max_tokens: int) -> Body:
     for msg in body.get("messages") or []:
         role = msg.get("role")
         if role in ("system", "developer"):
-            system.append(_text_of(msg.get("content")))
+            system.append(text_of(msg.get("content")))
         elif role == "user":
             _append(messages, "user", _blocks(msg.get("content")))
         elif role == "assistant":
@@ -123,7 +115,7 @@ def to_messages(body: Body, model: str, default_max_tokens: int) -> Body:
             _append(messages, "assistant", blocks)
         elif role in ("tool", "function"):
             _append(messages, "user", [{"type": "tool_result", "tool_use_id": msg.get("tool_call_id") or "",
-                                        "content": _text_of(msg.get("content"))}])
+                                        "content": text_of(msg.get("content"))}])
     out: Body = {"model": model, "messages": messages,
                  "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens") or default_max_tokens}
     if system:

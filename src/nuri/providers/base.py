@@ -17,6 +17,15 @@ from nuri.errors import InvalidRequest
 Body = dict[str, Any]
 
 
+def text_of(content: Any) -> str:
+    """A chat message's content as text: the string, or its text parts joined (other parts dropped)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
 class Provider(ABC):
     """One deployment's adapter. Created once per deployment and shared by all requests."""
 
