@@ -63,11 +63,11 @@ class PrivacySettings(BaseModel):
     person_model: str = Field("rules", pattern="^(rules|kiwi)$",
                               description="rules (fast) or kiwi: confirm weak name candidates with kiwipiepy")
     person_threshold: float = Field(
-        1.0, ge=0.0, le=1.0,
-        description="below 1.0 the learned name tagger runs and names it alone finds are reported from "
-                    "this probability up (0.5: PERSON F1 0.82 at precision 0.89 on held-out KLUE text, "
-                    "against 0.54 for rules alone); 1.0: rules only, as the tagger adds about 0.13 ms/KB "
-                    "to a 1 KB scan (over the 0.3 ms/KB budget) and 0.07 to long ones",
+        0.5, ge=0.0, le=1.0,
+        description="the learned name tagger reports names it alone finds from this probability up "
+                    "(0.5: PERSON F1 0.82 at precision 0.89 on held-out KLUE text, against 0.54 for rules "
+                    "alone); 1.0 switches the tagger off and leaves names to the rules (titles, labels, "
+                    "honorifics)",
     )
     disabled_entities: list[str] = Field(default_factory=list, description="entity types not to detect")
     irreversible_types: list[str] = Field(

@@ -206,3 +206,35 @@ def test_nuri_scan_json_says_which_part_found_each_name() -> None:
     assert people["황보현"]["detail"].startswith("rule+tagger p=")
     assert people["김민수"]["detail"].startswith("rule")
     assert people["홍길동"]["score"] >= 0.5
+
+
+def test_the_tagger_is_on_by_default() -> None:
+    """A new user's first try: a name with no title beside it is found with the default settings."""
+    assert PrivacySettings().person_threshold == 0.5
+    assert persons("홍길동 010-1234-5678", Scanner()) == ["홍길동"]
+
+
+@pytest.mark.parametrize(("text", "names"), [
+    ("이 고객을 조회해 주세요.", []),                # "this customer"
+    ("한 환자가 응급실에 왔다.", []),                # "a patient"
+    ("그 사람은 어제 왔다.", []),
+    ("이 팀장에게 전달해 주세요.", ["이"]),           # a surname before a title stays a name
+    ("김 고객님께 연락드렸습니다.", ["김"]),
+])
+def test_a_determiner_before_a_word_for_people_is_not_a_surname(text: str, names: list[str]) -> None:
+    assert persons(text) == names
+
+
+def test_short_and_long_texts_are_gated_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short texts are gated by a bound in plain Python, long ones by exact scores in NumPy: the
+    names and probabilities are the same either way."""
+    tagger = names_tagger.NamesTagger()
+    texts = ["홍길동 010-1234-5678", "카메론 디아즈가 출연한 영화", "앞서 변 대표는 1심에서 벌금형을 받았다.",
+             "Nguyen Van An 씨는 베트남 출신이다", "학부모가 학원비를 쉽게 알아볼 수 있다.",
+             "모건 프리먼과 제니퍼 로렌스가 출연했다. 트럼프 대통령은 이날 성명을 냈다."]
+    short = [tagger.find(t) for t in texts]
+    monkeypatch.setattr(names_tagger, "_SHORT", 0)
+    long = [tagger.find(t) for t in texts]
+    assert [[(a, b) for a, b, _ in f] for f in short] == [[(a, b) for a, b, _ in f] for f in long]
+    assert all(abs(p - q) < 1e-5 for f, g in zip(short, long, strict=True) for (_, _, p), (_, _, q) in zip(f, g, strict=True))
+    assert any(short)

@@ -20,13 +20,11 @@ Korean at ~13 ms/KB on this machine, forty times the scanner's whole budget). It
 People news leaves unnamed are written as one capital letter before 씨/군/양 (A씨, B(44)씨) and
 are found by a rule of their own.
 
-With ``privacy.person_threshold`` below 1.0 (0.5 to opt in; the default 1.0 is rules only) a learned tagger
-(nuri.privacy.names_tagger) also runs, for names with no cue ("홍길동 010-1234-5678"), foreign
-names in Hangul (트럼프, 메르켈), rare surnames, people named by the surname alone (이 팀장) and
-Latin-script names; see `combine`. On held-out KLUE text (5-fold) it lifts PERSON F1 from 0.54
-(rules alone) to 0.82 at precision 0.89, threshold 0.5; it stays off by default because it adds
-about 0.13 ms/KB to a 1 KB scan, over the scanner's 0.3 ms/KB budget (bench/pii_klue.py,
-docs/benchmarks.md).
+A learned tagger (nuri.privacy.names_tagger) also runs, for names with no cue ("홍길동
+010-1234-5678"), foreign names in Hangul (트럼프, 메르켈), rare surnames, people named by the surname
+alone (이 팀장) and Latin-script names; see `combine`. On held-out KLUE text (5-fold) it lifts PERSON
+F1 from 0.54 (rules alone) to 0.82 at precision 0.89 at the default ``privacy.person_threshold``
+0.5; 1.0 switches it off (bench/pii_klue.py, docs/benchmarks.md).
 
 Policy on historical figures: well-known historical persons (세종대왕, 이순신, 유관순 …) are not
 personal data of living people and are common in encyclopedic and school text, so a name on
@@ -365,6 +363,24 @@ def _glued(name: str) -> bool:
     return len(name) > _LONGEST_GLUED and " " not in name and _hangul(name[0])
 
 
+# Words for people in general rather than titles: a lone surname syllable before one is a
+# determiner or a numeral (이 고객 "this customer", 한 환자 "a patient", 그 사람), not a person,
+# whereas before a title it usually is one (이 팀장, 김 대표).
+_GENERIC_PEOPLE = ("고객", "환자", "손님", "회원", "학생", "사람", "분", "아이", "직원", "사용자", "이용자", "가입자",
+                   "시민", "주민", "신청인", "신청자", "소비자", "어린이", "여성", "남성", "남자", "여자", "친구", "가족",
+                   "부부", "경우", "사례", "계약자", "근로자", "보호자", "피해자")
+_DETERMINERS = frozenset("이그저한두세네전각매본현모타동새첫온")   # this, that, one, two, former, each …
+_NEXT_WORD = re.compile(r"\s+([가-힣]+)")
+
+
+def _determiner(text: str, a: int, b: int) -> bool:
+    """A determiner or numeral read as a surname alone (이 고객을, 한 환자가; 김 고객님 stays a name)."""
+    if b - a != 1 or text[a] not in _DETERMINERS:
+        return False
+    m = _NEXT_WORD.match(text, b)
+    return bool(m) and any(m.group(1).startswith(w) and len(m.group(1)) - len(w) <= 3 for w in _GENERIC_PEOPLE)
+
+
 def _one_script(name: str) -> bool:
     """A name is Hangul words or Latin words, never symbols or both scripts (에이전트 Chrome, ₩)."""
     return bool(_HANGUL_NAME.fullmatch(name) or (name.isascii() and _HAS_UPPER.match(name)))
@@ -391,7 +407,7 @@ def combine(text: str, rules: list[Hit], tagged: list[tuple[int, int, float]], t
         if k in used or p < threshold:
             continue
         name = text[a:b]
-        if name in HISTORICAL or name in STOP or not _one_script(name) or _glued(name) or (
+        if name in HISTORICAL or name in STOP or not _one_script(name) or _glued(name) or _determiner(text, a, b) or (
                 name.isascii() and not _latin_name_in_korean(text, a, b)):
             continue
         out.append(Hit("PERSON", a, b, scaled(p, threshold), Evidence.MODEL, f"tagger p={p:.2f}"))
