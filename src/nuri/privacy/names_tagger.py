@@ -376,7 +376,7 @@ class NamesTagger:
             scored = self._window_scores(padded, rows)
 
             def more(j: int) -> list[float]:
-                return np.exp(np.minimum(self._window_scores(padded, [j])[0], _CLIP)).tolist()  # type: ignore[no-any-return]
+                return np.exp(np.minimum(self._window_scores(padded, [j])[0], _CLIP)).tolist()
         else:
             e = self._scores(toks)
             passed = np.flatnonzero(e[:, :_NB] > _GATE)     # (piece, column) pairs, flattened
@@ -387,7 +387,7 @@ class NamesTagger:
             scored = e[rows]
 
             def more(j: int) -> list[float]:
-                return np.exp(np.minimum(e[j], _CLIP)).tolist()  # type: ignore[no-any-return]
+                return np.exp(np.minimum(e[j], _CLIP)).tolist()
         # The rows walked: each start and the piece after it (a name goes on there or ends),
         # exponentiated in one call; a name longer than two pieces fetches the rest with `more`.
         ex = dict(zip(rows, np.exp(np.minimum(scored, _CLIP)).tolist(), strict=True))

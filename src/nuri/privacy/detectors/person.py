@@ -378,7 +378,10 @@ def _determiner(text: str, a: int, b: int) -> bool:
     if b - a != 1 or text[a] not in _DETERMINERS:
         return False
     m = _NEXT_WORD.match(text, b)
-    return bool(m) and any(m.group(1).startswith(w) and len(m.group(1)) - len(w) <= 3 for w in _GENERIC_PEOPLE)
+    if m is None:
+        return False
+    word = m.group(1)
+    return any(word.startswith(w) and len(word) - len(w) <= 3 for w in _GENERIC_PEOPLE)
 
 
 def _one_script(name: str) -> bool:
