@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -203,13 +204,22 @@ def chat_body(prompt: str, *, stream: bool = False, max_tokens: int = 16) -> byt
     return json.dumps(body, ensure_ascii=False).encode()
 
 
+_TEXT_STARTS = (b'"content": "', b'"input": "')     # chat and Messages; Responses with a string input
+
+
 def make_sender(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str] | None = None,
-                ttft: list[float] | None = None) -> Callable[[], Awaitable[None]]:
+                ttft: list[float] | None = None, *, fresh: bool = True) -> Callable[[], Awaitable[None]]:
+    """A coroutine function that sends `body` once per call. `fresh`: each request's first message
+    starts with its own number, so every text is new to the gateway, as in real traffic, and no
+    cache of earlier scans can answer it (bench/conversation.py measures what that cache buys)."""
     hdrs = {"Content-Type": "application/json", **(headers or {})}
+    numbers = itertools.count()
+    at = min((i for i in (body.find(m) + len(m) for m in _TEXT_STARTS if m in body)), default=-1) if fresh else -1
 
     async def send() -> None:
+        data = body[:at] + b"%d. " % next(numbers) + body[at:] if at >= 0 else body
         t0 = time.perf_counter()
-        async with session.post(url, data=body, headers=hdrs) as resp:
+        async with session.post(url, data=data, headers=hdrs) as resp:
             if resp.status != 200:
                 raise RuntimeError(f"HTTP {resp.status}: {(await resp.text())[:200]}")
             if ttft is not None:

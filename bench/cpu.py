@@ -7,7 +7,13 @@ from its own `src/`; the two gateways run in alternating rounds so drift on a sh
 lands on both sides. CPU time, not wall time, is what is compared: other load on the machine
 changes it far less.
 
-    .venv/bin/python bench/cpu.py [--baseline REV] [--rounds 7] [--requests 600]
+    .venv/bin/python bench/cpu.py [--baseline REV] [--current REV] [--names rules|tagger]
+                                  [--rounds 7] [--requests 600]
+
+`--current REV` serves the other side from a worktree of REV too, so the cost of one change is
+measured between its parent and itself. Names are found by rules on both sides by default
+(`privacy.person_threshold: 1.0`), the setting revisions before the learned tagger know; the
+tagger's own cost is measured by bench/pii_speed.py (`--names tagger` runs both sides with it).
 """
 
 from __future__ import annotations
@@ -44,8 +50,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def config(upstream: str) -> dict[str, Any]:
+def config(upstream: str, names: str = "rules") -> dict[str, Any]:
     return {
+        "privacy": {"person_threshold": 1.0 if names == "rules" else 0.5},
         "deployments": [{"id": "fast", "provider": "openai_compatible", "model": "m", "base_url": upstream,
                          "jurisdiction": "KR", "hosting": "domestic_cloud", "max_concurrency": 256}],
         "aliases": {"default": ["fast"]},
@@ -60,12 +67,12 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def gateway(src: Path, upstream: str, tmp: Path, name: str) -> Iterator[tuple[str, int, str]]:
+def gateway(src: Path, upstream: str, tmp: Path, name: str, names: str = "rules") -> Iterator[tuple[str, int, str]]:
     """A `nuri serve` from `src` on core 0; yields (base URL, pid, API key)."""
     data = tmp / f"data-{name}"
     data.mkdir()
     cfg = data / "nuri.yaml"
-    cfg.write_text(yaml.safe_dump(config(upstream)))
+    cfg.write_text(yaml.safe_dump(config(upstream, names)))
     env = {**os.environ, "PYTHONPATH": str(src)}
     key = subprocess.run([sys.executable, "-m", "nuri", "keys", "create", "--team", "bench", "--config", str(cfg),
                           "--data-dir", str(data)], env=env, capture_output=True, text=True)
@@ -102,28 +109,36 @@ async def per_request(url: str, pid: int, token: str, stream: bool, requests: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--baseline", default="HEAD", help="git revision to compare against (default HEAD)")
+    parser.add_argument("--current", default=None, help="git revision for the other side (default: this tree)")
+    parser.add_argument("--names", choices=("rules", "tagger"), default="rules",
+                        help="how both sides find names (default rules: person_threshold 1.0)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=600)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="nuri-cpu-") as tmpdir:
         tmp = Path(tmpdir)
-        worktree = tmp / "baseline"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.baseline],
-                       check=True, capture_output=True)
+        revisions = {"baseline": args.baseline, **({"current": args.current} if args.current else {})}
+        trees = {side: tmp / side for side in revisions}
         try:
-            figures = run(worktree / "src", tmp, args)
+            for side, rev in revisions.items():
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(trees[side]), rev],
+                               check=True, capture_output=True)
+            current = trees["current"] / "src" if "current" in trees else ROOT / "src"
+            figures = run(trees["baseline"] / "src", current, tmp, args)
         finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
-                           capture_output=True)
-    figures["baseline"] = args.baseline
+            for tree in trees.values():
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
+                               capture_output=True)
+    figures.update(baseline=args.baseline, current=args.current or "working tree", names=args.names)
     print(f"written {write_result('cpu', figures)}")
 
 
-def run(baseline_src: Path, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
-    sides = {"baseline": baseline_src, "current": ROOT / "src"}
+def run(baseline_src: Path, current_src: Path, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    sides = {"baseline": baseline_src, "current": current_src}
     samples: dict[str, dict[str, list[float]]] = {s: {"chat": [], "stream": []} for s in sides}
     with upstream_process(cpu=1) as upstream, contextlib.ExitStack() as stack:
-        running = {side: stack.enter_context(gateway(src, upstream, tmp, side)) for side, src in sides.items()}
+        running = {side: stack.enter_context(gateway(src, upstream, tmp, side, args.names))
+                   for side, src in sides.items()}
         for r in range(args.rounds):
             order = list(sides) if r % 2 == 0 else list(reversed(sides))
             for side in order:
