@@ -167,6 +167,9 @@ class Deployment(BaseModel):
     procurement: Procurement = Field(default_factory=Procurement)
     options: dict[str, Any] = Field(default_factory=dict, description="provider-specific settings")
     upstream: Upstream = Field(default_factory=Upstream, description="auth scheme, headers, proxy and TLS")
+    responses: bool = Field(
+        False, description="the endpoint serves the Responses API itself (openai_compatible only): a Responses "
+        "request whose candidates all say so is passed through, not translated to chat completions")
 
     @field_validator("provider")
     @classmethod
@@ -179,6 +182,8 @@ class Deployment(BaseModel):
     def _endpoint_present(self) -> Deployment:
         if self.provider == "openai_compatible" and not self.base_url:
             raise ValueError("base_url is required for provider openai_compatible")
+        if self.responses and self.provider != "openai_compatible":
+            raise ValueError("responses: true needs provider openai_compatible")
         if self.upstream.auth == "api-key" and self.api_key is None:
             raise ValueError("upstream.auth api-key needs api_key")
         if self.upstream.auth == "none" and self.api_key is not None:

@@ -19,6 +19,11 @@ Faults: ok | status (status, body) | slow (delay_ms) | drop (after_chunks: close
              as they are; done: send [DONE] (default true); cut: close the connection at the end) |
         huge (bytes: a reply, or one SSE line, of that many bytes)
 
+Responses API (POST /v1/responses, for deployments with `responses: true`): a Response object,
+or streamed its named events (`response.created` … `response.output_text.delta` …
+`response.completed`, no [DONE]); `reply_fields` content and tool_arguments become a message item
+and a function_call item, cut as for chat.
+
 Reply shapes (chat completions), so the reply direction can be probed field by field:
   reply_fields  {"content": t, "refusal": t, "tool_arguments": t, "logprobs": t, "<other key>": t}:
                 each text goes to its carrier (message.content, message.refusal, the first tool
@@ -110,6 +115,23 @@ def _prompt_text(body: dict[str, Any]) -> str:
     return prompt if isinstance(prompt, str) else json.dumps(prompt, ensure_ascii=False)
 
 
+def _input_text(body: dict[str, Any]) -> str:
+    """A Responses request's instructions and input texts, for its usage."""
+    items = body.get("input")
+    texts = [body["instructions"]] if isinstance(body.get("instructions"), str) else []
+    if isinstance(items, str):
+        return "\n".join([*texts, items])
+    for item in items or []:
+        if not isinstance(item, dict):
+            continue
+        content = item.get("content", item.get("output"))
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(p.get("text", "") for p in content if isinstance(p, dict))
+    return "\n".join(texts)
+
+
 def _last_user(body: dict[str, Any]) -> str:
     for m in reversed(body.get("messages") or []):
         if isinstance(m, dict) and m.get("role") == "user" and isinstance(m.get("content"), str):
@@ -197,6 +219,7 @@ class UpstreamServer:
         r.add_post("/v1/chat/completions", self.chat)
         r.add_post("/v1/completions", self.completions)
         r.add_post("/v1/embeddings", self.embeddings)
+        r.add_post("/v1/responses", self.responses)
         r.add_get("/v1/models", self.models)
         r.add_post("/_nuri/config", self.configure)
         r.add_post("/_nuri/script", self.set_script)
@@ -452,6 +475,84 @@ class UpstreamServer:
                 "usage": usage,
             })
         return await self._stream(request, body, fault, text, model, created, usage, chat=False)
+
+    async def responses(self, request: web.Request) -> web.StreamResponse:
+        body, fault = await self._receive(request)
+        failed = await self._apply_fault(fault) or await self._faulty(request, body, fault)
+        if failed is not None:
+            return failed
+        plan = self._plan_for(body) or {}
+        echo = " | ".join(found_placeholders(body))
+        fields: dict[str, str] = _render(dict(plan.get("reply_fields") or {}), echo)
+        if not fields:
+            fields = {"content": self.state.reply}
+        model = self.state.model_name or body.get("model", "test-model")
+        n_in = _count_tokens(_input_text(body))
+        n_out = sum(_count_tokens(t) for t in fields.values())
+        usage = {"input_tokens": n_in, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": n_out,
+                 "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": n_in + n_out}
+        items: list[dict[str, Any]] = []
+        if "content" in fields:
+            items.append({"id": "msg_up1", "type": "message", "status": "completed", "role": "assistant",
+                          "content": [{"type": "output_text", "text": fields["content"], "annotations": []}]})
+        if "tool_arguments" in fields:
+            items.append({"id": "fc_up1", "type": "function_call", "status": "completed", "call_id": "call_up_1",
+                          "name": "lookup", "arguments": fields["tool_arguments"]})
+
+        def response(status: str, output: list[dict[str, Any]], use: Any) -> dict[str, Any]:
+            return {"id": "resp_up1", "object": "response", "created_at": int(time.time()), "status": status,
+                    "model": model, "output": output, "instructions": body.get("instructions"),
+                    "tools": body.get("tools") or [], "store": body.get("store", True),
+                    "previous_response_id": body.get("previous_response_id"), "usage": use,
+                    "metadata": body.get("metadata") or {}}
+
+        if not body.get("stream"):
+            return web.json_response(response("completed", items, usage))
+        anchor = _render(plan.get("cut_anchor"), echo)
+
+        def pieces(text: str) -> list[str]:
+            return cut_text(text, plan.get("cuts"), anchor, self.state.chunk_chars)
+
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await resp.prepare(request)
+        seq = 0
+
+        async def send(kind: str, payload: dict[str, Any]) -> None:
+            nonlocal seq
+            event = {"type": kind, "sequence_number": seq, **payload}
+            seq += 1
+            await resp.write(b"event: " + kind.encode() + b"\ndata: "
+                             + json.dumps(event, ensure_ascii=False).encode() + b"\n\n")
+            if self.state.chunk_delay_ms:
+                await asyncio.sleep(self.state.chunk_delay_ms / 1000)
+
+        await send("response.created", {"response": response("in_progress", [], None)})
+        await send("response.in_progress", {"response": response("in_progress", [], None)})
+        for i, item in enumerate(items):
+            at = {"output_index": i}
+            if item["type"] == "message":
+                text = item["content"][0]["text"]
+                await send("response.output_item.added", {**at, "item": {**item, "status": "in_progress",
+                                                                         "content": []}})
+                where = {"item_id": item["id"], **at, "content_index": 0}
+                await send("response.content_part.added", {**where, "part": {"type": "output_text", "text": "",
+                                                                             "annotations": []}})
+                for piece in pieces(text):
+                    await send("response.output_text.delta", {**where, "delta": piece, "logprobs": []})
+                await send("response.output_text.done", {**where, "text": text, "logprobs": []})
+                await send("response.content_part.done", {**where, "part": item["content"][0]})
+            else:
+                await send("response.output_item.added", {**at, "item": {**item, "status": "in_progress",
+                                                                         "arguments": ""}})
+                for piece in pieces(item["arguments"]):
+                    await send("response.function_call_arguments.delta", {"item_id": item["id"], **at,
+                                                                          "delta": piece})
+                await send("response.function_call_arguments.done", {"item_id": item["id"], **at,
+                                                                     "arguments": item["arguments"]})
+            await send("response.output_item.done", {**at, "item": item})
+        await send("response.completed", {"response": response("completed", items, usage)})
+        await resp.write_eof()
+        return resp
 
     async def embeddings(self, request: web.Request) -> web.StreamResponse:
         body, fault = await self._receive(request)

@@ -8,28 +8,41 @@ is translated back into a Response object, or, streamed, into the Responses even
 (`response.created`, `response.output_text.delta`, `response.function_call_arguments.delta`,
 `response.completed`, …). Conversation state for `previous_response_id` is kept by
 `conversations.py`, redacted. Errors keep OpenAI's error shape.
+
+A request whose candidate deployments all speak the Responses API themselves (`responses: true`)
+is passed through instead: the same pipeline with endpoint `responses` (the same walk,
+classification, decision, routing, masking per step, restoring and guarding of every field and
+every streamed event, one record), the upstream called with `store: false` and the whole
+redacted history as `input`, so conversation state stays Nuri's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from nuri.catalog import Catalog
 from nuri.errors import InvalidRequest, NuriError
 from nuri.gateway import pipeline
+from nuri.gateway.access import check_model_access
 from nuri.gateway.conversations import Known, Store, Stored
 from nuri.gateway.edge import Edge, error_of, json_of, kept_headers, retranslate, sse, stream_error
 from nuri.gateway.labels import first_event_label
+from nuri.gateway.reply_texts import reply_scans
 from nuri.gateway.request import ParsedRequest
 from nuri.gateway.responses import JSONResponse, error_response
-from nuri.privacy.types import Classification
+from nuri.gateway.state import Gateway
+from nuri.planning.membership import routed_model, workload_for
+from nuri.privacy.types import Classification, Entity
 from nuri.providers.base import text_of
 
 log = logging.getLogger("nuri.gateway")
@@ -298,6 +311,8 @@ class Turn:
     nuri: dict[str, Any] | None = None     # Nuri's additions (AI notice, citations) on every snapshot
     known: Known | None = None             # the request's classification, reused to redact what is stored
     classifies: bool = False               # whether the pipeline classifies (policy on)
+    scans: dict[str, list[Entity]] | None = None   # the reply guard's scans of a whole reply, reused likewise
+    native: bool = False                   # passed through to a deployment that speaks Responses
 
     @property
     def stored(self) -> bool:
@@ -349,11 +364,81 @@ class Turn:
         """Keep the conversation for a follow-up (redacted); a failure to store is logged, not fatal."""
         if self.store is None or not self.stored:
             return
+        output = [i for i in response.get("output") or [] if isinstance(i, dict) and i.get("type") != "reasoning"]
+        # the ids Nuri made and the deployment's id (set by the pipeline) are not personal data:
+        # kept without a scan (an upstream's ids are scanned)
+        made = [] if self.native else [i.get("id") for i in output]
+        own = frozenset(v for v in (self.id, response.get("model"), *made) if isinstance(v, str))
         try:
-            await self.store.save(self.id, self.team, Stored([*self.history, *self.items, *response["output"]],
-                                                             response), self.known)
+            await self.store.save(self.id, self.team, Stored([*self.history, *self.items, *output], response),
+                                  self.known, self.scans, own)
         except Exception as exc:
             log.error("response %s not stored: %s", self.id, type(exc).__name__)
+
+    async def call(self, request: Request, edge: Edge, endpoint: str, body: dict[str, Any]) -> Response:
+        """The pipeline, for this turn: a stored one keeps the request's classification and the
+        reply guard's scans of a whole reply, to redact what it stores without scanning again."""
+        if not self.stored:
+            return await pipeline.handle(request, endpoint, body=body, api="responses", principal=edge.ctx.principal)
+        token = reply_scans.set({})
+        try:
+            return await pipeline.handle(request, endpoint, body=body, api="responses",
+                                         principal=edge.ctx.principal, on_classified=self.classified)
+        finally:
+            self.scans = reply_scans.get()
+            reply_scans.reset(token)
+
+    # -- pass-through to a deployment that speaks the Responses API ------------------------------
+    def upstream_body(self) -> dict[str, Any]:
+        """The Responses request for the upstream: stateless (`store: false`, no
+        `previous_response_id`), the whole history as `input`. History items lose the ids Nuri or
+        another upstream gave them (this upstream never stored them); reasoning items, the client's
+        included, are dropped as in translation (model output, never sent on)."""
+        body = {k: v for k, v in self.body.items() if k not in ("previous_response_id", "store", "background")}
+        history = [{k: v for k, v in item.items() if k != "id"} for item in self.history
+                   if isinstance(item, dict) and item.get("type") != "reasoning"]
+        items = [item for item in self.items if item.get("type") != "reasoning"]
+        body["input"] = [*history, *items]
+        body["store"] = False
+        return body
+
+    def adopt(self, response: dict[str, Any]) -> dict[str, Any]:
+        """The upstream's Response object (already restored and guarded) as this request's: Nuri's
+        id, the client's `previous_response_id` and `store`, Nuri's additions."""
+        response["id"] = self.id
+        response["object"] = "response"
+        response["previous_response_id"] = self.body.get("previous_response_id")
+        response["store"] = bool(self.body.get("store", True))
+        if self.nuri:
+            nuri = response.get("nuri")
+            response["nuri"] = {**self.nuri, **(nuri if isinstance(nuri, dict) else {})}
+        return response
+
+    async def passed_through(self, events: AsyncIterable[Any]) -> AsyncIterator[bytes]:
+        """The pipeline's Responses events with each Response object adopted; the final one is
+        stored before it is sent, so a follow-up never misses it. Other events pass as bytes."""
+        buffer = b""
+        try:
+            async for piece in events:
+                buffer += piece if isinstance(piece, bytes) else str(piece).encode()
+                while (end := buffer.find(b"\n\n")) >= 0:
+                    raw, buffer = buffer[:end + 2], buffer[end + 2:]
+                    name = raw[7:raw.find(b"\n")] if raw.startswith(b"event: ") else b""
+                    if name not in _SNAPSHOT_EVENTS:
+                        yield raw
+                        continue
+                    event = orjson.loads(raw[raw.find(b"data: ") + 6:-2])
+                    response = self.adopt(event["response"])
+                    if name in _FINAL_EVENTS:
+                        await self.save(response)
+                    yield sse(name.decode(), event)
+            if buffer:
+                yield buffer
+        finally:                   # however it ends, the pipeline's relay is closed: it records
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
 
     async def stream(self, chunks: AsyncIterator[dict[str, Any] | None]) -> AsyncIterator[bytes]:
         """The pipeline's chat chunks as the Responses event stream."""
@@ -376,6 +461,11 @@ class Turn:
         except Exception as exc:       # a defect here: the client gets a failed response, not a cut
             log.error("response stream %s failed: %s", self.id, type(exc).__name__)
             yield writer.failed(stream_error(exc))
+
+
+_SNAPSHOT_EVENTS = frozenset({b"response.created", b"response.in_progress", b"response.queued",
+                              b"response.completed", b"response.incomplete", b"response.failed"})
+_FINAL_EVENTS = frozenset({b"response.completed", b"response.incomplete"})
 
 
 class _StreamWriter:
@@ -523,6 +613,36 @@ def store_of(request: Request) -> Store | None:
     return getattr(request.app.state, "conversations", None)
 
 
+_SPEAKS: dict[int, tuple[Catalog, bool]] = {}
+
+
+def _speaks_responses(catalog: Catalog) -> bool:
+    """Whether any deployment of this catalog (one per config generation) is `responses: true`."""
+    hit = _SPEAKS.get(id(catalog))
+    if hit is None or hit[0] is not catalog:
+        if len(_SPEAKS) > 8:
+            _SPEAKS.clear()
+        hit = _SPEAKS[id(catalog)] = (catalog, any(d.responses for d in catalog.deployments.values()))
+    return hit[1]
+
+
+def passes_through(gw: Gateway, request: Request, edge: Edge, body: dict[str, Any]) -> bool:
+    """Whether every candidate for the request's model speaks the Responses API itself, so a
+    fallback never has to switch wire formats mid-request. Anything that fails here (an unknown
+    model, a model the key may not use) is left to the pipeline, which answers it as for chat."""
+    catalog = gw.catalog
+    if not _speaks_responses(catalog):
+        return False
+    model = body.get("model", "default")
+    try:
+        check_model_access(edge.ctx, model)
+        workload = workload_for(gw.config, model, request.headers, edge.ctx.principal)
+        candidates = catalog.resolve(routed_model(model, workload) or model)
+    except NuriError:
+        return False
+    return bool(candidates) and all(d.responses for d in candidates)
+
+
 async def create_response(request: Request) -> Response:
     edge = Edge.of(request, "responses")
     try:
@@ -539,18 +659,34 @@ async def create_response(request: Request) -> Response:
             history = previous.items
         turn = Turn(body, input_items(body["input"]), history, team, store,
                     classifies=edge.gw.evaluator.engine.classifies)
-        chat = to_chat(body, history, turn.items)
+        chat = to_chat(body, history, turn.items)          # checks items and tools on either path
+        native = passes_through(edge.gw, request, edge, body)
     except Exception as exc:
         error = await edge.refuse(exc)
         return error_response(error, headers=edge.headers())
-    answer = await pipeline.handle(request, "chat", body=chat, api="responses", principal=edge.ctx.principal,
-                                   on_classified=turn.classified if turn.stored else None)
+    if native:
+        return await _pass_through(request, edge, turn)
+    answer = await turn.call(request, edge, "chat", chat)
     if isinstance(answer, StreamingResponse):
         turn.nuri = first_event_label(answer)          # the AI notice from the first event on, if asked
         return retranslate(answer, turn.stream)
     if answer.status_code != 200:
         return answer                                  # already in OpenAI's error shape
     response = turn.from_chat(json_of(answer))
+    await turn.save(response)
+    return JSONResponse(response, headers=kept_headers(answer))
+
+
+async def _pass_through(request: Request, edge: Edge, turn: Turn) -> Response:
+    turn.native = True
+    answer = await turn.call(request, edge, "responses", turn.upstream_body())
+    if isinstance(answer, StreamingResponse):
+        turn.nuri = first_event_label(answer)
+        answer.body_iterator = turn.passed_through(answer.body_iterator)
+        return answer
+    if answer.status_code != 200:
+        return answer
+    response = turn.adopt(json_of(answer))
     await turn.save(response)
     return JSONResponse(response, headers=kept_headers(answer))
 

@@ -10,8 +10,11 @@ itself, with `store: false`).
 
 What is found where: the strings the request carried (instructions, input items, the history it
 continues) were scanned by the pipeline's classification, split values across fields included,
-and are redacted from that scan (`Known`); the rest (the model's output, `metadata`) and
-everything when policy is off (nothing was classified) is scanned here.
+and are redacted from that scan (`Known`); the model's output in a whole reply was scanned by the
+reply guard, and is redacted from that scan (`reply_texts.ReplyScans`); the identifiers Nuri made
+itself and the protocol's status words are not personal data and are kept as they are. The rest
+(a streamed reply's assembled output, `metadata`) and everything when policy is off (nothing was
+classified or guarded) is scanned here.
 
 Where: the ledger's database (its SQLite file or PostgreSQL), in a table of its own created at
 start-up and written behind in batches (see `DatabaseStore`); with the ledger disabled, process
@@ -23,8 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,6 +67,7 @@ TABLE = Table(
 )
 
 _INSERT = TABLE.insert()          # built once: SQLAlchemy caches its compiled form
+_SQLITE_INSERT = "INSERT INTO nuri_conversations (id, team, created_at, expires_at, body) VALUES (?, ?, ?, ?, ?)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,64 +130,156 @@ def redact_spans(text: str, entities: list[Entity]) -> str:
     return "".join(out)
 
 
-class Redactor:
-    """Every string of a JSON value with personal data replaced by `<TYPE_REDACTED>`: strings the
-    request carried from their classification (`known`), any other (model output, metadata) by
-    a scan of its own."""
+# Keys whose values are the protocol's words (as the request walk exempts them): a value that
+# looks like one is kept without a scan.
+_WORD_KEYS = frozenset({"role", "type", "object", "detail", "format", "tool_choice", "service_tier", "status",
+                        "truncation", "finish_reason", "encoding_format", "reasoning_effort", "modalities", "voice"})
+# a lowercase word of at most 64 characters with fewer than four digits (the walk's test, in one match)
+_WORD = re.compile(r"(?=(?:[^0-9]*[0-9]){0,3}[^0-9]*\Z)[a-z][a-z0-9_.:/+-]{0,63}")
+# Object keys of identifier characters with few digits cannot hold an identifier (as in the walk);
+# the common ones are known without the pattern.
+_PLAIN_KEY = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.\-]{0,63}")
+_COMMON_KEYS = frozenset({
+    "type", "role", "content", "text", "id", "status", "call_id", "name", "arguments", "output", "annotations",
+    "logprobs", "object", "created_at", "model", "instructions", "tools", "usage", "metadata", "parameters",
+    "properties", "description", "input_tokens", "output_tokens", "total_tokens", "input_tokens_details",
+    "output_tokens_details", "cached_tokens", "reasoning_tokens", "error", "incomplete_details",
+    "max_output_tokens", "parallel_tool_calls", "previous_response_id", "reasoning", "effort", "summary",
+    "service_tier", "store", "temperature", "format", "tool_choice", "top_p", "truncation", "user", "background",
+    "nuri", "strict", "required", "refusal", "items", "response", "image_url", "file_data", "filename", "detail",
+})
 
-    def __init__(self, scanner: Any, known: Known | None = None) -> None:
+
+def _is_word(value: str) -> bool:
+    return _WORD.fullmatch(value) is not None
+
+
+def _plain_key(key: str) -> bool:
+    return key in _COMMON_KEYS or _PLAIN_KEY.fullmatch(key) is not None and sum(c.isdigit() for c in key) < 4
+
+
+class _Later:
+    """A string whose redaction waits for a scan (see `Redactor.copy`)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+
+class Redactor:
+    """A JSON value copied with personal data replaced by `<TYPE_REDACTED>` in every string and
+    object key: strings the request carried from their classification (`known`), a whole reply's
+    texts from the reply guard's scan of them (`scans`), identifiers Nuri made (`own`) and protocol
+    words kept as they are, any other string (a streamed reply's output, metadata) by a scan of its
+    own. Images, audio and files are replaced by a note.
+
+    Deny by default like the request walk (every string at any depth, unusual keys too), in one
+    pass that builds the copy; the strings that need a scan are collected (`later`) and scanned
+    after it, on a worker thread when there is much to scan."""
+
+    def __init__(self, scanner: Any, known: Known | None = None, scans: Mapping[str, list[Entity]] | None = None,
+                 own: frozenset[str] = frozenset()) -> None:
         self.scanner = scanner
         self.known = known
+        self.scans = scans
+        self.own = own
         self._memo: dict[str, str] = {}
+        self.later: list[tuple[Any, Any, str]] = []      # (container, slot, string) to scan
+        self._copies: dict[int, tuple[Any, Any]] = {}    # id → (object, its copy): one copy per object
+
+    def found(self, value: str) -> list[Entity] | None:
+        """What is known to be in `value` without a scan (None: it needs one)."""
+        entities = self.known.get(value) if self.known is not None else None
+        if entities is None and self.scans is not None:
+            entities = self.scans.get(value)
+        return entities
 
     def text(self, value: str) -> str:
+        """`value` redacted now (scanned if need be)."""
+        hit = self._memo.get(value)
+        if hit is None:
+            entities = self.found(value)
+            hit = self._memo[value] = redact_spans(value, entities if entities is not None else
+                                                   self.scanner.scan(value))
+        return hit
+
+    def _string(self, key: Any, value: str) -> str | _Later:
+        if value in self.own or key in _WORD_KEYS and _is_word(value):
+            return value
+        if value.startswith("data:") and fields.data_url_media(value) is not None:
+            return NOT_KEPT
         hit = self._memo.get(value)
         if hit is not None:
             return hit
-        entities = self.known.get(value) if self.known is not None else None
-        out = redact_spans(value, entities if entities is not None else self.scanner.scan(value))
-        self._memo[value] = out
-        return out
+        entities = self.found(value)
+        if entities is None:
+            return _Later(value)
+        hit = self._memo[value] = redact_spans(value, entities)
+        return hit
 
-    def unknown_chars(self, node: Any) -> int:
-        """Characters of `node` that would need a scan of their own (not known from the request)."""
-        texts, _ = fields.walk({"v": _without_binary(node)})
-        known = self.known
-        return sum(len(t) for _p, t in texts if known is None or known.get(t) is None)
+    def copy(self, node: Any, key: Any = None) -> Any:
+        """The redacted copy of `node`, but for the strings in `later`, still to be scanned.
+        Written flat: it runs for every node of every stored response."""
+        kind = type(node)
+        if kind is dict:
+            if node.get("type") in _BINARY_TYPES:
+                return {"type": "input_text", "text": NOT_KEPT}
+            seen = self._copies.get(id(node))
+            if seen is not None and seen[0] is node:   # the output items are both history and response
+                return seen[1]
+            obj: dict[Any, Any] = {}
+            self._copies[id(node)] = (node, obj)
+            for k, v in node.items():
+                name = k if type(k) is not str or _plain_key(k) else self.text(k)
+                if name in obj:
+                    continue
+                obj[name] = self._child(obj, name, v, k)
+            return obj
+        if kind is list:
+            items: list[Any] = []
+            for v in node:
+                items.append(self._child(items, len(items), v, None))
+            return items
+        if kind is str:                        # a bare string: nowhere to put it later
+            out = self._string(key, node)
+            return self.text(node) if type(out) is _Later else out
+        return node
 
-    def value(self, node: Any) -> Any:
-        node = _without_binary(node)
-        if isinstance(node, str):
-            return self.text(node)
-        if not isinstance(node, dict | list):
-            return node
-        wrapped = {"v": node}
-        texts, unscanned = fields.walk(wrapped)
-        out = fields.rewrite(wrapped, texts, self.text)
-        out = fields.apply(out, [(u.path, NOT_KEPT) for u in unscanned])
-        return out["v"]
+    def _child(self, container: Any, slot: Any, value: Any, key: Any) -> Any:
+        kind = type(value)
+        if kind is str:
+            out = self._string(key, value)
+            if type(out) is _Later:
+                self.later.append((container, slot, value))
+                return value
+            return out
+        if kind is dict or kind is list:
+            return self.copy(value, key)
+        return value
+
+    @property
+    def later_chars(self) -> int:
+        return sum(len(v) for _c, _s, v in self.later)
+
+    def scan_later(self) -> None:
+        """Scan what `copy` left and put each string's redacted form in place."""
+        for container, slot, value in self.later:
+            container[slot] = self.text(value)
+        self.later.clear()
 
     def encode(self, stored: Stored) -> str:
         """The stored form: redacted, as JSON text."""
-        body = {"items": self.value(stored.items), "response": self.value(stored.response)}
+        body = self.copy({"items": stored.items, "response": stored.response})
+        self.scan_later()
         return orjson.dumps(body).decode()
-
-
-def _without_binary(node: Any) -> Any:
-    """Images, audio and files cannot be scanned, so they are not kept: each becomes a text note."""
-    if isinstance(node, list):
-        return [_without_binary(v) for v in node]
-    if isinstance(node, dict):
-        if node.get("type") in _BINARY_TYPES:
-            return {"type": "input_text", "text": NOT_KEPT}
-        return {k: _without_binary(v) for k, v in node.items()}
-    return node
 
 
 class Store(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
-    async def save(self, response_id: str, team: str, stored: Stored, known: Known | None = None) -> None: ...
+    async def save(self, response_id: str, team: str, stored: Stored, known: Known | None = None,
+                   scans: Mapping[str, list[Entity]] | None = None, own: frozenset[str] = frozenset()) -> None: ...
     async def load(self, response_id: str, team: str) -> Stored | None: ...
     async def delete(self, response_id: str, team: str) -> bool: ...
 
@@ -199,15 +297,19 @@ class _Base:
         self.retention = retention_days * 86400.0
         self.scanner = scanner
 
-    async def encode(self, stored: Stored, known: Known | None = None) -> str:
+    async def encode(self, stored: Stored, known: Known | None = None,
+                     scans: Mapping[str, list[Entity]] | None = None, own: frozenset[str] = frozenset()) -> str:
         """The stored form, redacted, as JSON text. On the event loop when little is left to scan
-        (the request's texts are known from its classification); on a worker thread when much is
-        (policy off, or a long reply), so a scan of megabytes does not stall other requests."""
-        redactor = Redactor(self.scanner, known)
-        unknown = redactor.unknown_chars(stored.items) + redactor.unknown_chars(stored.response)
-        if unknown > INLINE_SCAN_CHARS:
-            return await asyncio.to_thread(redactor.encode, stored)
-        return redactor.encode(stored)
+        (the request's texts are known from its classification, a whole reply's from the guard);
+        on a worker thread when much is (policy off, or a long streamed reply), so a scan of
+        megabytes does not stall other requests."""
+        redactor = Redactor(self.scanner, known, scans, own)
+        body = redactor.copy({"items": stored.items, "response": stored.response})
+        if redactor.later_chars > INLINE_SCAN_CHARS:
+            await asyncio.to_thread(redactor.scan_later)
+        else:
+            redactor.scan_later()
+        return orjson.dumps(body).decode()
 
     def row(self, team: str, body: str) -> _Row:
         now = time.time()
@@ -233,8 +335,9 @@ class MemoryStore(_Base):
     async def close(self) -> None:
         self._rows.clear()
 
-    async def save(self, response_id: str, team: str, stored: Stored, known: Known | None = None) -> None:
-        self._rows[response_id] = self.row(team, await self.encode(stored, known))
+    async def save(self, response_id: str, team: str, stored: Stored, known: Known | None = None,
+                   scans: Mapping[str, list[Entity]] | None = None, own: frozenset[str] = frozenset()) -> None:
+        self._rows[response_id] = self.row(team, await self.encode(stored, known, scans, own))
         while len(self._rows) > self.max_entries:
             self._rows.popitem(last=False)
 
@@ -318,8 +421,9 @@ class DatabaseStore(_Base):
             conn.execute(delete(TABLE).where(TABLE.c.expires_at < time.time()))
         self._pruned = time.monotonic()
 
-    async def save(self, response_id: str, team: str, stored: Stored, known: Known | None = None) -> None:
-        self._pending[response_id] = self.row(team, await self.encode(stored, known))
+    async def save(self, response_id: str, team: str, stored: Stored, known: Known | None = None,
+                   scans: Mapping[str, list[Entity]] | None = None, own: frozenset[str] = frozenset()) -> None:
+        self._pending[response_id] = self.row(team, await self.encode(stored, known, scans, own))
         if len(self._pending) > PENDING_MAX:    # the database has been failing for a while
             oldest = next(iter(self._pending))
             del self._pending[oldest]
@@ -359,10 +463,25 @@ class DatabaseStore(_Base):
 
     def _write(self, batch: dict[str, _Row]) -> None:
         assert self.engine is not None
-        rows = [{"id": response_id, "team": row.team, "created_at": row.created_at,
-                 "expires_at": row.expires_at, "body": row.body} for response_id, row in batch.items()]
+        if self.url.startswith("sqlite"):
+            # the driver's executemany, one commit: SQLAlchemy's statement handling costs about a
+            # third of a row's write here, and this runs for every stored response
+            rows = [(response_id, row.team, row.created_at, row.expires_at, row.body)
+                    for response_id, row in batch.items()]
+            raw = self.engine.raw_connection()
+            try:
+                raw.cursor().executemany(_SQLITE_INSERT, rows)
+                raw.commit()
+            except Exception:
+                raw.rollback()
+                raise
+            finally:
+                raw.close()
+            return
+        params = [{"id": response_id, "team": row.team, "created_at": row.created_at,
+                   "expires_at": row.expires_at, "body": row.body} for response_id, row in batch.items()]
         with self.engine.begin() as conn:
-            conn.execute(_INSERT, rows)
+            conn.execute(_INSERT, params)
 
     def _load(self, response_id: str, team: str) -> Stored | None:
         assert self.engine is not None

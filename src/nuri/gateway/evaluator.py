@@ -23,7 +23,7 @@ from nuri.catalog import Deployment
 from nuri.config import NuriConfig
 from nuri.errors import InternalError, NuriError
 from nuri.gateway import limits
-from nuri.gateway.request import ParsedRequest
+from nuri.gateway.request import ParsedRequest, policy_endpoint
 from nuri.observability import tracing
 from nuri.policy.decision import Decision
 from nuri.principal import Principal
@@ -123,7 +123,7 @@ class Evaluator:
         try:
             with tracing.span("nuri.decide", requested=req.model):
                 decision = self.engine.decide(classification, principal, req.model, candidates, tier,
-                                              endpoint=req.endpoint)
+                                              endpoint=policy_endpoint(req.endpoint))
         except Exception as exc:
             raise InternalError(
                 f"policy evaluation failed ({type(exc).__name__}); the request was not forwarded",

@@ -85,7 +85,7 @@ def enter(request: Request, principal: Principal, max_concurrent: int) -> None:
 # -- output tokens ---------------------------------------------------------------------------
 def requested_output(body: dict[str, Any]) -> int:
     """n × max_tokens: the tokens a request may make a model generate."""
-    value = body.get("max_completion_tokens") or body.get("max_tokens")
+    value = body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
     tokens = value if type(value) is int and value > 0 else DEFAULT_MAX_TOKENS
     n = body.get("n")
     return tokens * (n if type(n) is int and n > 1 else 1)

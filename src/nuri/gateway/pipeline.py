@@ -29,6 +29,7 @@ from nuri.gateway.replies import ReplyRules
 from nuri.gateway.reply import ReplyPrivacy
 from nuri.gateway.request import ParsedRequest, parse_request
 from nuri.gateway.responses import JSONResponse, error_event, error_response
+from nuri.gateway.responses_relay import chat_usage, relay_responses
 from nuri.gateway.state import Gateway
 from nuri.gateway.wire import read_json_body
 from nuri.observability import tracing
@@ -42,8 +43,8 @@ from nuri.routing.fallback import run_with_fallback
 from nuri.tokens import estimate_many
 
 log = logging.getLogger("nuri.gateway")
-_CALLS = {"chat": "chat", "completions": "complete", "embeddings": "embed"}
-_STREAMS = {"chat": "stream_chat", "completions": "stream_complete"}
+_CALLS = {"chat": "chat", "completions": "complete", "embeddings": "embed", "responses": "responses"}
+_STREAMS = {"chat": "stream_chat", "completions": "stream_complete", "responses": "stream_responses"}
 
 
 async def handle(request: Request, endpoint: str, body: dict[str, Any] | None = None, *,
@@ -103,7 +104,9 @@ async def handle(request: Request, endpoint: str, body: dict[str, Any] | None = 
 
 def _upstream_body(req: ParsedRequest, privacy: ReplyPrivacy, step: Any, stream: bool) -> dict[str, Any]:
     out = privacy.mask(req.body, req.endpoint, step.mask_types, req.texts)       # transform
-    if stream:
+    if stream and req.endpoint == "responses":      # usage comes in the final event
+        out = {**out, "stream": True}
+    elif stream:
         out = {**out, "stream": True, "stream_options": {"include_usage": True}}
     return out
 
@@ -145,8 +148,10 @@ async def _stream(gw: Gateway, ctx: RequestContext, trail: Trail, req: ParsedReq
     )
     ctx.first_token_at = time.perf_counter()
     trail.relayed = True
+    relay = (relay_responses(gw, ctx, trail, first, iterator, privacy, req) if req.endpoint == "responses"
+             else _relay(gw, ctx, trail, first, iterator, privacy, req))
     return _RecordedStream(
-        trail, _relay(gw, ctx, trail, first, iterator, privacy, req),
+        trail, relay,
         media_type="text/event-stream",
         headers={**ctx.headers(), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -292,6 +297,8 @@ def _usage(reply: dict[str, Any], prompt_estimate: int) -> dict[str, int]:
     usage = reply.get("usage")
     if isinstance(usage, dict) and "prompt_tokens" in usage:
         return usage
+    if isinstance(usage, dict) and "input_tokens" in usage:        # a Response object's
+        return chat_usage(usage)
     # logprobs tokens repeat the content: counted once
     completion = estimate_many(t for path, t in fields.reply_texts(reply) if "logprobs" not in path)
     usage = {"prompt_tokens": prompt_estimate, "completion_tokens": completion,

@@ -133,4 +133,7 @@ def reply_text(reply: dict[str, Any]) -> str:
             parts.append(content)
         elif isinstance(content, list):
             parts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    for item in reply.get("output") or []:        # a Response object (Responses API passed through)
+        if isinstance(item, dict) and item.get("type") == "message" and isinstance(item.get("content"), list):
+            parts.extend(p["text"] for p in item["content"] if isinstance(p, dict) and isinstance(p.get("text"), str))
     return "\n".join(parts)

@@ -10,6 +10,7 @@ is restored or masked whole.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from nuri.policy.term_stream import TermFilter, Terminology
@@ -17,6 +18,29 @@ from nuri.privacy import fields as _fields
 from nuri.privacy.guard import ReplyFilter, ReplyGuard
 from nuri.privacy.pseudonymizer import Pseudonymizer, SupportsScan
 from nuri.privacy.restorer import StreamRestorer
+from nuri.privacy.types import Entity
+
+# What the reply guard found in each text of a whole reply, for a caller that keeps the reply and
+# must redact it (the Responses API's stored state): set to a dict by the caller around the
+# pipeline call, filled by `filter_reply`, so the reply is not scanned a second time. Holds the
+# reply's own texts, only as long as the request does.
+reply_scans: ContextVar[dict[str, list[Entity]] | None] = ContextVar("nuri_reply_scans", default=None)
+
+
+class _Recording:
+    """The guard's scanner, remembering what it found per text in `found`."""
+
+    __slots__ = ("found", "scanner")
+
+    def __init__(self, scanner: SupportsScan, found: dict[str, list[Entity]]) -> None:
+        self.scanner = scanner
+        self.found = found
+
+    def scan(self, text: str) -> list[Entity]:
+        hit = self.found.get(text)
+        if hit is None:
+            hit = self.found[text] = self.scanner.scan(text)
+        return list(hit)
 
 
 class Channel(Protocol):
@@ -75,15 +99,23 @@ def token_bytes(token: str) -> list[int]:
     return list(token.encode("utf-8"))
 
 
+# List positions that are separate texts, never one text's pieces: choices, tool calls, and a
+# Response object's output items (only content parts of one item continue one another).
+_SEPARATE = frozenset({"choices", "tool_calls", "output"})
+# Where a reply's prose lives: a chat reply's choices, a Response object's output items.
+_PROSE_ROOTS = frozenset({"choices", "output"})
+
+
 def run_key(path: _fields.Path) -> _fields.Path | None:
-    """`path` with each list position that continues a text collapsed to EACH (a choice's or a
-    tool call's position does not: those are separate texts); None when there is none."""
+    """`path` with each list position that continues a text collapsed to EACH (a choice's, a tool
+    call's or a Response output item's position does not: those are separate texts); None when
+    there is none."""
     if isinstance(path[-1], _fields.KeyOf):
         return None
     key: list[Any] = []
     prev: Any = None
     for step in path:
-        key.append(EACH if isinstance(step, int) and prev not in ("choices", "tool_calls") else step)
+        key.append(EACH if isinstance(step, int) and prev not in _SEPARATE else step)
         prev = step
     return tuple(key) if EACH in key else None
 
@@ -156,11 +188,11 @@ def _with_terms(terms: Terminology, check: Callable[[_fields.Path, str], str],
 
     def termed_check(path: _fields.Path, text: str) -> str:
         out = check(path, text)
-        return terms.apply(out) if is_prose(path) and path[0] == "choices" else out
+        return terms.apply(out) if is_prose(path) and path[0] in _PROSE_ROOTS else out
 
     def termed_channel(path: _fields.Path) -> Channel:
         inner = channel(path)
-        return TermChannel(inner, terms.filter()) if is_prose(path) and path[0] == "choices" else inner
+        return TermChannel(inner, terms.filter()) if is_prose(path) and path[0] in _PROSE_ROOTS else inner
 
     return termed_check, termed_channel
 
@@ -189,6 +221,9 @@ def filter_reply(
 
         return rewrite_reply(body, *_with_terms(terms, restore, restorer))  # type: ignore[arg-type]
     sent = set(sent_values)
+    found = reply_scans.get()
+    if found is not None:
+        scanner = _Recording(scanner, found)
     guard = ReplyGuard(scanner, sent | pseudonymizer.sent_values, types, min_score=min_score)
 
     def check(path: _fields.Path, text: str) -> str:

@@ -18,7 +18,13 @@ from nuri.gateway.wire import validate
 from nuri.privacy.fields import Path, Unscanned, walk
 from nuri.tokens import estimate_many
 
-ENDPOINTS = ("chat", "completions", "embeddings")
+ENDPOINTS = ("chat", "completions", "embeddings", "responses")
+
+
+def policy_endpoint(endpoint: str) -> str:
+    """The endpoint policy rules name: a Responses request passed through generates as chat does,
+    so it is decided as chat (the same rules as when it is translated)."""
+    return "chat" if endpoint == "responses" else endpoint
 
 
 @dataclass(slots=True)

@@ -437,3 +437,253 @@ def _new_logprob(*, top: bool) -> dict[str, Any]:
     if top:
         entry["top_logprobs"] = []
     return entry
+
+
+# -- the Responses API's event stream ----------------------------------------------------------
+
+# Delta events and the field of their `.done` event that carries the whole text again.
+_RESPONSE_DONE_FIELD = {
+    "response.output_text": "text",
+    "response.refusal": "refusal",
+    "response.function_call_arguments": "arguments",
+    "response.reasoning_text": "text",
+    "response.reasoning_summary_text": "text",
+}
+_RESPONSE_PROSE = frozenset({"response.output_text", "response.refusal"})
+# Events that carry the whole Response object; its output is rebuilt from the channels.
+RESPONSE_SNAPSHOTS = frozenset({"response.created", "response.in_progress", "response.queued", "response.completed",
+                                "response.incomplete", "response.failed"})
+# Event fields that place an event in the stream, never text (`type` is an enum word, exempt anyway).
+_RESPONSE_PLACE = frozenset({"type", "sequence_number", "output_index", "content_index", "summary_index",
+                             "item_id"})
+# A delta event with only these keys (and no logprobs) has no string to check but its delta.
+_DELTA_KEYS = _RESPONSE_PLACE | {"delta", "logprobs", "obfuscation"}
+ResponsesKey = tuple[str, Any, Any]      # (delta kind, output index, content or summary index)
+
+
+class _Run:
+    """One channel of a Responses stream: its filter and what the client was sent of it."""
+
+    __slots__ = ("closed", "filter", "item_id", "sent")
+
+    def __init__(self, channel: Channel, item_id: Any) -> None:
+        self.filter = channel
+        self.item_id = item_id
+        self.sent: list[str] = []
+        self.closed = False
+
+    def feed(self, delta: str) -> str:
+        out = self.filter.feed(delta)
+        if out:
+            self.sent.append(out)
+        return out
+
+    def close(self) -> str:
+        """What the channel still held (now sent too); nothing once closed."""
+        if self.closed:
+            return ""
+        self.closed = True
+        rest = self.filter.flush()
+        if rest:
+            self.sent.append(rest)
+        return rest
+
+    @property
+    def text(self) -> str:
+        return "".join(self.sent)
+
+
+class ResponsesEventFilter:
+    """Restores and guards a Responses API event stream (a deployment with `responses: true`).
+
+    Each text arriving in deltas is a channel with one `ReplyFilter`, keyed by kind and place:
+    `response.output_text.delta` → ("response.output_text", output_index, content_index),
+    `response.refusal.delta` likewise, `response.function_call_arguments.delta` →
+    (…, output_index, None), JSON-escaped; any other `*.delta` by its kind and indices. The events
+    that repeat a whole text (`*.done`, `response.content_part.done`, `response.output_item.done`
+    and the Response object of `response.completed` and its kin) are not fed to the channels: their
+    text is replaced by what the channel sent, after the channel is closed, and what it still held
+    goes out first as one more delta. Deltas joined therefore always equal the final text. Every
+    other string of every event is restored and guarded whole. Sequence numbers are renumbered,
+    since a delta may be dropped (all held) or added (a flush)."""
+
+    __slots__ = ("_chunks", "_make", "_runs", "_seq", "_terms")
+
+    def __init__(self, pseudonymizer: Pseudonymizer, scanner: SupportsScan | None, *,
+                 types: set[str] | None = None, sent_values: Iterable[str] = (),
+                 hold_chars: int = DEFAULT_HOLD_CHARS, min_emit: int = DEFAULT_MIN_EMIT,
+                 min_score: float = 0.0, terms: Terminology | None = None) -> None:
+        sent = set(sent_values)
+        self._terms = terms
+
+        def make(json_escape: bool) -> ReplyFilter:
+            return ReplyFilter(pseudonymizer, scanner, types=types, sent_values=sent, json_escape=json_escape,
+                               hold_chars=hold_chars, min_emit=min_emit, min_score=min_score)
+
+        self._make = make
+        # the whole-string checks (memoised) are the chunk filter's
+        self._chunks = ChunkFilter(pseudonymizer, scanner, types=types, sent_values=sent, hold_chars=hold_chars,
+                                   min_emit=min_emit, min_score=min_score)
+        self._runs: dict[ResponsesKey, _Run] = {}
+        self._seq = 0
+
+    def process(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """The events to send for one upstream event (none, it, or a flushed delta and it)."""
+        kind = event.get("type")
+        kind = kind if isinstance(kind, str) else ""
+        out: list[dict[str, Any]] = []
+        if kind.endswith(".delta") and isinstance(event.get("delta"), str):
+            text = self._run(kind[:-6], event).feed(event["delta"])
+            if text:
+                event["delta"] = text
+                plain = _DELTA_KEYS.issuperset(event) and not event.get("logprobs")
+                out.append(event if plain else self._whole(event, {("delta",): text}))
+        elif kind.endswith(".done") and kind[:-5] in _RESPONSE_DONE_FIELD:
+            out += self._closing(kind[:-5], event)
+            out.append(self._done(kind[:-5], event))
+        elif kind == "response.content_part.done" and isinstance(event.get("part"), dict):
+            for base in _RESPONSE_PROSE:
+                out += self._closing(base, event)
+            out.append(self._whole(event, self._part(event.get("output_index"), event.get("content_index"),
+                                                     event["part"])))
+        elif kind == "response.output_item.done" and isinstance(event.get("item"), dict):
+            out += self._close_item(event.get("output_index"), event)
+            out.append(self._whole(event, self._item(event.get("output_index"), event["item"], ("item",))))
+        elif kind in RESPONSE_SNAPSHOTS and isinstance(event.get("response"), dict):
+            fixed: dict[_fields.Path, str] = {}
+            output = event["response"].get("output")
+            final = kind not in ("response.created", "response.in_progress", "response.queued")
+            if final:
+                for key in list(self._runs):
+                    out += self._flush(key, event)
+            for i, item in enumerate(output if isinstance(output, list) else []):
+                if isinstance(item, dict):
+                    fixed.update(self._item(i, item, ("response", "output", i)))
+            out.append(self._whole(event, fixed))
+        else:
+            out.append(self._whole(event, {}))
+        for e in out:
+            e["sequence_number"] = self._seq
+            self._seq += 1
+        return out
+
+    # -- channels ------------------------------------------------------------------------------
+    def _key(self, base: str, event: dict[str, Any]) -> ResponsesKey:
+        index = event.get("content_index", event.get("summary_index"))
+        if base == "response.function_call_arguments":
+            index = None
+        return base, event.get("output_index", event.get("item_id")), index
+
+    def _run(self, base: str, event: dict[str, Any]) -> _Run:
+        key = self._key(base, event)
+        run = self._runs.get(key)
+        if run is None:
+            f: Channel = self._make(base == "response.function_call_arguments")
+            if self._terms is not None and base in _RESPONSE_PROSE:
+                f = TermChannel(f, self._terms.filter())
+            run = self._runs[key] = _Run(f, event.get("item_id"))
+        return run
+
+    def _flush(self, key: ResponsesKey, like: dict[str, Any]) -> list[dict[str, Any]]:
+        """A last delta with what channel `key` still held, placed as its deltas were."""
+        run = self._runs[key]
+        rest = run.close()
+        if not rest:
+            return []
+        base, output_index, index = key
+        event: dict[str, Any] = {"type": base + ".delta", "sequence_number": 0}
+        item_id = run.item_id if run.item_id is not None else like.get("item_id")
+        if item_id is not None:
+            event["item_id"] = item_id
+        event["output_index"] = output_index
+        if index is not None:
+            event["summary_index" if base.startswith("response.reasoning_summary") else "content_index"] = index
+        event["delta"] = rest
+        if base == "response.output_text":
+            event["logprobs"] = []
+        return [event]
+
+    def _closing(self, base: str, event: dict[str, Any]) -> list[dict[str, Any]]:
+        key = self._key(base, event)
+        return self._flush(key, event) if key in self._runs else []
+
+    def _close_item(self, output_index: Any, event: dict[str, Any]) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for key in [k for k in self._runs if k[1] == output_index]:
+            out += self._flush(key, event)
+        return out
+
+    def _done(self, base: str, event: dict[str, Any]) -> dict[str, Any]:
+        name = _RESPONSE_DONE_FIELD[base]
+        key = self._key(base, event)
+        run = self._runs.get(key)
+        if run is not None:
+            return self._whole(event, {(name,): run.text})
+        # the whole text, never sent in deltas: checked as one
+        return self._whole(event, {})
+
+    def _sent(self, base: str, output_index: Any, index: Any) -> str | None:
+        run = self._runs.get((base, output_index, index))
+        return run.text if run is not None else None
+
+    def _part(self, output_index: Any, content_index: Any, part: dict[str, Any]) -> dict[_fields.Path, str]:
+        """The texts of a content part that channels sent, by path."""
+        fixed: dict[_fields.Path, str] = {}
+        for base, name in (("response.output_text", "text"), ("response.refusal", "refusal")):
+            sent = self._sent(base, output_index, content_index)
+            if sent is not None and isinstance(part.get(name), str):
+                fixed[("part", name)] = sent
+        return fixed
+
+    def _item(self, output_index: Any, item: dict[str, Any], at: _fields.Path) -> dict[_fields.Path, str]:
+        """The texts of an output item that channels sent, by path: those are not checked again."""
+        fixed: dict[_fields.Path, str] = {}
+        content = item.get("content")
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            if not isinstance(part, dict):
+                continue
+            for base, name in (("response.output_text", "text"), ("response.refusal", "refusal"),
+                               ("response.reasoning_text", "text")):
+                sent = self._sent(base, output_index, j)
+                if sent is not None and isinstance(part.get(name), str):
+                    fixed[(*at, "content", j, name)] = sent
+        summary = item.get("summary")
+        for j, part in enumerate(summary if isinstance(summary, list) else []):
+            sent = self._sent("response.reasoning_summary_text", output_index, j)
+            if sent is not None and isinstance(part, dict) and isinstance(part.get("text"), str):
+                fixed[(*at, "summary", j, "text")] = sent
+        sent = self._sent("response.function_call_arguments", output_index, None)
+        if sent is not None and isinstance(item.get("arguments"), str):
+            fixed[(*at, "arguments")] = sent
+        return fixed
+
+    # -- whole strings -------------------------------------------------------------------------
+    def _whole(self, event: dict[str, Any], fixed: dict[_fields.Path, str]) -> dict[str, Any]:
+        """`event` (in place) with the `fixed` paths set to what their channels sent and every other
+        string restored and guarded whole, object keys too. Placement fields are the protocol's."""
+        for path, value in fixed.items():
+            _put(event, path, value)
+        renames: list[tuple[_fields.Path, str]] = []
+        check = self._chunks._check_whole
+        for path, text in _fields.reply_texts(event):
+            if path in fixed or len(path) == 1 and path[0] in _RESPONSE_PLACE:
+                continue
+            if isinstance(path[-1], _fields.KeyOf):
+                if (new := check(text, False)) != text:
+                    renames.append((path, new))
+                continue
+            if (new := check(text, path[-1] == "arguments")) != text:
+                _put(event, path, new)
+        for path, new in sorted(renames, key=lambda c: -len(c[0])):
+            _rename_key(_node(event, path[:-1]), path[-1].key, new)
+        return event
+
+    def close(self) -> list[dict[str, Any]]:
+        """What channels still hold when the stream ends without its closing events."""
+        out: list[dict[str, Any]] = []
+        for key in list(self._runs):
+            out += self._flush(key, {})
+        for e in out:
+            e["sequence_number"] = self._seq
+            self._seq += 1
+        return out

@@ -87,10 +87,26 @@ class EmbeddingRequest(_Open):
     user: str | None = None
 
 
+class ResponsesRequest(_Open):
+    """A Responses API request passed through to a deployment that speaks it (api_responses.py has
+    already checked its items and tools); open like the others, every string is walked."""
+
+    model: str = "default"
+    input: str | list[dict[str, Any]]
+    instructions: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    max_output_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, ge=0, le=1)
+    stream: bool = False
+    store: bool | None = None
+
+
 SCHEMAS: dict[str, type[_Open]] = {
     "chat": ChatCompletionRequest,
     "completions": CompletionRequest,
     "embeddings": EmbeddingRequest,
+    "responses": ResponsesRequest,
 }
 
 

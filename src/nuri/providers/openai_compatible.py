@@ -24,8 +24,13 @@ from nuri.providers.base import Body
 from nuri.providers.egress import credential_headers, describe
 from nuri.providers.http1 import Response, ResponseTooLarge
 from nuri.providers.pooled import PooledHttpProvider
-from nuri.providers.replies import chunk_fault, reply_fault
+from nuri.providers.replies import MAX_TOKENS, chunk_fault, reply_fault
 from nuri.providers.sse import EventTooLarge, iter_sse_data
+
+# The events that end a Responses stream (it has no `[DONE]`).
+RESPONSES_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_RESPONSE_TEXTS = ("delta", "text", "arguments", "refusal")
+_RESPONSE_USAGE = ("input_tokens", "output_tokens", "total_tokens")
 
 # After `[DONE]` the upstream still has to end the HTTP message (e.g. the last empty chunk);
 # giving it this long in the background keeps its connection reusable.
@@ -43,6 +48,41 @@ def _error_message(status: int, raw: bytes) -> str:
     except orjson.JSONDecodeError:
         pass
     return raw[:200].decode("utf-8", errors="replace") or f"HTTP {status}"
+
+
+def response_fault(data: Any, where: str = "the reply") -> str | None:
+    """The first field of a Response object that breaks its shape (`output` a list of objects,
+    usage counts non-negative integers); None if it holds. Names the field, never its value."""
+    if type(data) is not dict:
+        return f"{where} (not a JSON object)"
+    output = data.get("output")
+    if output is not None and type(output) is not list:
+        return "output"
+    for i, item in enumerate(output or []):
+        if type(item) is not dict:
+            return f"output[{i}]"
+    usage = data.get("usage")
+    if usage is not None:
+        if type(usage) is not dict:
+            return "usage"
+        for name in _RESPONSE_USAGE:
+            value = usage.get(name)
+            if value is not None and (type(value) is not int or not 0 <= value <= MAX_TOKENS):
+                return f"usage.{name}"
+    return None
+
+
+def response_event_fault(event: Any) -> str | None:
+    """The first field of one Responses stream event that breaks its shape; None if it holds."""
+    if type(event) is not dict or type(event.get("type")) is not str:
+        return "the event (not an object with a type)"
+    for key in _RESPONSE_TEXTS:
+        value = event.get(key)
+        if value is not None and type(value) is not str:
+            return key
+    if "response" in event:
+        return response_fault(event["response"], "response")
+    return None
 
 
 class OpenAICompatibleProvider(PooledHttpProvider):
@@ -70,7 +110,7 @@ class OpenAICompatibleProvider(PooledHttpProvider):
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise self._malformed("invalid JSON") from exc
-        fault = reply_fault(data, endpoint)
+        fault = response_fault(data) if endpoint == "responses" else reply_fault(data, endpoint)
         if fault is not None:
             raise self._malformed(f"a malformed reply: {fault}")
         return data
@@ -87,7 +127,9 @@ class OpenAICompatibleProvider(PooledHttpProvider):
             return UpstreamError(message, upstream_status=status, retryable=True)
         return UpstreamError(message, upstream_status=status, retryable=retryable, code="upstream_rejected")
 
-    async def _stream(self, path: str, body: Body) -> AsyncIterator[Body]:
+    async def _stream(self, path: str, body: Body, responses: bool = False) -> AsyncIterator[Body]:
+        """Chat or completion chunks up to `[DONE]`; with `responses`, Responses events up to the
+        one that ends the response (`response.completed`, `.incomplete`, `.failed`)."""
         await self.start()
         assert self._pool is not None
         resp: Response | None = None
@@ -106,14 +148,18 @@ class OpenAICompatibleProvider(PooledHttpProvider):
                             event = orjson.loads(data)
                         except orjson.JSONDecodeError as exc:
                             raise self._malformed("a stream event that is not JSON") from exc
-                        if isinstance(event, dict) and "error" in event and "choices" not in event:
+                        if isinstance(event, dict) and ("error" in event and "choices" not in event
+                                                        or responses and event.get("type") == "error"):
                             raise UpstreamError(
                                 f"deployment {self.deployment.id} failed mid-stream: "
                                 f"{_error_message(502, data)}", retryable=True)
-                        fault = chunk_fault(event)
+                        fault = response_event_fault(event) if responses else chunk_fault(event)
                         if fault is not None:
                             raise self._malformed(f"a malformed stream event: {fault}")
                         yield event
+                        if responses and event["type"] in RESPONSES_TERMINAL:
+                            linger = _DONE_LINGER
+                            return
                 except EventTooLarge as exc:
                     raise self._malformed(f"a stream line or event over {self._max_event} bytes") from exc
         finally:
@@ -121,7 +167,8 @@ class OpenAICompatibleProvider(PooledHttpProvider):
             # with unread bytes; closing is also how the upstream learns to stop generating.
             if resp is not None:
                 resp.close(linger)
-        raise UpstreamError(f"deployment {self.deployment.id} ended the stream without [DONE]", retryable=True)
+        end = "its final event" if responses else "[DONE]"
+        raise UpstreamError(f"deployment {self.deployment.id} ended the stream without {end}", retryable=True)
 
     async def chat(self, body: Body) -> Body:
         return await self._post("/chat/completions", body, "chat")
@@ -137,3 +184,11 @@ class OpenAICompatibleProvider(PooledHttpProvider):
 
     async def embed(self, body: Body) -> Body:
         return await self._post("/embeddings", body, "embeddings")
+
+    async def responses(self, body: Body) -> Body:
+        """A Responses request to an upstream that speaks the API (`responses: true`): a Response object."""
+        return await self._post("/responses", body, "responses")
+
+    def stream_responses(self, body: Body) -> AsyncIterator[Body]:
+        """Its event stream: each event an object whose `type` is the SSE event's name."""
+        return self._stream("/responses", body, responses=True)
