@@ -238,3 +238,14 @@ def test_short_and_long_texts_are_gated_alike(monkeypatch: pytest.MonkeyPatch) -
     assert [[(a, b) for a, b, _ in f] for f in short] == [[(a, b) for a, b, _ in f] for f in long]
     assert all(abs(p - q) < 1e-5 for f, g in zip(short, long, strict=True) for (_, _, p), (_, _, q) in zip(f, g, strict=True))
     assert any(short)
+
+
+def test_new_numbers_share_their_shape_row() -> None:
+    """Order ids and amounts are new in nearly every request: a number costs a lookup of its shape,
+    not a new table row, and tags as that shape does."""
+    tagger = names_tagger.NamesTagger()
+    first = tagger.find("홍길동 고객 주문번호 2024010512345 확인")
+    rows = tagger._rows
+    again = tagger.find("홍길동 고객 주문번호 2024120598765 확인")
+    assert tagger._rows == rows
+    assert first == again and [a for a, _, _ in first] == [0]

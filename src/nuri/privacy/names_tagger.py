@@ -289,6 +289,7 @@ class NamesTagger:
         if _EOS in self._row:
             self._table[_END, 3] = weights[self._row[_EOS]]
         self._ids: dict[str, int] = {}
+        self._rows = _RESERVED      # table rows in use
         # Per row and slot, the largest of its five name-start weights: a piece's best name-start
         # score is at most the sum over its window, a bound plain Python adds up cheaply, and it
         # passes few pieces (6 of 145 on a 1 KB document, 7 % of KLUE's; 4 and 6 % start a name).
@@ -297,25 +298,37 @@ class NamesTagger:
             for slot in range(5):
                 self._bound[slot][edge] = float(self._table[edge, slot, :_NB].max())
 
-    def _vector(self, feats: list[str]) -> np.ndarray:
-        row = self._row
-        rows = [row[f] for f in feats if f in row]
-        return self._w[rows].sum(0) if rows else 0.0  # type: ignore[return-value]
-
     def _id(self, tok: str) -> int:
-        """The table row of a token, computed on first sight."""
-        k = self._ids[tok] = len(self._ids) + _RESERVED
+        """The table row of a token, computed on first sight. A digit run's features are its
+        length and the space before it, so every number shares the row of its shape: new numbers
+        (order ids, amounts, dates) are in nearly every request and cost a lookup, not a row."""
+        piece = tok.lstrip()
+        if piece.isdigit():
+            shape = tok[:len(tok) - len(piece)] + "0" * min(len(piece), 5)
+            if shape != tok:
+                k = self._ids[tok] = self._ids[shape] if shape in self._ids else self._id(shape)
+                return k
+        k = self._ids[tok] = self._rows
+        self._rows += 1
         own, prev, nxt, before, after = token_features(tok, self._gaz, self._lex)
+        row, table = self._row, self._table
         for slot, part in enumerate((before, prev, own, nxt, after)):
-            self._table[k, slot] = self._vector(part)
-            self._bound[slot][k] = float(self._table[k, slot, :_NB].max())
+            rows = [row[f] for f in part if f in row]
+            table[k, slot] = self._w[rows].sum(0) if rows else 0.0
+        for slot, best in enumerate(self._table[k, :, :_NB].max(1).tolist()):
+            self._bound[slot][k] = best
         return k
+
+    def _make_room(self, n: int) -> None:
+        """Start the table over when `n` more tokens might not fit."""
+        if self._rows + n > _CAPACITY or len(self._ids) + n > 4 * _CAPACITY:
+            self._ids.clear()
+            self._rows = _RESERVED
 
     def _row_ids(self, toks: list[str]) -> list[int]:
         """The table rows of `toks`, padded with the edge rows."""
+        self._make_room(len(toks))
         ids = self._ids
-        if len(ids) + len(toks) + _RESERVED > _CAPACITY:
-            ids.clear()
         return [*_HEAD, *(ids[t] if t in ids else self._id(t) for t in toks), *_TAIL]
 
     def _window_scores(self, padded: list[int], pieces: list[int]) -> np.ndarray:
@@ -332,8 +345,7 @@ class NamesTagger:
         try:
             idx = np.fromiter(chain(_HEAD, map(ids.get, toks), _TAIL), np.intp, n + 4)
         except TypeError:           # a piece not seen before (its id is None)
-            if len(ids) + n + _RESERVED > _CAPACITY:
-                ids.clear()
+            self._make_room(n)
             idx = np.fromiter(chain(_HEAD, (ids[t] if t in ids else self._id(t) for t in toks), _TAIL),
                               np.intp, n + 4)
         g = self._table.take(idx, 0)
