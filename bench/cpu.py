@@ -11,7 +11,8 @@ changes it far less.
                                   [--rounds 7] [--requests 600]
 
 `--current REV` serves the other side from a worktree of REV too, so the cost of one change is
-measured between its parent and itself. Names are found by rules on both sides by default
+measured between its parent and itself; `--baseline-names` finds names differently on the baseline
+side, so `--baseline HEAD --current HEAD --baseline-names rules --names tagger` is the tagger's cost. Names are found by rules on both sides by default
 (`privacy.person_threshold: 1.0`), the setting revisions before the learned tagger know; the
 tagger's own cost is measured by bench/pii_speed.py (`--names tagger` runs both sides with it).
 """
@@ -112,6 +113,9 @@ def main() -> None:
     parser.add_argument("--current", default=None, help="git revision for the other side (default: this tree)")
     parser.add_argument("--names", choices=("rules", "tagger"), default="rules",
                         help="how both sides find names (default rules: person_threshold 1.0)")
+    parser.add_argument("--baseline-names", choices=("rules", "tagger"), default=None,
+                        help="how the baseline finds names, if not as --names (the tagger's cost: "
+                             "--baseline HEAD --current HEAD --baseline-names rules --names tagger)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=600)
     args = parser.parse_args()
@@ -129,7 +133,8 @@ def main() -> None:
             for tree in trees.values():
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                                capture_output=True)
-    figures.update(baseline=args.baseline, current=args.current or "working tree", names=args.names)
+    figures.update(baseline=args.baseline, current=args.current or "working tree", names=args.names,
+                   baseline_names=args.baseline_names or args.names)
     print(f"written {write_result('cpu', figures)}")
 
 
@@ -137,7 +142,8 @@ def run(baseline_src: Path, current_src: Path, tmp: Path, args: argparse.Namespa
     sides = {"baseline": baseline_src, "current": current_src}
     samples: dict[str, dict[str, list[float]]] = {s: {"chat": [], "stream": []} for s in sides}
     with upstream_process(cpu=1) as upstream, contextlib.ExitStack() as stack:
-        running = {side: stack.enter_context(gateway(src, upstream, tmp, side, args.names))
+        names = {"baseline": args.baseline_names or args.names, "current": args.names}
+        running = {side: stack.enter_context(gateway(src, upstream, tmp, side, names[side]))
                    for side, src in sides.items()}
         for r in range(args.rounds):
             order = list(sides) if r % 2 == 0 else list(reversed(sides))

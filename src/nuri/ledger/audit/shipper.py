@@ -31,6 +31,11 @@ log = logging.getLogger("nuri.ledger")
 SPOOL_CAP = 64 << 20             # unshipped spool bytes beyond which appends fail closed
 ROTATE_BYTES = 1 << 20           # a spool file this large is replaced by a fresh one, deleted once shipped
 RESCAN_SECONDS = 60.0            # how often the spool directory is searched for dead replicas' files
+# After an idle spell the shipper waits this long for more records before it commits: at low load
+# every record would otherwise be a commit and a hop to the writer thread of its own, and waking a
+# thread on an idle machine costs 0.3–0.45 ms. The record is already in the spool; only the chain
+# lags, and a reader that needs it (`flush`) cuts the wait short.
+GATHER_SECONDS = 0.02
 
 
 class SpoolWriter(ChainWriter):
@@ -53,6 +58,7 @@ class SpoolWriter(ChainWriter):
         self._uncertain = False                # the last shipment failed: it may have committed anyway
         self._closing = False
         self._wake = asyncio.Event()
+        self._hurry = asyncio.Event()          # ship now: a reader waits, the batch is full, or closing
         self._changed = asyncio.Event()        # replaced on every change, so waiters never miss one
         self._retry = _Retry()
 
@@ -77,11 +83,14 @@ class SpoolWriter(ChainWriter):
         self._backlog_bytes += len(data)
         self._appended += 1
         self._wake.set()
+        if len(self._backlog) >= self._settings.batch_max:
+            self._hurry.set()
 
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record appended so far is in the chain (and dead replicas' spools
         found at start have shipped). False if `timeout` passed first or the shipper stopped."""
         target = self._appended
+        self._hurry.set()
 
         async def shipped() -> bool:
             while self._recovering or self._shipped < target:
@@ -106,6 +115,7 @@ class SpoolWriter(ChainWriter):
         database out of reach) is kept for the next start to ship."""
         self._closing = True
         self._wake.set()
+        self._hurry.set()
         task = self._task
         if task is not None and not task.done():
             try:
@@ -152,6 +162,7 @@ class SpoolWriter(ChainWriter):
                             continue
                         self._wake.clear()
                         await self._wake.wait()
+                        await self._gather()
                         continue
                     await self._ship_backlog()
                 except Exception as exc:   # the shipper must outlive anything a file system throws at it
@@ -159,6 +170,15 @@ class SpoolWriter(ChainWriter):
                     await asyncio.sleep(1.0)
         finally:
             rescan.cancel()
+
+    async def _gather(self) -> None:
+        """Let records that arrive within `GATHER_SECONDS` of the first join its commit."""
+        if self._hurry.is_set() or self._closing:
+            self._hurry.clear()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._hurry.wait(), GATHER_SECONDS)
+        self._hurry.clear()
 
     async def _ship_backlog(self) -> None:
         n = min(len(self._backlog), self._settings.batch_max)
