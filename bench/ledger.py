@@ -5,7 +5,9 @@ with policy off so only the ledger differs. With the ledger on, every request ca
 with rpm, tpm and budget limits, so authentication, admission (counters), settlement and the
 durable audit append (group commit) all run. Every mode's gateway runs at once; at 200 req/s the
 upstream called directly and each gateway take turns in ten rounds, latencies pooled per target.
-Overhead = gateway p50/p99 − direct p50/p99. Ratio = mode / ledger-off.
+Overhead = gateway p50/p99 − direct p50/p99. Ratio = mode / ledger-off. Each gateway's CPU time
+per request over its own 200 req/s rounds (all threads, /proc schedstat; min and median over the
+rounds) is reported beside it: on a shared machine it moves far less than latency does.
 
     .venv/bin/python bench/ledger.py [--quick] [--seconds S] [--modes off,sqlite,postgres_redis]
 
@@ -26,6 +28,7 @@ import collections
 import contextlib
 import os
 import secrets
+import statistics
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -38,16 +41,18 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
+    _open_loop_raw,
     chat_body,
     closed_loop,
     gateway_process,
     korean_prompt,
     make_sender,
-    open_loop_interleaved,
     pin_self,
+    summary_ms,
     upstream_process,
     write_result,
 )
+from conversation import cpu_ns, port_pid
 from nuri.config import LedgerSettings
 from nuri.ledger import Ledger
 
@@ -341,7 +346,8 @@ async def run_modes(modes: list[str], upstream: str, seconds: float, n1: int) ->
             console.print(f"[bold]{name}[/bold] …")
             await closed_loop(send, 4, 200)                     # warm-up
             c1[name] = await closed_loop(send, 1, n1)
-        rate200 = await open_loop_interleaved(sends, 200, seconds * len(sends), rounds=10)
+        pids = {name: port_pid(url) for name, (url, _h) in targets.items() if name != "direct"}
+        rate200, cpu = await interleaved_with_cpu(sends, pids, 200, seconds * len(sends), rounds=10)
     direct = {"c1": c1["direct"], "rate200": rate200["direct"]}
     out: dict[str, Any] = {}
     for mode in modes:
@@ -351,9 +357,34 @@ async def run_modes(modes: list[str], upstream: str, seconds: float, n1: int) ->
             "rate200_p50": via["rate200"]["p50"] - direct["rate200"]["p50"],
             "rate200_p99": via["rate200"]["p99"] - direct["rate200"]["p99"],
         }
-        out[mode] = {"direct": direct, "gateway": via, "added_ms": added,
+        out[mode] = {"direct": direct, "gateway": via, "added_ms": added, "cpu_ms_per_request": cpu[mode],
                      "errors": via["c1"]["errors"] + via["rate200"]["errors"]}
     return out
+
+
+async def interleaved_with_cpu(sends: dict[str, Callable[[], Awaitable[None]]], pids: dict[str, int], rate: float,
+                               seconds: float, rounds: int) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """`open_loop_interleaved`, plus each gateway's CPU time over its own rounds per request
+    served (all threads, /proc schedstat): min and median over the rounds. CPU time moves far
+    less than latency with other load on a shared machine."""
+    pooled: dict[str, list[float]] = {name: [] for name in sends}
+    errors = dict.fromkeys(sends, 0)
+    busy = dict.fromkeys(sends, 0.0)
+    per_round: dict[str, list[float]] = {name: [] for name in pids}
+    for _ in range(rounds):
+        for name, send in sends.items():
+            before = cpu_ns(pids[name]) if name in pids else 0
+            latencies, errs, elapsed = await _open_loop_raw(send, rate, seconds / rounds)
+            if name in pids and latencies:
+                per_round[name].append((cpu_ns(pids[name]) - before) / len(latencies) / 1e6)
+            pooled[name] += latencies
+            errors[name] += errs
+            busy[name] += elapsed
+    result = {name: {**summary_ms(pooled[name]), "achieved_rps": len(pooled[name]) / busy[name],
+                     "errors": errors[name], "rounds": rounds} for name in sends}
+    cpu = {name: {"min": round(min(v), 4), "median": round(statistics.median(v), 4)} if v else None
+           for name, v in per_round.items()}
+    return result, cpu
 
 
 async def measure_calls(mode: str, n: int) -> dict[str, Any]:
@@ -413,6 +444,9 @@ async def main_async(modes: list[str], seconds: float, n1: int) -> dict[str, Any
                 k: (res["added_ms"][k] / base["added_ms"][k]) if base["added_ms"][k] > 0 else None
                 for k in ("c1_p50", "rate200_p50", "rate200_p99")
             }
+            if res.get("cpu_ms_per_request") and base.get("cpu_ms_per_request"):
+                out["ratio_vs_off"][mode]["cpu_median"] = (res["cpu_ms_per_request"]["median"]
+                                                           / base["cpu_ms_per_request"]["median"])
     return out
 
 
@@ -426,13 +460,16 @@ def report(res: dict[str, Any]) -> None:
     console.print(calls)
     t = Table(title="gateway overhead by ledger mode (1 KB Korean chat, policy off)")
     for col in ("mode", "added c1 p50 ms", "added 200/s p50 ms", "added 200/s p99 ms", "achieved rps",
-                "ratio p50 @200/s vs off", "errors"):
+                "ratio p50 @200/s vs off", "CPU ms/request @200/s (median / min)", "ratio CPU vs off", "errors"):
         t.add_column(col)
     for mode, r in res["modes"].items():
-        ratio = res.get("ratio_vs_off", {}).get(mode, {}).get("rate200_p50")
+        ratios = res.get("ratio_vs_off", {}).get(mode, {})
+        ratio, cpu_ratio, cpu = ratios.get("rate200_p50"), ratios.get("cpu_median"), r.get("cpu_ms_per_request")
         t.add_row(mode, f"{r['added_ms']['c1_p50']:.3f}", f"{r['added_ms']['rate200_p50']:.3f}",
                   f"{r['added_ms']['rate200_p99']:.3f}", f"{r['gateway']['rate200']['achieved_rps']:.0f}",
-                  "-" if ratio is None else f"{ratio:.2f}×", str(r["errors"]))
+                  "-" if ratio is None else f"{ratio:.2f}×",
+                  "-" if not cpu else f"{cpu['median']:.3f} / {cpu['min']:.3f}",
+                  "-" if cpu_ratio is None else f"{cpu_ratio:.2f}×", str(r["errors"]))
     console.print(t)
 
 

@@ -89,6 +89,11 @@ class PrivacySettings(BaseModel):
         description="a request over max_scan_chars: refuse (413), or keep_home: scan up to the limit and "
         "route only to domestic deployments in the home jurisdiction, as unscanned content",
     )
+    scan_cache_size: int = Field(
+        16384, ge=0,
+        description="classification cache for strings seen before (a conversation's history): entries by a "
+        "keyed hash, no text stored; an entry counts one plus its findings; 0 turns it off",
+    )
 
 
 class PolicySettings(BaseModel):

@@ -28,6 +28,7 @@ from nuri.observability import tracing
 from nuri.policy.decision import Decision
 from nuri.principal import Principal
 from nuri.privacy.classify import classify_texts
+from nuri.privacy.scan_cache import ScanCache
 from nuri.privacy.types import Classification
 from nuri.routing.router import Router, RouteStep
 
@@ -67,6 +68,8 @@ class Evaluator:
         self.scanner = scanner
         self.engine = engine
         self.router = router
+        # per-string classification reused across a conversation's turns; lives with this scanner
+        self.scan_cache = ScanCache(config.privacy.scan_cache_size) if scanner is not None else None
 
     @classmethod
     def from_config(cls, config: NuriConfig, router: Router) -> Evaluator:
@@ -86,7 +89,7 @@ class Evaluator:
             return Classification()
         try:
             with tracing.span("nuri.classify", endpoint=req.endpoint):
-                return classify_texts(req.texts, req.unscanned, self.scanner)
+                return classify_texts(req.texts, req.unscanned, self.scanner, self.scan_cache)
         except NuriError:
             raise
         except Exception as exc:
@@ -105,6 +108,9 @@ class Evaluator:
             return None
         if declared is None and req.chars * 3 <= self.config.server.classify_inline_max_bytes:
             return None
+        if self.scan_cache is not None and self.scan_cache.mostly_cached(
+                [t for _p, t in req.texts], self.config.server.classify_inline_max_bytes // 3):
+            return None     # a long conversation whose history is cached: little left to scan
         return await asyncio.get_running_loop().run_in_executor(_classify_pool, self.classify, req)
 
     async def evaluate_live(self, http: Request | None, req: ParsedRequest, principal: Principal,

@@ -14,7 +14,9 @@ Text beyond `privacy.max_scan_chars` in all is refused (413) before any scan, or
 keeps the request in the home country: the cost of a scan is bounded, and nothing is forwarded
 abroad unread.
 
-Entities keep their values only in memory; `Classification.summary()` is what may leave.
+Entities keep their values only in memory; `Classification.summary()` is what may leave. With
+a `ScanCache` (the evaluator's), a string or a boundary window seen before is not scanned again:
+its findings come back from the cache, which holds no text (privacy/scan_cache.py).
 """
 
 from __future__ import annotations
@@ -26,12 +28,12 @@ from nuri.errors import PayloadTooLarge
 from nuri.privacy import signals
 from nuri.privacy.fields import Path, Unscanned, walk
 from nuri.privacy.normalize import normalize
+from nuri.privacy.scan_cache import JOIN_REACH, ScanCache
 from nuri.privacy.scanner import Scanner
 from nuri.privacy.types import SPLIT_PIECE, Classification, Entity, PipaCategory
 
-# Characters on each side of a boundary that the joined view looks at: longer than any
-# identifier with its context cue, short enough that the joined scan stays cheap.
-JOIN_REACH = 48
+# JOIN_REACH (scan_cache.py, which bounds a body's fresh scan with it): characters on each side of
+# a boundary that the joined view looks at.
 JOINED: Path = ("<joined>",)
 # The media type a request's text beyond `privacy.max_scan_chars` is recorded under with
 # `over_limit: keep_home`: content kind `file`, so rules on unscanned content apply to it.
@@ -45,15 +47,17 @@ def classify_request(body: dict[str, Any], endpoint: str, scanner: Scanner) -> C
     return classify_texts(*walk(body), scanner)
 
 
-def classify_texts(texts: list[tuple[Path, str]], unscanned: list[Unscanned], scanner: Scanner) -> Classification:
-    """Classify a request already walked: its texts with their paths, and what could not be read."""
+def classify_texts(texts: list[tuple[Path, str]], unscanned: list[Unscanned], scanner: Scanner,
+                   cache: ScanCache | None = None) -> Classification:
+    """Classify a request already walked: its texts with their paths, and what could not be read;
+    with `cache`, strings and boundary windows seen before are not rescanned (same result)."""
     result = Classification()
     over = _over_scan_limit(texts, scanner)
     if over:
         texts = _within(texts, scanner.settings.max_scan_chars)
     counts: dict[str, int] = {}
     for path, text in texts:
-        part, scripts = scanner.analyse(text)
+        part, scripts = cache.analyse(text, scanner.analyse) if cache is not None else scanner.analyse(text)
         for e in part.entities:
             e.path = path
         _merge(result, part)
@@ -61,7 +65,7 @@ def classify_texts(texts: list[tuple[Path, str]], unscanned: list[Unscanned], sc
             counts[script] = counts.get(script, 0) + n
         result.chars += part.chars
     if len(texts) > 1:
-        _join_boundaries(result, texts, scanner)
+        _join_boundaries(result, texts, scanner, cache)
     result.unscanned = [u.media_type for u in unscanned] + ([OVER_SCAN_LIMIT] if over else [])
     if result.sensitive_topics:
         result.categories.add(PipaCategory.SENSITIVE)
@@ -109,7 +113,8 @@ def _merge(result: Classification, part: Classification) -> None:
     result.n2sf_grade = signals.higher(result.n2sf_grade, part.n2sf_grade)
 
 
-def _join_boundaries(result: Classification, texts: list[tuple[Path, str]], scanner: Scanner) -> None:
+def _join_boundaries(result: Classification, texts: list[tuple[Path, str]], scanner: Scanner,
+                     cache: ScanCache | None = None) -> None:
     """Scan the joined text around each boundary between fields; add what crosses one."""
     starts: list[int] = []
     pos = 0
@@ -117,9 +122,19 @@ def _join_boundaries(result: Classification, texts: list[tuple[Path, str]], scan
         starts.append(pos)
         pos += len(text)
     joined = "".join(t for _p, t in texts)
+    marked = scanner.settings.n2sf_markings
+
+    def markings_of(window: str) -> tuple[str, list[str]]:
+        return signals.markings(normalize(window).text, marked)
+
     for a, b in _windows(starts[1:], len(joined)):
         window = joined[a:b]
-        crossing = [e for e in scanner.scan(window) if _crosses(a + e.start, a + e.end, starts)]
+        if cache is not None:
+            found, grade, markings = cache.window(window, scanner.scan, markings_of)
+        else:
+            found = scanner.scan(window)
+            grade, markings = markings_of(window)
+        crossing = [e for e in found if _crosses(a + e.start, a + e.end, starts)]
         for e in crossing:
             result.entities.extend(_pieces(e, a, starts, texts, result.entities))
             # the whole value too, under a path no field has: the reply guard lets it back
@@ -127,7 +142,6 @@ def _join_boundaries(result: Classification, texts: list[tuple[Path, str]], scan
             whole = f"{e.detail}; joined across fields" if e.detail else "joined across fields"
             result.entities.append(replace(e, start=a + e.start, end=a + e.end, path=JOINED, detail=whole))
             result.categories.add(e.category)
-        grade, markings = signals.markings(normalize(window).text, scanner.settings.n2sf_markings)
         if markings:          # a marking written across two fields ("[대" | "외비]")
             _merge(result, Classification(markings=markings, n2sf_grade=grade))
 
