@@ -12,7 +12,7 @@ that language by name ("영어로", "in Japanese"). Replies with too few letters
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from nuri.privacy import signals
@@ -75,9 +75,14 @@ class LanguageCheck:
                 "miss": self.miss}
 
 
-def check(request_shares: Mapping[str, float], named: frozenset[str], reply_text: str, *,
+# The languages a request asks for by name, or how to find them when first needed.
+Named = frozenset[str] | Callable[[], frozenset[str]]
+
+
+def check(request_shares: Mapping[str, float], named: Named, reply_text: str, *,
           min_share: float, min_letters: int) -> LanguageCheck | None:
-    """Judge a reply against the request; None when either side has too little text to tell."""
+    """Judge a reply against the request; None when either side has too little text to tell.
+    `named` is read only for a reply outside the request's own languages."""
     asked = family_shares(request_shares)
     if not asked:
         return None
@@ -87,7 +92,7 @@ def check(request_shares: Mapping[str, float], named: frozenset[str], reply_text
     replied = dominant(counts)
     if replied is None:
         return None
-    miss = asked.get(replied, 0.0) < min_share and replied not in named
+    miss = asked.get(replied, 0.0) < min_share and replied not in (named() if callable(named) else named)
     return LanguageCheck(asked, replied, miss)
 
 

@@ -9,12 +9,13 @@ loaded policy and swapped with it on reload); labels and language settings from 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from typing import Any
 
 from nuri.gateway import labels
 from nuri.gateway.labels import Label, StreamLabel
-from nuri.gateway.language import LanguageCheck, asked_for, check
+from nuri.gateway.language import LanguageCheck, Named, asked_for, check
 from nuri.policy.loader import load_terms
 from nuri.policy.term_stream import Terminology
 from nuri.policy.terminology import TermSet
@@ -42,7 +43,7 @@ class ReplyRules:
     __slots__ = ("label", "language", "named", "retried_from", "settings", "shares", "terms")
 
     def __init__(self, settings: Any, terms: TermSet | None, label: Label | None,
-                 shares: dict[str, float], named: frozenset[str]) -> None:
+                 shares: dict[str, float], named: Named) -> None:
         self.settings = settings
         self.terms = Terminology(terms) if terms is not None else None
         self.label = label
@@ -56,7 +57,12 @@ class ReplyRules:
         replies = gw.config.replies
         shares = dict(getattr(ctx.classification, "languages", None) or {})
         label = labels.resolve(replies.label, ctx.decision, ctx.principal.team, ctx.endpoint, shares)
-        named = asked_for(t for _, t in texts) if replies.language.check else frozenset()
+        # The languages asked for by name matter only when a reply is not in the request's own
+        # language; finding them reads the end of every text (a long history each turn), so it
+        # waits until a reply needs it.
+        pairs = texts if isinstance(texts, list) else list(texts)
+        named: Named = functools.cache(lambda: asked_for(t for _, t in pairs)) if replies.language.check \
+            else frozenset()
         return cls(replies, term_set(gw.config.policy), label, shares, named)
 
     # -- language ---------------------------------------------------------------------------
