@@ -41,6 +41,7 @@ from common import (
     free_port,
     korean_prompt,
     make_sender,
+    open_loop,
     pin,
     upstream_process,
     wait_http,
@@ -93,14 +94,20 @@ def gateway(src: Path, upstream: str, tmp: Path, name: str, names: str = "rules"
             proc.wait(15)
 
 
-async def per_request(url: str, pid: int, token: str, stream: bool, requests: int) -> float:
-    """Milliseconds of gateway CPU per request over one closed-loop round at concurrency 16."""
+async def per_request(url: str, pid: int, token: str, stream: bool, requests: int, rate: float = 0.0) -> float:
+    """Milliseconds of gateway CPU per request over one round: a closed loop at concurrency 16, or
+    with `rate`, requests paced at that many a second (the load most deployments see, where
+    wake-ups and timers weigh more per request)."""
     body = chat_body(korean_prompt(1.0), stream=stream)
     async with aiohttp.ClientSession() as session:
         send = make_sender(session, url + "/chat/completions", body, {"Authorization": f"Bearer {token}"})
         await closed_loop(send, 16, 100)                       # warm-up
         before = cpu_seconds(pid)
-        result = await closed_loop(send, 16, requests)
+        if rate:
+            result = await open_loop(send, rate, requests / rate)
+            requests = result.get("n", requests) + result.get("errors", 0)
+        else:
+            result = await closed_loop(send, 16, requests)
         spent = cpu_seconds(pid) - before
     if result.get("errors"):
         raise RuntimeError(f"{result['errors']} requests failed")
@@ -116,6 +123,8 @@ def main() -> None:
     parser.add_argument("--baseline-names", choices=("rules", "tagger"), default=None,
                         help="how the baseline finds names, if not as --names (the tagger's cost: "
                              "--baseline HEAD --current HEAD --baseline-names rules --names tagger)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="pace requests at this many a second instead of a closed loop of 16")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--requests", type=int, default=600)
     args = parser.parse_args()
@@ -150,8 +159,10 @@ def run(baseline_src: Path, current_src: Path, tmp: Path, args: argparse.Namespa
             for side in order:
                 url, pid, token = running[side]
                 for kind in ("chat", "stream"):
-                    samples[side][kind].append(asyncio.run(per_request(url, pid, token, kind == "stream", args.requests)))
-    out: dict[str, Any] = {"rounds": args.rounds, "requests_per_round": args.requests, "concurrency": 16,
+                    samples[side][kind].append(asyncio.run(
+                        per_request(url, pid, token, kind == "stream", args.requests, args.rate)))
+    out: dict[str, Any] = {"rounds": args.rounds, "requests_per_round": args.requests,
+                           "load": f"{args.rate:g} requests/s" if args.rate else "closed loop, concurrency 16",
                            "cpu_ms_per_request": {}}
     for kind in ("chat", "stream"):
         base = statistics.median(samples["baseline"][kind])
