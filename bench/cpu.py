@@ -7,14 +7,17 @@ from its own `src/`; the two gateways run in alternating rounds so drift on a sh
 lands on both sides. CPU time, not wall time, is what is compared: other load on the machine
 changes it far less.
 
-    .venv/bin/python bench/cpu.py [--baseline REV] [--current REV] [--names rules|tagger]
+    .venv/bin/python bench/cpu.py [--baseline REV] [--current REV] [--names rules|tagger] [--rate N]
+                                  [--set SECTION.KEY=VALUE]
                                   [--rounds 7] [--requests 600]
 
 `--current REV` serves the other side from a worktree of REV too, so the cost of one change is
-measured between its parent and itself; `--baseline-names` finds names differently on the baseline
-side, so `--baseline HEAD --current HEAD --baseline-names rules --names tagger` is the tagger's cost. Names are found by rules on both sides by default
-(`privacy.person_threshold: 1.0`), the setting revisions before the learned tagger know; the
-tagger's own cost is measured by bench/pii_speed.py (`--names tagger` runs both sides with it).
+measured between its parent and itself. Names are found by rules on both sides by default
+(`privacy.person_threshold: 1.0`, which revisions before the learned tagger know);
+`--baseline-names` finds them differently on the baseline side, so `--baseline HEAD --current HEAD
+--baseline-names rules --names tagger` is the tagger's cost. `--set` changes one setting on the
+current side (`--set ledger.key_poll_seconds=1`); `--rate 100` paces requests instead of a closed
+loop of 16.
 """
 
 from __future__ import annotations
@@ -52,7 +55,19 @@ ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def config(upstream: str, names: str = "rules") -> dict[str, Any]:
+def config(upstream: str, names: str = "rules", overrides: list[str] | None = None) -> dict[str, Any]:
+    cfg = _config(upstream, names)
+    for item in overrides or []:             # section.key=value, the value read as YAML
+        dotted, _, value = item.partition("=")
+        *sections, key = dotted.split(".")
+        node = cfg
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[key] = yaml.safe_load(value)
+    return cfg
+
+
+def _config(upstream: str, names: str) -> dict[str, Any]:
     return {
         "privacy": {"person_threshold": 1.0 if names == "rules" else 0.5},
         "deployments": [{"id": "fast", "provider": "openai_compatible", "model": "m", "base_url": upstream,
@@ -69,12 +84,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def gateway(src: Path, upstream: str, tmp: Path, name: str, names: str = "rules") -> Iterator[tuple[str, int, str]]:
+def gateway(src: Path, upstream: str, tmp: Path, name: str, names: str = "rules",
+            overrides: list[str] | None = None) -> Iterator[tuple[str, int, str]]:
     """A `nuri serve` from `src` on core 0; yields (base URL, pid, API key)."""
     data = tmp / f"data-{name}"
     data.mkdir()
     cfg = data / "nuri.yaml"
-    cfg.write_text(yaml.safe_dump(config(upstream, names)))
+    cfg.write_text(yaml.safe_dump(config(upstream, names, overrides)))
     env = {**os.environ, "PYTHONPATH": str(src)}
     key = subprocess.run([sys.executable, "-m", "nuri", "keys", "create", "--team", "bench", "--config", str(cfg),
                           "--data-dir", str(data)], env=env, capture_output=True, text=True)
@@ -123,6 +139,8 @@ def main() -> None:
     parser.add_argument("--baseline-names", choices=("rules", "tagger"), default=None,
                         help="how the baseline finds names, if not as --names (the tagger's cost: "
                              "--baseline HEAD --current HEAD --baseline-names rules --names tagger)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a config setting for the current side only, e.g. ledger.key_poll_seconds=1")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="pace requests at this many a second instead of a closed loop of 16")
     parser.add_argument("--rounds", type=int, default=7)
@@ -143,6 +161,7 @@ def main() -> None:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
                                capture_output=True)
     figures.update(baseline=args.baseline, current=args.current or "working tree", names=args.names,
+                   current_settings=args.overrides,
                    baseline_names=args.baseline_names or args.names)
     print(f"written {write_result('cpu', figures)}")
 
@@ -152,7 +171,8 @@ def run(baseline_src: Path, current_src: Path, tmp: Path, args: argparse.Namespa
     samples: dict[str, dict[str, list[float]]] = {s: {"chat": [], "stream": []} for s in sides}
     with upstream_process(cpu=1) as upstream, contextlib.ExitStack() as stack:
         names = {"baseline": args.baseline_names or args.names, "current": args.names}
-        running = {side: stack.enter_context(gateway(src, upstream, tmp, side, names[side]))
+        overrides = {"baseline": [], "current": args.overrides}
+        running = {side: stack.enter_context(gateway(src, upstream, tmp, side, names[side], overrides[side]))
                    for side, src in sides.items()}
         for r in range(args.rounds):
             order = list(sides) if r % 2 == 0 else list(reversed(sides))
