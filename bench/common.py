@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -249,3 +250,69 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, ensure_ascii=False))
     return path
+
+
+def content_length(head: bytes) -> int:
+    """The Content-Length of an HTTP message head (0 when absent)."""
+    low = head.lower()
+    at = low.find(b"content-length:")
+    if at < 0:
+        return 0
+    end = low.find(b"\r\n", at)
+    return int(low[at + 15: end if end >= 0 else None].strip())
+
+
+class LeanUpstream(asyncio.Protocol):
+    """A lean keep-alive HTTP/1.1 upstream on asyncio's protocol layer: each request is answered
+    with `answer(body)` (whole response bytes). An aiohttp server costs about as much per request
+    as the gateway's pipeline, so benchmarks that must not measure their upstream use this."""
+
+    def answer(self, body: bytes) -> bytes:
+        raise NotImplementedError
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport: Any = transport
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            total = end + 4 + content_length(self.buffer[:end])
+            if len(self.buffer) < total:
+                return
+            body, self.buffer = self.buffer[end + 4:total], self.buffer[total:]
+            self.transport.write(self.answer(body))
+
+
+def serve_lean(protocol: Callable[[], asyncio.Protocol], port: int, *, fast_loop: bool = False) -> None:
+    """Serve `protocol` on 127.0.0.1:port until killed (run in its own process; `fast_loop`: uvloop)."""
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(protocol, "127.0.0.1", port, backlog=1024)
+        await server.serve_forever()
+
+    if fast_loop:
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
+
+
+@contextlib.contextmanager
+def lean_process(script: str, cpu: int | None = None) -> Iterator[str]:
+    """Run `script --upstream PORT` (a benchmark serving its lean upstream); yields its base URL."""
+    port = free_port()
+    proc = subprocess.Popen([*pin(cpu), sys.executable, script, "--upstream", str(port)])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                break
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -33,12 +33,9 @@ import contextlib
 import hashlib
 import json
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +44,7 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import free_port, gateway_process, pct, pin, pin_self, write_result
+from common import LeanUpstream, gateway_process, lean_process, pct, pin_self, serve_lean, write_result
 
 console = Console()
 
@@ -143,50 +140,20 @@ def answer(body: bytes) -> bytes:
         b"\r\n\r\n" + data
 
 
-class _Upstream(asyncio.Protocol):
-    """A lean keep-alive HTTP/1.1 upstream: every POST is a chat completion (see `answer`)."""
+class _Upstream(LeanUpstream):
+    """Every POST is a chat completion (see `answer`)."""
 
-    def connection_made(self, transport: Any) -> None:
-        self.transport, self.buffer = transport, b""
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buffer[:end].lower()
-            at = head.find(b"content-length:")
-            length = int(head[at + 15:].split(b"\r\n", 1)[0]) if at >= 0 else 0
-            total = end + 4 + length
-            if len(self.buffer) < total:
-                return
-            body, self.buffer = self.buffer[end + 4:total], self.buffer[total:]
-            self.transport.write(answer(body) if body else b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+    def answer(self, body: bytes) -> bytes:
+        return answer(body) if body else b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
 
 
 def serve_upstream(port: int) -> None:
-    async def main() -> None:
-        server = await asyncio.get_running_loop().create_server(_Upstream, "127.0.0.1", port, backlog=256)
-        await server.serve_forever()
-
-    asyncio.run(main())
+    serve_lean(_Upstream, port)
 
 
-@contextlib.contextmanager
-def upstream_process(cpu: int = 1) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen([*pin(cpu), sys.executable, str(Path(__file__).resolve()), "--upstream", str(port)])
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+def upstream_process(cpu: int = 1) -> contextlib.AbstractContextManager[str]:
+    """This file's lean upstream in a process of its own on core `cpu`; yields its base URL."""
+    return lean_process(str(Path(__file__).resolve()), cpu)
 
 
 SIDES: dict[str, dict[str, Any]] = {

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,19 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import chat_body, free_port, korean_prompt, pin_self, summary_ms, wait_http, write_result
+from common import (
+    LeanUpstream,
+    chat_body,
+    content_length,
+    free_port,
+    korean_prompt,
+    lean_process,
+    pin_self,
+    serve_lean,
+    summary_ms,
+    wait_http,
+    write_result,
+)
 
 console = Console()
 CONNECTIONS = 64
@@ -69,57 +80,19 @@ _RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Leng
              + str(len(_REPLY)).encode() + b"\r\n\r\n" + _REPLY)
 
 
-def _content_length(head: bytes) -> int:
-    low = head.lower()
-    at = low.find(b"content-length:")
-    if at < 0:
-        return 0
-    end = low.find(b"\r\n", at)
-    return int(low[at + 15: end if end >= 0 else None].strip())
-
-
-class _Upstream(asyncio.Protocol):
-    def connection_made(self, transport: Any) -> None:
-        self.transport, self.buffer = transport, b""
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            total = end + 4 + _content_length(self.buffer[:end])
-            if len(self.buffer) < total:
-                return
-            self.buffer = self.buffer[total:]
-            self.transport.write(_RESPONSE)
+class _Upstream(LeanUpstream):
+    def answer(self, body: bytes) -> bytes:
+        return _RESPONSE
 
 
 def lean_upstream(port: int) -> None:
     """Serve the canned reply on 127.0.0.1:port until killed (run in its own process)."""
-    import uvloop
-
-    async def main() -> None:
-        server = await asyncio.get_running_loop().create_server(_Upstream, "127.0.0.1", port, backlog=1024)
-        await server.serve_forever()
-
-    uvloop.run(main())
+    serve_lean(_Upstream, port, fast_loop=True)
 
 
-@contextlib.contextmanager
-def lean_upstream_process() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--upstream", str(port)])
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                break
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+def lean_upstream_process() -> contextlib.AbstractContextManager[str]:
+    """This file's lean upstream in a process of its own; yields its base URL."""
+    return lean_process(str(Path(__file__).resolve()))
 
 
 class _Client(asyncio.Protocol):
@@ -144,7 +117,7 @@ class _Client(asyncio.Protocol):
         end = self.buffer.find(b"\r\n\r\n")
         if end < 0:
             return
-        total = end + 4 + _content_length(self.buffer[:end])
+        total = end + 4 + content_length(self.buffer[:end])
         if len(self.buffer) < total:
             return
         if not self.buffer.startswith(b"HTTP/1.1 200"):
