@@ -9,7 +9,9 @@ The gateway runs pinned to one core, the upstream and the load generator on the 
 
   - with --endpoints chat,responses,messages: the Responses and Messages APIs against chat
     completions through the same gateway (same prompt, same upstream, alternating rounds): latency
-    and the gateway's CPU time per request, non-stream and stream, as ratios to chat
+    and the gateway's CPU time per request, non-stream and stream, as ratios to chat, in 10 ms clock
+    ticks and in the scheduler's nanoseconds; with --baseline REV the same for revision REV, served
+    beside this tree and measured in the same interleaved rounds
 
   - with --terminology: streamed time to first token and the gateway's CPU time per request with the
     kr-terminology pack on vs off (two gateways, full mode, alternating rounds, same upstream
@@ -19,18 +21,23 @@ The gateway runs pinned to one core, the upstream and the load generator on the 
     load generator included (bench/workers.py), and their ratio
 
     .venv/bin/python bench/overhead.py [--quick] [--modes core,full] [--skip-model] [--endpoints chat,responses,messages]
-                                       [--terminology] [--workers]
+                                       [--endpoints-only] [--rounds N] [--baseline REV] [--terminology]
+                                       [--workers]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +48,7 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     RESULTS,
+    ROOT,
     chat_body,
     closed_loop,
     gateway_process,
@@ -108,18 +116,28 @@ async def measure_http(direct: str, gateway: str, quick: bool) -> dict[str, Any]
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
+SETTLE_SECONDS = 0.3     # after each round: the stored responses' writer finishes its batch inside it
 
 
 def endpoint_bodies(prompt: str, stream: bool) -> dict[str, tuple[str, bytes]]:
-    """The same question in each wire API: (path, body)."""
+    """The same question in each wire API: (path, body). Each API's text starts with a tag of its
+    own, one Hangul syllable, the same shape for every API so the scans cost the same: `make_sender`
+    numbers the requests of each sender from 0, so without one the n-th request of every API would
+    carry the same text, and a cache of earlier scans would answer all APIs but the one measured
+    first in a round."""
+    tags = dict(zip(("chat", "responses", "responses-nostore", "messages"), "가나다라", strict=True))
+
+    def text(name: str) -> str:
+        return f"{tags[name]}. {prompt}"
+
     bodies: dict[str, tuple[str, dict[str, Any]]] = {
-        "chat": ("/chat/completions", {"model": "default", "messages": [{"role": "user", "content": prompt}],
+        "chat": ("/chat/completions", {"model": "default", "messages": [{"role": "user", "content": text("chat")}],
                                        "max_tokens": 16}),
-        "responses": ("/responses", {"model": "default", "input": prompt, "max_output_tokens": 16}),
-        "responses-nostore": ("/responses", {"model": "default", "input": prompt, "max_output_tokens": 16,
-                                             "store": False}),
+        "responses": ("/responses", {"model": "default", "input": text("responses"), "max_output_tokens": 16}),
+        "responses-nostore": ("/responses", {"model": "default", "input": text("responses-nostore"),
+                                             "max_output_tokens": 16, "store": False}),
         "messages": ("/messages", {"model": "default", "max_tokens": 16,
-                                   "messages": [{"role": "user", "content": prompt}]}),
+                                   "messages": [{"role": "user", "content": text("messages")}]}),
     }
     return {name: (path, json.dumps({**body, **({"stream": True} if stream else {})}, ensure_ascii=False).encode())
             for name, (path, body) in bodies.items()}
@@ -145,65 +163,128 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
-async def measure_endpoints(gateway: str, names: list[str], quick: bool) -> dict[str, Any]:
-    """Each API against chat completions: p50 latency and gateway CPU per request, concurrency 1,
-    in alternating rounds so each sees the same machine state."""
+def cpu_ns(pid: int) -> int:
+    """The process's CPU time in nanoseconds, every thread: the scheduler's own counter (what
+    /proc/<pid>/task/*/schedstat shows per thread), read through the process's CPU-time clock,
+    which also keeps the time of threads that have ended. Where that clock cannot be read, the
+    sum of the live threads' schedstat."""
+    try:
+        return time.clock_gettime_ns(((~pid) << 3) | 2)       # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+    except OSError:
+        total = 0
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            try:
+                total += int((task / "schedstat").read_text().split()[0])
+            except OSError:
+                continue
+        return total
+
+
+async def idle_ns_per_second(pid: int, seconds: float = 0.5, samples: int = 3) -> float:
+    """What the gateway spends with no request in flight (timers, its ledger's background work), per
+    second: subtracted from each round's settling time, so only the requests' own work is counted."""
+    rates = []
+    for _ in range(samples):
+        before = cpu_ns(pid)
+        await asyncio.sleep(seconds)
+        rates.append((cpu_ns(pid) - before) / seconds)
+    return statistics.median(rates)
+
+
+async def measure_endpoints(gateways: dict[str, str], names: list[str], quick: bool,
+                            rounds: int | None = None) -> dict[str, Any]:
+    """Each API against chat completions in each gateway (this tree, and with --baseline a previous
+    revision): p50 latency and the gateway's CPU per request, concurrency 1, in interleaved rounds
+    (every gateway and API once per round, the order rotated each round) so each sees the same
+    machine state. CPU comes in two resolutions: clock ticks of /proc/<pid>/stat (10 ms), and the
+    scheduler's nanosecond counter (`cpu_ns`); each round ends with a pause in which the stored
+    responses' writer finishes its batch, the gateway's idle CPU over that pause subtracted."""
     prompt = korean_prompt(1.0)
-    pid = gateway_pid(gateway)
-    rounds, per_round = (4, 100) if quick else (8, 300)
-    out: dict[str, Any] = {}
+    pids = {g: gateway_pid(url) for g, url in gateways.items()}
+    default_rounds, per_round = (4, 100) if quick else (8, 300)
+    rounds = rounds or default_rounds
+    out: dict[str, dict[str, Any]] = {g: {} for g in gateways}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as session:
+        idle = {g: await idle_ns_per_second(pid) if pid else 0.0 for g, pid in pids.items()}
         for stream in (False, True):
-            sends = {}
-            for name, (path, body) in endpoint_bodies(prompt, stream).items():
-                if name in names:
-                    sends[name] = make_sender(session, gateway + path, body)
+            bodies = endpoint_bodies(prompt, stream)
+            sends = {(g, n): make_sender(session, url + bodies[n][0], bodies[n][1])
+                     for g, url in gateways.items() for n in names}
             for send in sends.values():
                 await closed_loop(send, 1, 50)                     # warm-up
-            lat: dict[str, list[float]] = {n: [] for n in sends}
-            round_cpu: dict[str, list[float]] = {n: [] for n in sends}     # CPU ms per request, each round
-            cpu = dict.fromkeys(sends, 0.0)
+            lat: dict[Any, list[float]] = {k: [] for k in sends}
+            ticks: dict[Any, list[float]] = {k: [] for k in sends}    # CPU ms per request, each round
+            sched: dict[Any, list[float]] = {k: [] for k in sends}
             count = dict.fromkeys(sends, 0)
-            for _ in range(rounds):
-                for name, send in sends.items():
-                    before = cpu_seconds(pid) if pid else 0.0
-                    res = await closed_loop(send, 1, per_round)
-                    spent = (cpu_seconds(pid) if pid else 0.0) - before
-                    cpu[name] += spent
-                    count[name] += res["n"]
-                    lat[name].append(res["p50"])
+            order = list(sends)
+            for r in range(rounds):
+                for key in order[r % len(order):] + order[:r % len(order)]:
+                    pid = pids[key[0]]
+                    t0, n0 = (cpu_seconds(pid), cpu_ns(pid)) if pid else (0.0, 0)
+                    res = await closed_loop(sends[key], 1, per_round)
+                    await asyncio.sleep(SETTLE_SECONDS)
+                    t1, n1 = (cpu_seconds(pid), cpu_ns(pid)) if pid else (0.0, 0)
+                    count[key] += res["n"]
+                    lat[key].append(res["p50"])
                     if res["n"]:
-                        round_cpu[name].append(spent / res["n"] * 1000)
-            key = "stream" if stream else "non_stream"
-            failed = [n for n in sends if not count[n]]
+                        ticks[key].append((t1 - t0) / res["n"] * 1000)
+                        sched[key].append((n1 - n0 - idle[key[0]] * SETTLE_SECONDS) / res["n"] / 1e6)
+            failed = [f"{g}/{n}" for (g, n), c in count.items() if not c]
             if failed:
                 raise RuntimeError(f"every request to {', '.join(failed)} failed")
-            out[key] = {n: {"p50_ms": statistics.median(lat[n]), "cpu_ms_per_request": cpu[n] / count[n] * 1000,
-                            "cpu_ms_min": min(round_cpu[n]), "cpu_ms_median": statistics.median(round_cpu[n]),
-                            "requests": count[n]} for n in sends}
-            chat = out[key].get("chat")
-            if chat:
-                for n in sends:
-                    out[key][n]["p50_vs_chat"] = out[key][n]["p50_ms"] / chat["p50_ms"]
-                    out[key][n]["cpu_vs_chat"] = (out[key][n]["cpu_ms_per_request"] / chat["cpu_ms_per_request"]
-                                                  if chat["cpu_ms_per_request"] else float("nan"))
+            kind = "stream" if stream else "non_stream"
+            for g in gateways:
+                table = out[g][kind] = {}
+                for n in names:
+                    k = (g, n)
+                    table[n] = {"p50_ms": statistics.median(lat[k]), "requests": count[k],
+                                "cpu_ms_per_request": statistics.fmean(ticks[k]),
+                                "cpu_ms_min": min(ticks[k]), "cpu_ms_median": statistics.median(ticks[k]),
+                                "sched_ms_min": min(sched[k]), "sched_ms_median": statistics.median(sched[k]),
+                                "sched_ms_rounds": sched[k]}
+                chat = table.get("chat")
+                if chat is None:
+                    continue
+                for n, row in table.items():
+                    row["p50_vs_chat"] = row["p50_ms"] / chat["p50_ms"]
                     for stat in ("min", "median"):     # per-round figures: robust to a busy machine
-                        base = chat[f"cpu_ms_{stat}"]
-                        out[key][n][f"cpu_{stat}_vs_chat"] = out[key][n][f"cpu_ms_{stat}"] / base if base else float("nan")
+                        for unit, prefix in (("cpu", "cpu_ms"), ("sched", "sched_ms")):
+                            base = chat[f"{prefix}_{stat}"]
+                            row[f"{unit}_{stat}_vs_chat"] = row[f"{prefix}_{stat}"] / base if base else float("nan")
+                    row["cpu_vs_chat"] = (row["cpu_ms_per_request"] / chat["cpu_ms_per_request"]
+                                          if chat["cpu_ms_per_request"] else float("nan"))
+                    # each round against chat's in the same round, then the median of those ratios
+                    row["sched_paired_vs_chat"] = statistics.median(
+                        a / b for a, b in zip(sched[(g, n)], sched[(g, "chat")], strict=True) if b > 0)
+            for g in gateways:
+                out[g]["idle_ms_per_second"] = idle[g] / 1e6
     return out
 
 
-def report_endpoints(mode: str, res: dict[str, Any]) -> None:
-    t = Table(title=f"wire APIs vs chat completions ({mode}), 1 KB Korean prompt, concurrency 1")
-    for col in ("API", "p50 ms", "vs chat", "CPU ms/request", "vs chat", "CPU min / median per round", "vs chat"):
+def report_endpoints(mode: str, res: dict[str, Any], side: str = "") -> None:
+    t = Table(title=f"wire APIs vs chat completions ({mode}{', ' + side if side else ''}), 1 KB Korean prompt, "
+                    "concurrency 1")
+    for col in ("API", "p50 ms", "vs chat", "CPU ticks min / median ms", "vs chat",
+                "CPU sched ns min / median ms", "vs chat", "paired"):
         t.add_column(col)
     for key in ("non_stream", "stream"):
         for name, r in res.get(key, {}).items():
             t.add_row(f"{name} ({key.replace('_', '-')})", f"{r['p50_ms']:.2f}", f"{r.get('p50_vs_chat', 1):.3f}",
-                      f"{r['cpu_ms_per_request']:.3f}", f"{r.get('cpu_vs_chat', 1):.3f}",
                       f"{r['cpu_ms_min']:.3f} / {r['cpu_ms_median']:.3f}",
-                      f"{r.get('cpu_min_vs_chat', 1):.3f} / {r.get('cpu_median_vs_chat', 1):.3f}")
-    console.print(t)
+                      f"{r.get('cpu_min_vs_chat', 1):.3f} / {r.get('cpu_median_vs_chat', 1):.3f}",
+                      f"{r['sched_ms_min']:.4f} / {r['sched_ms_median']:.4f}",
+                      f"{r.get('sched_min_vs_chat', 1):.3f} / {r.get('sched_median_vs_chat', 1):.3f}",
+                      f"{r.get('sched_paired_vs_chat', 1):.3f}")
+    Console(width=max(console.width, 150)).print(t)
+
+
+@contextlib.contextmanager
+def revision_src(rev: str) -> Iterator[Path]:
+    """The `src/` of a git revision, exported (read-only: `git archive`) to a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="nuri-baseline-") as tmp:
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "src"], check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        yield Path(tmp) / "src"
 
 
 async def measure_terminology(gateways: dict[str, str], quick: bool) -> dict[str, Any]:
@@ -337,6 +418,11 @@ def main() -> None:
                         "chat,responses,responses-nostore,messages")
     parser.add_argument("--endpoints-only", action="store_true",
                         help="only the wire-API comparison (skips the direct-vs-gateway runs)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="with --endpoints: interleaved rounds per API (default 8, or 4 with --quick)")
+    parser.add_argument("--baseline", default=None, metavar="REV",
+                        help="with --endpoints: also serve git revision REV (exported with git archive) and "
+                        "measure it in the same interleaved rounds, written under `before`")
     parser.add_argument("--terminology", action="store_true",
                         help="also measure the kr-terminology pack on vs off (streamed TTFT, CPU per request)")
     parser.add_argument("--terminology-only", action="store_true", help="only the terminology comparison")
@@ -353,18 +439,45 @@ def main() -> None:
     previous = RESULTS / "overhead.json"
     if args.skip_http and previous.exists():
         results["modes"] = json.loads(previous.read_text()).get("modes", {})
-    with upstream_process(cpu=1) as upstream:
+    baseline = contextlib.ExitStack()
+    with baseline, upstream_process(cpu=1) as upstream:
+        base_src = baseline.enter_context(revision_src(args.baseline)) if args.baseline else None
+        if base_src is not None:
+            commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.baseline], check=True,
+                                    capture_output=True, text=True).stdout.strip()
+            results["before"] = {"revision": f"{commit} ({args.baseline})", "modes": {}}
         for mode in [] if args.skip_http else args.modes.split(","):
             endpoints = [e for e in args.endpoints.split(",") if e]
-            with gateway_process(gateway_config(upstream, mode), cpu=0) as gw:
+            with contextlib.ExitStack() as gateways:
+                gw = gateways.enter_context(gateway_process(gateway_config(upstream, mode), cpu=0))
                 res = {} if args.endpoints_only else asyncio.run(measure_http(upstream, gw, args.quick))
                 if set(endpoints) - {"chat"}:
-                    res["endpoints"] = asyncio.run(measure_endpoints(gw, ["chat", *endpoints], args.quick))
+                    urls = {"after": gw}
+                    if base_src is not None:     # the baseline revision, served from its own src/
+                        urls["before"] = gateways.enter_context(gateway_process(
+                            gateway_config(upstream, mode), cpu=0, env={"PYTHONPATH": str(base_src)}))
+                    both = asyncio.run(measure_endpoints(urls, ["chat", *endpoints], args.quick, args.rounds))
+                    res["endpoints"] = both["after"]
+                    if "before" in both:
+                        results["before"]["modes"][mode] = {"endpoints": both["before"]}
             results["modes"][mode] = res
             if not args.endpoints_only:
                 report(mode, res)
             if "endpoints" in res:
-                report_endpoints(mode, res["endpoints"])
+                if "before" in results and mode in results["before"]["modes"]:
+                    report_endpoints(mode, results["before"]["modes"][mode]["endpoints"], f"before: {args.baseline}")
+                report_endpoints(mode, res["endpoints"], "this tree" if args.baseline else "")
+    if args.endpoints_only:
+        results["note"] = (
+            "2-core machine, busy (other sessions working); gateways pinned to core 0, upstream and load on core 1. "
+            f"{args.rounds or (4 if args.quick else 8)} rounds of {100 if args.quick else 300} requests, every API (and with a baseline both gateways) once per "
+            "round, the order rotated each round. cpu_ms_*: CPU per request from /proc/<pid>/stat clock ticks "
+            "(10 ms); sched_ms_*: from the scheduler's nanosecond counter (the process CPU-time clock: "
+            "schedstat of every thread, ended ones included), each round followed by "
+            f"{SETTLE_SECONDS} s for the stored responses' writer, the gateway's idle CPU over it subtracted; "
+            "*_vs_chat: ratios to chat completions in the same gateway and run (min and median over rounds); "
+            "sched_paired_vs_chat: the median over rounds of each round's ratio to that round's chat"
+            + (f"; `before` is revision {args.baseline} measured in the same run" if args.baseline else ""))
     if args.terminology:
         results["terminology"] = run_terminology(args.quick)
     if args.workers:

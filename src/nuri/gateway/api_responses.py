@@ -35,11 +35,11 @@ from nuri.errors import InvalidRequest, NuriError
 from nuri.gateway import pipeline
 from nuri.gateway.access import check_model_access
 from nuri.gateway.conversations import Known, Store, Stored
-from nuri.gateway.edge import Edge, error_of, json_of, kept_headers, retranslate, sse, stream_error
+from nuri.gateway.edge import Edge, error_of, sse, stream_error
 from nuri.gateway.labels import first_event_label
 from nuri.gateway.reply_texts import reply_scans
 from nuri.gateway.request import ParsedRequest
-from nuri.gateway.responses import JSONResponse, error_response
+from nuri.gateway.responses import JSONResponse, error_response, json_body, with_headers_of
 from nuri.gateway.state import Gateway
 from nuri.planning.membership import routed_model, workload_for
 from nuri.privacy.types import Classification, Entity
@@ -58,6 +58,13 @@ _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "develop
 
 def _id(prefix: str) -> str:
     return prefix + secrets.token_hex(24)
+
+
+def response_id() -> str:
+    """A response id: the time in microseconds, then 136 random bits (unguessable). Ids that grow
+    with time are inserted at the end of the stored responses' index, where a row costs about half
+    what one at a random place does once the table is large."""
+    return f"resp_{time.time_ns() // 1000:014x}{secrets.token_hex(17)}"
 
 
 def not_found(response_id: str, param: str | None = None) -> InvalidRequest:
@@ -213,7 +220,7 @@ def _response_format(text: Any) -> dict[str, Any] | None:
 
 
 def check_parameters(body: dict[str, Any]) -> None:
-    unknown = sorted(k for k in body if k not in _HANDLED and k not in _IGNORED)
+    unknown = sorted(body.keys() - _HANDLED - _IGNORED)
     if unknown:
         raise InvalidRequest(f"{unknown[0]}: parameter not supported by Nuri's Responses API", param=unknown[0],
                              code="unsupported_parameter")
@@ -306,7 +313,7 @@ class Turn:
     history: list[dict[str, Any]]
     team: str
     store: Store | None
-    id: str = field(default_factory=lambda: _id("resp_"))
+    id: str = field(default_factory=response_id)
     created_at: int = field(default_factory=lambda: int(time.time()))
     nuri: dict[str, Any] | None = None     # Nuri's additions (AI notice, citations) on every snapshot
     known: Known | None = None             # the request's classification, reused to redact what is stored
@@ -388,6 +395,14 @@ class Turn:
             self.scans = reply_scans.get()
             reply_scans.reset(token)
 
+    def keep_stream_scans(self) -> None:
+        """For a stored turn, in the task that runs its stream: the pipeline's stream filters,
+        built there when the stream starts, hand each channel's findings to `scans`, so the output
+        is redacted from what the reply guard found in it (stream_privacy.keep_findings). Set in
+        this task's context only, which ends with the stream."""
+        if self.scans is not None:
+            reply_scans.set(self.scans)
+
     # -- pass-through to a deployment that speaks the Responses API ------------------------------
     def upstream_body(self) -> dict[str, Any]:
         """The Responses request for the upstream: stateless (`store: false`, no
@@ -417,6 +432,7 @@ class Turn:
     async def passed_through(self, events: AsyncIterable[Any]) -> AsyncIterator[bytes]:
         """The pipeline's Responses events with each Response object adopted; the final one is
         stored before it is sent, so a follow-up never misses it. Other events pass as bytes."""
+        self.keep_stream_scans()
         buffer = b""
         try:
             async for piece in events:
@@ -440,27 +456,45 @@ class Turn:
                 with contextlib.suppress(Exception):
                     await aclose()
 
-    async def stream(self, chunks: AsyncIterator[dict[str, Any] | None]) -> AsyncIterator[bytes]:
-        """The pipeline's chat chunks as the Responses event stream."""
+    async def stream(self, source: AsyncIterable[Any]) -> AsyncIterator[bytes]:
+        """The pipeline's chat-completion stream (its server-sent events, as bytes) as the Responses
+        event stream, read and translated in one pass (each layer of generators costs every event
+        its own hop). However it ends, the pipeline's relay is closed, so it records."""
+        self.keep_stream_scans()
         writer = _StreamWriter(self)
-        yield writer.start()
+        buffer = b""
         try:
-            async for chunk in chunks:
-                if chunk is None:
-                    response = writer.finish()
-                    await self.save(response)
-                    yield writer.completed(response)
-                    return
-                if "error" in chunk and "choices" not in chunk:
-                    yield writer.failed(error_of(chunk))
-                    return
-                out = writer.chunk(chunk)
-                if out:
-                    yield out
+            yield writer.start()
+            async for piece in source:
+                data = piece if isinstance(piece, bytes) else str(piece).encode()
+                buffer = buffer + data if buffer else data
+                while (end := buffer.find(b"\n\n")) >= 0:
+                    event, buffer = buffer[:end], buffer[end + 2:]
+                    if not event.startswith(b"data: "):
+                        continue
+                    if event == b"data: [DONE]":
+                        response = writer.finish()
+                        await self.save(response)
+                        yield writer.completed(response)
+                        return
+                    chunk = orjson.loads(event[6:])
+                    if not isinstance(chunk, dict):
+                        continue
+                    if "error" in chunk and "choices" not in chunk:
+                        yield writer.failed(error_of(chunk))
+                        return
+                    out = writer.chunk(chunk)
+                    if out:
+                        yield out
             yield writer.failed({"code": "stream_ended", "message": "the stream ended before it was complete"})
         except Exception as exc:       # a defect here: the client gets a failed response, not a cut
             log.error("response stream %s failed: %s", self.id, type(exc).__name__)
             yield writer.failed(stream_error(exc))
+        finally:
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
 
 
 _SNAPSHOT_EVENTS = frozenset({b"response.created", b"response.in_progress", b"response.queued",
@@ -489,9 +523,14 @@ class _StreamWriter:
         return sse(kind, body)
 
     def start(self) -> bytes:
-        snapshot = self.turn.response("in_progress", [])
-        return (self._event("response.created", {"response": snapshot})
-                + self._event("response.in_progress", {"response": snapshot}))
+        """`response.created` and `response.in_progress`, the same snapshot serialised once."""
+        snapshot = orjson.dumps(self.turn.response("in_progress", []))
+        out = b""
+        for kind in (b"response.created", b"response.in_progress"):
+            out += (b"event: " + kind + b'\ndata: {"type":"' + kind + b'","sequence_number":'
+                    + str(self.seq).encode() + b',"response":' + snapshot + b"}\n\n")
+            self.seq += 1
+        return out
 
     def chunk(self, chunk: dict[str, Any]) -> bytes:
         out: list[bytes] = []
@@ -669,12 +708,13 @@ async def create_response(request: Request) -> Response:
     answer = await turn.call(request, edge, "chat", chat)
     if isinstance(answer, StreamingResponse):
         turn.nuri = first_event_label(answer)          # the AI notice from the first event on, if asked
-        return retranslate(answer, turn.stream)
+        answer.body_iterator = turn.stream(answer.body_iterator)   # the response object records however it ends
+        return answer
     if answer.status_code != 200:
         return answer                                  # already in OpenAI's error shape
-    response = turn.from_chat(json_of(answer))
+    response = turn.from_chat(json_body(answer))
     await turn.save(response)
-    return JSONResponse(response, headers=kept_headers(answer))
+    return with_headers_of(JSONResponse(response), answer)
 
 
 async def _pass_through(request: Request, edge: Edge, turn: Turn) -> Response:
@@ -686,9 +726,9 @@ async def _pass_through(request: Request, edge: Edge, turn: Turn) -> Response:
         return answer
     if answer.status_code != 200:
         return answer
-    response = turn.adopt(json_of(answer))
+    response = turn.adopt(json_body(answer))
     await turn.save(response)
-    return JSONResponse(response, headers=kept_headers(answer))
+    return with_headers_of(JSONResponse(response), answer)
 
 
 async def _stored_request(request: Request) -> tuple[Store | None, str, str]:

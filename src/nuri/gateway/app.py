@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import hmac
 import ipaddress
 import logging
@@ -180,11 +181,17 @@ def create_app(config: NuriConfig, data_dir: Path, listen_host: str = "127.0.0.1
         await gateway.start()
         app.state.conversations = open_store(config, data_dir, gateway.scanner)   # Responses API state
         await app.state.conversations.start()
+        # What start-up built (config, policy, detectors, the tagger's tables, the model) lives as
+        # long as the process: moved out of the collector's sight, a full collection walks only
+        # what requests made, instead of pausing every thousand or so requests for 0.1–0.3 s.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
             await app.state.conversations.close()
             await gateway.stop()
+            gc.unfreeze()      # an app built and closed in one process (tests) leaves its cycles collectable
 
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),

@@ -25,14 +25,15 @@ team whose key stored it and expires after `conversations.retention_days`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, delete, event, select
@@ -47,9 +48,11 @@ from nuri.privacy.types import Classification, Entity
 log = logging.getLogger("nuri.gateway")
 
 PRUNE_EVERY_SECONDS = 60.0
-FLUSH_SECONDS = 0.05          # how long a stored response waits to be written with the others
+FLUSH_SECONDS = 0.2           # the longest a stored response waits to be written with the others
+BATCH_ROWS = 512              # a batch this large is written at once, without waiting longer
+INLINE_ROWS = 8               # a SQLite batch up to this size is written on the event loop, a larger one on a thread
 RETRY_SECONDS = 1.0           # after a failed write, before the next try
-MISS_RETRY_SECONDS = 0.25     # a miss looks again after this: another replica's rows may be on their way
+MISS_RETRY_SECONDS = 0.5      # a miss looks again after this: another replica's rows may be on their way
 PENDING_MAX = 50_000          # rows waiting to be written, most (the database failing meanwhile)
 INLINE_SCAN_CHARS = 16_384    # text left to scan up to which redaction runs on the event loop
 NOT_KEPT = "[content not kept by Nuri]"
@@ -70,9 +73,9 @@ _INSERT = TABLE.insert()          # built once: SQLAlchemy caches its compiled f
 _SQLITE_INSERT = "INSERT INTO nuri_conversations (id, team, created_at, expires_at, body) VALUES (?, ?, ?, ?, ?)"
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """A stored response: the conversation's items so far, and the response object as answered."""
+class Stored(NamedTuple):
+    """A stored response: the conversation's items so far, and the response object as answered.
+    (A named tuple: built for every stored response, and a frozen dataclass costs more to build.)"""
 
     items: list[dict[str, Any]]
     response: dict[str, Any]
@@ -100,11 +103,19 @@ class Known:
         for e in classification.entities:
             by_path.setdefault(e.path, []).append(e)
         by_text: dict[str, list[Entity]] = {}
+        doubtful: list[str] = []
         for path, text in texts:
-            found = [e for e in by_path.get(path, ()) if text[e.start:e.end] == e.text]
-            if len(found) != len(by_path.get(path, ())):
-                continue                    # offsets that do not fit this text: it is scanned again
+            ents = by_path.get(path)
+            if not ents:                    # most texts: nothing found in them
+                by_text.setdefault(text, [])
+                continue
+            found = [e for e in ents if text[e.start:e.end] == e.text]
+            if len(found) != len(ents):
+                doubtful.append(text)       # offsets that do not fit this text: it is scanned again
+                continue
             by_text[text] = [*by_text.get(text, ()), *found]
+        for text in doubtful:               # wherever else the same text was
+            by_text.pop(text, None)
         return cls(by_text)
 
     def get(self, text: str) -> list[Entity] | None:
@@ -150,8 +161,16 @@ _COMMON_KEYS = frozenset({
 })
 
 
+# The protocol's words most stored responses carry: known to be words without the pattern.
+_COMMON_WORDS = frozenset({
+    "message", "assistant", "user", "system", "developer", "completed", "in_progress", "incomplete", "failed",
+    "response", "output_text", "input_text", "function_call", "function_call_output", "refusal", "text",
+    "json_schema", "json_object", "default", "disabled", "auto", "none", "required", "function",
+})
+
+
 def _is_word(value: str) -> bool:
-    return _WORD.fullmatch(value) is not None
+    return value in _COMMON_WORDS or _WORD.fullmatch(value) is not None
 
 
 def _plain_key(key: str) -> bool:
@@ -187,6 +206,7 @@ class Redactor:
         self._memo: dict[str, str] = {}
         self.later: list[tuple[Any, Any, str]] = []      # (container, slot, string) to scan
         self._copies: dict[int, tuple[Any, Any]] = {}    # id → (object, its copy): one copy per object
+        self._clean: set[int] = set()          # ids of list entries found clean (alive while the value is)
 
     def found(self, value: str) -> list[Entity] | None:
         """What is known to be in `value` without a scan (None: it needs one)."""
@@ -203,6 +223,59 @@ class Redactor:
             hit = self._memo[value] = redact_spans(value, entities if entities is not None else
                                                    self.scanner.scan(value))
         return hit
+
+    def clean(self, node: Any, key: Any = None) -> bool:
+        """Whether `node` is stored as it is: every string and key kept without a scan (Nuri's own,
+        a protocol word, or known to hold nothing) and nothing to replace by a note. Most stored
+        responses are, and are then written without a copy. Written flat, as `copy` is: it runs
+        for every node of every stored response."""
+        kind = type(node)
+        if kind is str:
+            return self._keeps(key, node)
+        if kind is list:
+            seen = self._clean
+            for v in node:
+                vk = type(v)
+                if vk is str:
+                    if not self._keeps(None, v):
+                        return False
+                elif vk is dict:
+                    if id(v) in seen:               # an output item, both history and response
+                        continue
+                    if not self.clean(v):
+                        return False
+                    seen.add(id(v))
+                elif vk is list and not self.clean(v):
+                    return False
+            return True
+        if kind is not dict:
+            return True
+        if node.get("type") in _BINARY_TYPES:
+            return False
+        own = self.own
+        for k, v in node.items():
+            if k not in _COMMON_KEYS and (type(k) is not str or not _plain_key(k)):
+                return False
+            vk = type(v)
+            if vk is str:
+                if v in own or k in _WORD_KEYS and _is_word(v):
+                    continue
+                if not self._keeps(k, v):
+                    return False
+            elif (vk is dict or vk is list) and not self.clean(v, k):
+                return False
+        return True
+
+    def _keeps(self, key: Any, value: str) -> bool:
+        """Whether a string is stored as it is, known without a scan."""
+        if value in self.own or key in _WORD_KEYS and _is_word(value):
+            return True
+        if value.startswith("data:"):
+            return False
+        known = self.known.by_text.get(value) if self.known is not None else None
+        if known is None and self.scans is not None:
+            known = self.scans.get(value)
+        return known is not None and not known
 
     def _string(self, key: Any, value: str) -> str | _Later:
         if value in self.own or key in _WORD_KEYS and _is_word(value):
@@ -270,8 +343,10 @@ class Redactor:
 
     def encode(self, stored: Stored) -> str:
         """The stored form: redacted, as JSON text."""
-        body = self.copy({"items": stored.items, "response": stored.response})
-        self.scan_later()
+        body = {"items": stored.items, "response": stored.response}
+        if not self.clean(body):
+            body = self.copy(body)
+            self.scan_later()
         return orjson.dumps(body).decode()
 
 
@@ -284,8 +359,7 @@ class Store(Protocol):
     async def delete(self, response_id: str, team: str) -> bool: ...
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
+class _Row(NamedTuple):
     team: str
     created_at: float
     expires_at: float
@@ -304,7 +378,10 @@ class _Base:
         on a worker thread when much is (policy off, or a long streamed reply), so a scan of
         megabytes does not stall other requests."""
         redactor = Redactor(self.scanner, known, scans, own)
-        body = redactor.copy({"items": stored.items, "response": stored.response})
+        body = {"items": stored.items, "response": stored.response}
+        if redactor.clean(body):            # nothing to redact or scan: written as it is
+            return orjson.dumps(body).decode()
+        body = redactor.copy(body)
         if redactor.later_chars > INLINE_SCAN_CHARS:
             await asyncio.to_thread(redactor.scan_later)
         else:
@@ -362,21 +439,28 @@ class DatabaseStore(_Base):
     """The ledger's database, in a table of its own (created if missing at start-up).
 
     Written behind: `save` puts the redacted row in a pending map and one task writes what has
-    gathered every `FLUSH_SECONDS`, in one transaction on one worker thread, so a response costs
-    neither a thread hop nor a commit of its own. This replica serves a pending row from the map,
-    so a follow-up here never misses it. Another replica sharing the database cannot see it until
-    it is written: a miss there looks again once after `MISS_RETRY_SECONDS` (one flush interval
-    and the time to write), so only a truly unknown id pays that wait. A crash loses the rows not
-    yet written (at most one interval's worth); their follow-ups get 404, as for an expired id."""
+    gathered, in one transaction, at most `FLUSH_SECONDS` after the first row of the batch came
+    (at once when `BATCH_ROWS` have), so a response costs neither a commit nor a thread hop of its
+    own: a row's share of a batch is its insert. With SQLite the writer keeps one connection of its
+    own, and a small batch (a quiet gateway) is written on the event loop, where it takes less
+    than a hop to a thread would; a larger one, and any batch to PostgreSQL, on a worker thread.
+
+    This replica serves a pending row from the map, so a follow-up here never misses it. Another
+    replica sharing the database cannot see it until it is written: a miss there looks again once
+    after `MISS_RETRY_SECONDS` (one batch's wait and the time to write), so only a truly unknown id
+    pays that wait. A crash loses the rows not yet written (at most one batch's wait's worth);
+    their follow-ups get 404, as for an expired id."""
 
     def __init__(self, url: str, retention_days: float, scanner: Any, schema: str | None = None) -> None:
         super().__init__(retention_days, scanner)
         self.url = url
         self.schema = schema
         self.engine: Engine | None = None
+        self._sqlite: sqlite3.Connection | None = None    # the writer's own connection (SQLite files)
         self._pruned = 0.0
         self._pending: dict[str, _Row] = {}
         self._wake = asyncio.Event()
+        self._full = asyncio.Event()        # BATCH_ROWS are waiting: write without waiting longer
         self._writing = asyncio.Lock()      # held while a batch or a delete is in the database
         self._flusher: asyncio.Task[None] | None = None
         self._stopping = False
@@ -396,10 +480,25 @@ class DatabaseStore(_Base):
         connect_args = {"options": f"-c search_path={self.schema}"} if self.schema else {}
         return create_engine(self.url, connect_args=connect_args, pool_size=4, max_overflow=4)
 
+    def _open_writer(self) -> sqlite3.Connection | None:
+        """The writer's own connection to a SQLite file (None for PostgreSQL or an in-memory
+        database): a batch then costs no pool checkout and no SQLAlchemy statement handling."""
+        if not self.url.startswith("sqlite"):
+            return None
+        path = make_url(self.url).database
+        if not path or path == ":memory:" or path.startswith("file:"):
+            return None
+        # no busy wait at rest: a write on the event loop must not sleep there waiting for a lock
+        # (`_write_on_thread` waits, on its thread)
+        conn = sqlite3.connect(path, timeout=0, check_same_thread=False)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
     async def start(self) -> None:
         self.engine = self._make_engine()
         await asyncio.to_thread(METADATA.create_all, self.engine)
         await asyncio.to_thread(self._prune)
+        self._sqlite = await asyncio.to_thread(self._open_writer)
         self._flusher = asyncio.create_task(self._flush_loop(), name="nuri-conversations-writer")
 
     async def close(self) -> None:
@@ -412,6 +511,10 @@ class DatabaseStore(_Base):
             self._flusher = None
         if self.engine is not None:
             await self.flush()                  # anything saved while the writer was stopping
+            if self._sqlite is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._sqlite.close()
+                self._sqlite = None
             self.engine.dispose()
             self.engine = None
 
@@ -428,14 +531,19 @@ class DatabaseStore(_Base):
             oldest = next(iter(self._pending))
             del self._pending[oldest]
             log.error("stored response dropped before it was written: %d are waiting", PENDING_MAX)
+        if len(self._pending) >= BATCH_ROWS:
+            self._full.set()
         self._wake.set()
 
     async def _flush_loop(self) -> None:
         while not self._stopping:
             await self._wake.wait()
-            if not self._stopping:
-                await asyncio.sleep(FLUSH_SECONDS)  # what arrives meanwhile joins the batch
+            if not self._stopping and not self._full.is_set():
+                # what arrives meanwhile joins the batch, up to BATCH_ROWS
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), FLUSH_SECONDS)
             self._wake.clear()
+            self._full.clear()
             if not await self.flush() and not self._stopping:
                 await asyncio.sleep(RETRY_SECONDS)
                 self._wake.set()
@@ -447,7 +555,8 @@ class DatabaseStore(_Base):
             if not batch:
                 return True
             try:
-                await asyncio.to_thread(self._write, batch)
+                if not (self._sqlite is not None and len(batch) <= INLINE_ROWS and self._write_now(batch)):
+                    await asyncio.to_thread(self._write_on_thread, batch)
             except Exception as exc:
                 log.error("%d stored responses not written yet: %s", len(batch), type(exc).__name__)
                 return False
@@ -461,22 +570,42 @@ class DatabaseStore(_Base):
                 log.error("expired stored responses not pruned: %s", type(exc).__name__)
         return True
 
+    def _write_now(self, batch: dict[str, _Row]) -> bool:
+        """A few rows of a local file written on the event loop, where that takes less than a hop to
+        a thread would; False (nothing written) when another writer holds the database."""
+        try:
+            self._write(batch)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            return False
+        return True
+
+    def _write_on_thread(self, batch: dict[str, _Row]) -> None:
+        """A batch written on a worker thread, waiting there for another writer's lock if need be."""
+        if self._sqlite is None:
+            self._write(batch)
+            return
+        self._sqlite.execute("PRAGMA busy_timeout=30000")
+        try:
+            self._write(batch)
+        finally:
+            self._sqlite.execute("PRAGMA busy_timeout=0")
+
     def _write(self, batch: dict[str, _Row]) -> None:
         assert self.engine is not None
-        if self.url.startswith("sqlite"):
-            # the driver's executemany, one commit: SQLAlchemy's statement handling costs about a
-            # third of a row's write here, and this runs for every stored response
+        if self._sqlite is not None:
+            # the driver's executemany on the writer's own connection, one commit: a pool checkout
+            # and SQLAlchemy's statement handling would cost as much as the rows, and this runs
+            # for every stored response
             rows = [(response_id, row.team, row.created_at, row.expires_at, row.body)
                     for response_id, row in batch.items()]
-            raw = self.engine.raw_connection()
             try:
-                raw.cursor().executemany(_SQLITE_INSERT, rows)
-                raw.commit()
+                self._sqlite.executemany(_SQLITE_INSERT, rows)
+                self._sqlite.commit()
             except Exception:
-                raw.rollback()
+                self._sqlite.rollback()
                 raise
-            finally:
-                raw.close()
             return
         params = [{"id": response_id, "team": row.team, "created_at": row.created_at,
                    "expires_at": row.expires_at, "body": row.body} for response_id, row in batch.items()]

@@ -29,7 +29,7 @@ from nuri.gateway.replies import ReplyRules
 from nuri.gateway.reply import ReplyPrivacy
 from nuri.gateway.request import ParsedRequest, parse_request
 from nuri.gateway.responses import JSONResponse, error_event, error_response
-from nuri.gateway.responses_relay import chat_usage, relay_responses
+from nuri.gateway.responses_relay import chat_usage, label_response, relay_responses
 from nuri.gateway.state import Gateway
 from nuri.gateway.wire import read_json_body
 from nuri.observability import tracing
@@ -275,7 +275,7 @@ async def _respond(gw: Gateway, ctx: RequestContext, trail: Trail, req: ParsedRe
             reply = privacy.reply(again)
             reply["usage"] = ctx.usage
             ctx.replies.language_retry(reply, steps, ctx.step)
-    _label(ctx, reply)
+    _label(ctx, reply, req.endpoint)
     if ctx.citations:                                                         # RAG: the sources
         reply.setdefault("nuri", {})["citations"] = public_citations(ctx.citations)
     return reply
@@ -287,10 +287,13 @@ def _sum_usage(first: dict[str, Any], second: dict[str, Any]) -> dict[str, int]:
     return {k: int(first.get(k) or 0) + int(second.get(k) or 0) for k in keys}
 
 
-def _label(ctx: RequestContext, reply: dict[str, Any]) -> None:
-    """The AI notice on a whole reply, as `replies.label` says (gateway/labels.py)."""
+def _label(ctx: RequestContext, reply: dict[str, Any], endpoint: str) -> None:
+    """The AI notice on a whole reply, as `replies.label` says (gateway/labels.py); a Response
+    object passed through takes the text notice where a translated one has it."""
     if ctx.replies is not None:
         ctx.replies.label_reply(reply)
+        if endpoint == "responses" and ctx.replies.label is not None:
+            label_response(ctx.replies.label, reply)
 
 
 def _usage(reply: dict[str, Any], prompt_estimate: int) -> dict[str, int]:

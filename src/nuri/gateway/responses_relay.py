@@ -3,8 +3,14 @@
 The chat relay (`pipeline._relay`) reads chat chunks; a deployment with `responses: true` sends
 Responses events instead (`response.created`, `response.output_text.delta`, …,
 `response.completed`). This relay is the same step for them: every event restored and guarded
-(`stream_privacy.ResponsesEventFilter`), usage taken from the final event, and the request
-recorded exactly once, before the final event is sent, or when the client goes away.
+(`stream_privacy.ResponsesEventFilter`), the AI notice as the label asks, usage taken from the
+final event, and the request recorded exactly once, before the final event is sent, or when the
+client goes away.
+
+The notice in `text` mode goes where a translated reply has it: after a blank line at the end of
+the answer's text, that is the last `output_text` part of the last output item, when the
+response ends with one (a response that ends in a function call gets none, as a chat choice that
+finishes with tool calls gets none); whole (`label_response`) or streamed (`TextNotice`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import orjson
 
 from nuri.errors import NuriError, UpstreamError
 from nuri.gateway.context import RequestContext
+from nuri.gateway.labels import Label
 from nuri.gateway.recording import CLIENT_GONE, Trail
 from nuri.gateway.reply import STREAM_MIN_EMIT, ReplyPrivacy
 from nuri.gateway.request import ParsedRequest
@@ -27,6 +34,97 @@ from nuri.policy.terminology import TermBlocked
 from nuri.tokens import estimate_many
 
 _FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+_SEPARATOR = "\n\n"
+
+
+def _last_text(output: Any) -> dict[str, Any] | None:
+    """The content part the answer's text ends in: the last part of the last output item, when
+    that item is a message and that part `output_text`."""
+    item = output[-1] if isinstance(output, list) and output else None
+    content = item.get("content") if isinstance(item, dict) and item.get("type") == "message" else None
+    part = content[-1] if isinstance(content, list) and content else None
+    return part if isinstance(part, dict) and part.get("type") == "output_text" and isinstance(
+        part.get("text"), str) else None
+
+
+def label_response(label: Label, response: dict[str, Any]) -> None:
+    """A whole Response object with the notice appended to its text, when the label asks for `text`."""
+    if "text" in label.modes and (part := _last_text(response.get("output"))) is not None:
+        part["text"] += _SEPARATOR + label.notice
+
+
+class TextNotice:
+    """The notice in `text` mode on a Responses event stream, after privacy filtering.
+
+    The last text is only known to be last when the response ends, so from a text's
+    `response.output_text.done` on the events are held: if the response then ends (its content
+    part and output item closing on the way), the notice goes out as one more delta and is added
+    to the text of every event held and of the final Response; if anything else comes first (a
+    new part or output item), they are sent as they were. Sequence numbers after the added delta
+    move up by one."""
+
+    __slots__ = ("_held", "_shift", "_text")
+
+    def __init__(self, notice: str) -> None:
+        self._text = _SEPARATOR + notice
+        self._held: list[dict[str, Any]] = []
+        self._shift = 0
+
+    def feed(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """The events to send now for one filtered event."""
+        kind = event.get("type")
+        if self._held:
+            first = self._held[0]
+            if kind in ("response.completed", "response.incomplete"):
+                return self._ending(event)
+            if kind in ("response.content_part.done", "response.output_item.done") and \
+                    event.get("output_index") == first.get("output_index"):
+                self._held.append(event)
+                return []
+            out = self.release()
+        else:
+            out = []
+        if kind == "response.output_text.done":
+            self._held = [event]
+            return out
+        return [*out, self.renumbered(event)]
+
+    def release(self) -> list[dict[str, Any]]:
+        """The events held, as they were (the stream went on, or ended without a final event)."""
+        held, self._held = self._held, []
+        return [self.renumbered(e) for e in held]
+
+    def renumbered(self, event: dict[str, Any]) -> dict[str, Any]:
+        if self._shift and isinstance(event.get("sequence_number"), int):
+            event["sequence_number"] += self._shift
+        return event
+
+    def _ending(self, final: dict[str, Any]) -> list[dict[str, Any]]:
+        held, self._held = self._held, []
+        done = held[0]
+        response = final.get("response")
+        part = _last_text(response.get("output")) if isinstance(response, dict) else None
+        if part is None or part.get("text") != done.get("text"):
+            return [self.renumbered(e) for e in [*held, final]]     # not the text the response ends in
+        delta: dict[str, Any] = {
+            "type": "response.output_text.delta", "sequence_number": done.get("sequence_number"),
+            "item_id": done.get("item_id"), "output_index": done.get("output_index"),
+            "content_index": done.get("content_index"), "delta": self._text, "logprobs": []}
+        self.renumbered(delta)
+        self._shift += 1
+        for event in held:
+            if event["type"] == "response.output_text.done" and isinstance(event.get("text"), str):
+                event["text"] += self._text
+            elif event["type"] == "response.content_part.done":
+                closing = event.get("part")
+                if isinstance(closing, dict) and isinstance(closing.get("text"), str):
+                    closing["text"] += self._text
+            elif event["type"] == "response.output_item.done":
+                closing = _last_text([event.get("item")])
+                if closing is not None:
+                    closing["text"] += self._text
+        part["text"] += self._text
+        return [delta, *(self.renumbered(e) for e in held), self.renumbered(final)]
 
 
 def chat_usage(usage: dict[str, Any]) -> dict[str, int]:
@@ -69,6 +167,7 @@ async def relay_responses(gw: Gateway, ctx: RequestContext, trail: Trail, first:
     texts: list[str] = []
     filt = event_filter(privacy)
     label = ctx.replies.label if ctx.replies is not None else None
+    notice = TextNotice(label.notice) if label is not None and "text" in label.modes else None
     held: list[bytes] = []          # the final event, sent once the request is recorded
     failed = False
     seq = 0
@@ -85,19 +184,23 @@ async def relay_responses(gw: Gateway, ctx: RequestContext, trail: Trail, first:
                     if kind in _FINAL and label is not None and "field" in label.modes:   # the AI notice
                         nuri = event["response"].get("nuri")
                         event["response"]["nuri"] = {**(nuri if isinstance(nuri, dict) else {}), **label.body()}
-                for out in filt.process(event) if filt is not None else [event]:
-                    if out.get("type") == "response.output_text.delta":
-                        texts.append(out["delta"])
-                    seq = int(out.get("sequence_number") or seq) + 1
-                    if out.get("type") in _FINAL:
-                        held.append(encode(out))
-                    else:
-                        yield encode(out)
+                for filtered in filt.process(event) if filt is not None else [event]:
+                    if filtered.get("type") == "response.output_text.delta":
+                        texts.append(filtered["delta"])
+                    for out in notice.feed(filtered) if notice is not None else [filtered]:
+                        seq = int(out.get("sequence_number") or seq) + 1
+                        if out.get("type") in _FINAL:
+                            held.append(encode(out))
+                        else:
+                            yield encode(out)
                 if kind in _FINAL:
                     failed = kind == "response.failed"
                     break
                 event = await anext(iterator, None)
-            for out in filt.close() if filt is not None else []:
+            rest = filt.close() if filt is not None else []
+            if notice is not None:
+                rest = [*notice.release(), *(notice.renumbered(e) for e in rest)]
+            for out in rest:
                 yield encode(out)
             if ctx.replies is not None:
                 ctx.replies.check_stream(texts)

@@ -5,6 +5,11 @@ channels (a stream position: a choice, and the path inside it, with tool calls k
 `index`) and drives one privacy `guard.ReplyFilter` per channel, so a placeholder or a value split
 across chunks is restored or masked whole; what a channel still holds is put back where it
 belongs when its choice ends. The privacy package itself sees only the texts.
+
+A caller that keeps the stream's texts (the Responses API's stored state) sets
+`reply_texts.reply_scans` around the stream: each channel's guard then records what its scans
+found in the text it sent, and hands it over when the channel closes, so that text is redacted
+from those scans instead of being scanned once more.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from nuri.gateway.reply_texts import EACH, Channel, TermChannel, is_prose, token_bytes
+from nuri.gateway.reply_texts import EACH, Channel, TermChannel, is_prose, reply_scans, token_bytes
 from nuri.policy.term_stream import Terminology
 from nuri.privacy import fields as _fields
 from nuri.privacy.guard import DEFAULT_HOLD_CHARS, DEFAULT_MIN_EMIT, ReplyFilter
 from nuri.privacy.pseudonymizer import Pseudonymizer, SupportsScan
+from nuri.privacy.types import Entity
 
 # (choice index, or None outside `choices`; path inside it, list positions normalised)
 ChannelKey = tuple[int | None, tuple[Any, ...]]
@@ -77,8 +83,8 @@ class ChunkFilter:
     With `terms`, a choice's prose channels (content, text, refusal) then go through terminology
     (`policy/term_stream.py`), which holds back at most one term more and may raise `TermBlocked`."""
 
-    __slots__ = ("_filters", "_last", "_make", "_memo", "_memo_version", "_pseudo", "_repeating", "_terms",
-                 "_whole")
+    __slots__ = ("_filters", "_last", "_make", "_memo", "_memo_version", "_pseudo", "_repeating", "_scans",
+                 "_terms", "_whole")
 
     def __init__(
         self,
@@ -94,10 +100,11 @@ class ChunkFilter:
     ) -> None:
         sent = set(sent_values)
         self._terms = terms
+        self._scans = reply_scans.get()          # set by a caller that keeps the texts
 
-        def make(json_escape: bool) -> ReplyFilter:
+        def make(json_escape: bool, record: bool = False) -> ReplyFilter:
             return ReplyFilter(pseudonymizer, scanner, types=types, sent_values=sent, json_escape=json_escape,
-                               hold_chars=hold_chars, min_emit=min_emit, min_score=min_score)
+                               hold_chars=hold_chars, min_emit=min_emit, min_score=min_score, record=record)
 
         self._make = make
         self._pseudo = pseudonymizer
@@ -208,7 +215,7 @@ class ChunkFilter:
         return (f if f is not None else self._channel(key)).feed(text)
 
     def _channel(self, key: ChannelKey) -> Channel:
-        f: Channel = self._make(key[1][-1] == "arguments")
+        f: Channel = self._make(key[1][-1] == "arguments", self._scans is not None)
         if self._terms is not None and key[0] is not None and is_prose(key[1]):
             f = TermChannel(f, self._terms.filter())
         self._filters[key] = f
@@ -243,7 +250,10 @@ class ChunkFilter:
         anything was held."""
         placed = False
         for key in [k for k in self._filters if k[0] == idx]:
-            rest = self._filters.pop(key).flush()
+            channel = self._filters.pop(key)
+            rest = channel.flush()
+            if self._scans is not None:
+                keep_findings(channel, self._scans)
             if rest:
                 _place(node, key[1], rest)
                 placed = True
@@ -258,6 +268,17 @@ class ChunkFilter:
                 last["choices"].append(choice)
         top = self._flush_into(last, None)
         return last if last["choices"] or top else None
+
+
+def keep_findings(channel: Channel, scans: dict[str, list[Entity]]) -> None:
+    """What a closed channel's guard found in the text it sent, kept in `scans` by that text (a
+    channel through terminology sent other text than its guard did: nothing is kept for it)."""
+    findings = getattr(channel, "findings", None)
+    found = findings() if findings is not None else None
+    if found is None:
+        return
+    text, entities = found
+    scans[text] = [*scans[text], *entities] if text in scans else entities
 
 
 @functools.lru_cache(maxsize=256)
@@ -507,7 +528,7 @@ class ResponsesEventFilter:
     other string of every event is restored and guarded whole. Sequence numbers are renumbered,
     since a delta may be dropped (all held) or added (a flush)."""
 
-    __slots__ = ("_chunks", "_make", "_runs", "_seq", "_terms")
+    __slots__ = ("_chunks", "_make", "_runs", "_scans", "_seq", "_terms")
 
     def __init__(self, pseudonymizer: Pseudonymizer, scanner: SupportsScan | None, *,
                  types: set[str] | None = None, sent_values: Iterable[str] = (),
@@ -515,10 +536,12 @@ class ResponsesEventFilter:
                  min_score: float = 0.0, terms: Terminology | None = None) -> None:
         sent = set(sent_values)
         self._terms = terms
+        self._scans = reply_scans.get()          # set by a caller that keeps the texts
 
         def make(json_escape: bool) -> ReplyFilter:
             return ReplyFilter(pseudonymizer, scanner, types=types, sent_values=sent, json_escape=json_escape,
-                               hold_chars=hold_chars, min_emit=min_emit, min_score=min_score)
+                               hold_chars=hold_chars, min_emit=min_emit, min_score=min_score,
+                               record=self._scans is not None)
 
         self._make = make
         # the whole-string checks (memoised) are the chunk filter's
@@ -587,7 +610,10 @@ class ResponsesEventFilter:
     def _flush(self, key: ResponsesKey, like: dict[str, Any]) -> list[dict[str, Any]]:
         """A last delta with what channel `key` still held, placed as its deltas were."""
         run = self._runs[key]
+        closing = not run.closed
         rest = run.close()
+        if closing and self._scans is not None:
+            keep_findings(run.filter, self._scans)
         if not rest:
             return []
         base, output_index, index = key

@@ -17,12 +17,17 @@ Compose per text channel: upstream delta → `StreamRestorer` → `ReplyGuard` �
 what `ReplyFilter` does. This module sees texts only: which strings of a reply are one channel is
 the gateway's business (gateway/stream_privacy.py for streams, gateway/reply_texts.py for whole
 replies).
+
+A caller that keeps the guarded text (the Responses API's stored state) can ask a streaming guard
+to `record` what its scans found in the text it emitted, in the emitted text's own offsets
+(`findings`), so that text need not be scanned a second time.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 
 from nuri.privacy.pseudonymizer import Pseudonymizer, SupportsScan, marker_spans, redacted, value_key
 from nuri.privacy.restorer import StreamRestorer
@@ -43,8 +48,9 @@ DEFAULT_MIN_EMIT = 24     # scan at most about once per this many characters: a 
 class ReplyGuard:
     """Masks entities whose values were not sent; one instance per text channel when streaming."""
 
-    __slots__ = ("_abs", "_context_chars", "_ctx", "_hold_chars", "_last_mask_end", "_masked", "_min_emit", "_min_score",
-                 "_pending", "_scanner", "_sent_exact", "_sent_keys", "_types", "_words")
+    __slots__ = ("_abs", "_context_chars", "_ctx", "_found", "_hold_chars", "_last_mask_end", "_masked", "_min_emit",
+                 "_min_score", "_out", "_out_len", "_pending", "_placed", "_scanner", "_seen", "_sent_exact",
+                 "_sent_keys", "_types", "_words")
 
     def __init__(
         self,
@@ -57,6 +63,7 @@ class ReplyGuard:
         words: int = 2,
         min_emit: int = DEFAULT_MIN_EMIT,
         min_score: float = 0.0,
+        record: bool = False,
     ) -> None:
         self._scanner = scanner
         self._min_score = min_score
@@ -73,6 +80,12 @@ class ReplyGuard:
         self._abs = 0             # stream offset of _pending[0]
         self._last_mask_end = -1  # stream offset where the last masked entity ended
         self._masked: dict[str, int] = {}
+        # with `record`: what the scans found in the emitted text, in its offsets (see `findings`)
+        self._found: list[Entity] | None = [] if record else None
+        self._out: list[str] = []         # the emitted text, in pieces (only when recording)
+        self._out_len = 0
+        self._seen: set[tuple[int, int]] = set()   # stream spans of entities already placed or masked
+        self._placed = True               # False once an entity could not be placed in the emitted text
 
     def __repr__(self) -> str:
         return f"ReplyGuard(held={len(self._pending)}, masked={sum(self._masked.values())})"
@@ -112,10 +125,10 @@ class ReplyGuard:
         return entity_type in ("PERSON", "ADDRESS") and any(
             len(s) >= 2 and len(s) * 5 >= len(k) * 3 and s in k for s in self._sent_keys)
 
-    def _to_mask(self, text: str) -> list[Entity]:
+    def _to_mask(self, text: str, scanned: list[Entity] | None = None) -> list[Entity]:
         blocked = marker_spans(text)
         out = []
-        for e in self._scanner.scan(text):
+        for e in self._scanner.scan(text) if scanned is None else scanned:
             if self._types is not None and e.type not in self._types or e.score < self._min_score:
                 continue
             if any(e.start < b1 and b0 < e.end for b0, b1 in blocked):
@@ -199,13 +212,15 @@ class ReplyGuard:
             return ""
         ctx = self._ctx
         off = len(ctx)
-        ents = [e for e in self._to_mask(ctx + p) if e.end > off]
+        scanned = self._scanner.scan(ctx + p)
+        ents = [e for e in self._to_mask(ctx + p, scanned) if e.end > off]
         if not final:
             for e in ents:
                 s, t = e.start - off, e.end - off
                 if t >= len(p) or s < cut < t:
                     cut = min(cut, max(s, 0))
         out: list[str] = []
+        spans: list[tuple[int, int, int]] = []    # (start, end, length of what replaced it) in `p`
         pos = 0
         for e in ents:
             s, t = e.start - off, e.end - off
@@ -213,17 +228,69 @@ class ReplyGuard:
                 continue
             s = max(s, pos)
             out.append(p[pos:s])
+            marker = ""
             if self._abs + s > self._last_mask_end or e.start >= off:
-                out.append(redacted(e.type))
+                marker = redacted(e.type)
+                out.append(marker)
                 self._masked[e.type] = self._masked.get(e.type, 0) + 1
+            spans.append((s, t, len(marker)))
             self._last_mask_end = self._abs + t
             pos = t
         out.append(p[pos:cut])
+        text = "".join(out)
+        if self._found is not None:
+            self._record(scanned, off, cut, spans)
+            self._out.append(text)
+            self._out_len += len(text)
         emitted = p[:cut]
         self._ctx = (ctx + emitted)[-self._context_chars:]
         self._pending = p[cut:]
         self._abs += cut
-        return "".join(out)
+        return text
+
+    # -- what the scans found, for a caller that keeps the emitted text -------------------------
+    def _record(self, scanned: list[Entity], off: int, cut: int, spans: list[tuple[int, int, int]]) -> None:
+        """Place what this window's scan found in the text emitted now (`p[:cut]`) in the emitted
+        text's offsets. An entity held back is placed by a later window; one replaced by a
+        marker needs nothing; one that reaches back into text emitted before, unless an earlier
+        window placed that very span, cannot be placed, and the findings are then incomplete."""
+        assert self._found is not None
+        window = self._abs - off              # stream offset of the window's first character
+        for e in scanned:
+            key = (window + e.start, window + e.end)
+            if key in self._seen:
+                continue
+            s, t = e.start - off, e.end - off
+            if t > cut:
+                continue
+            if s < 0:
+                self._placed = False
+                continue
+            self._seen.add(key)
+            if any(a <= s and t <= b for a, b, _n in spans):
+                continue
+            self._found.append(replace(e, start=self._place(s, spans, end=False), end=self._place(t, spans, end=True)))
+
+    def _place(self, i: int, spans: list[tuple[int, int, int]], *, end: bool) -> int:
+        """Where position `i` of this step's text lands in the emitted text; inside a replaced span,
+        that span's replacement (its start, or its end for an entity's end)."""
+        at = self._out_len + i
+        for a, b, n in spans:
+            if b <= i:
+                at -= (b - a) - n
+            elif a < i:
+                return at - (i - a) + (n if end else 0)
+            else:
+                break
+        return at
+
+    def findings(self) -> tuple[str, list[Entity]] | None:
+        """The text emitted so far and what the scans found in it, in its offsets; None unless the
+        guard was built to `record`, or when an entity could not be placed."""
+        if self._found is None or not self._placed:
+            return None
+        text = "".join(self._out)
+        return text, [replace(e, text=text[e.start:e.end]) for e in self._found]
 
 
 class ReplyFilter:
@@ -242,6 +309,7 @@ class ReplyFilter:
         hold_chars: int = DEFAULT_HOLD_CHARS,
         min_emit: int = DEFAULT_MIN_EMIT,
         min_score: float = 0.0,
+        record: bool = False,
     ) -> None:
         self.pseudonymizer = pseudonymizer
         self._json_escape = json_escape
@@ -250,7 +318,7 @@ class ReplyFilter:
         if scanner is not None:
             sent = set(sent_values) | pseudonymizer.sent_values
             self.guard = ReplyGuard(scanner, sent, types, hold_chars=hold_chars, min_emit=min_emit,
-                                    min_score=min_score)
+                                    min_score=min_score, record=record)
 
     def __repr__(self) -> str:
         return f"ReplyFilter({self.restorer!r}, {self.guard!r})"
@@ -264,6 +332,10 @@ class ReplyFilter:
         if self.guard is None:
             return text
         return self.guard.feed(text) + self.guard.flush()
+
+    def findings(self) -> tuple[str, list[Entity]] | None:
+        """The guard's `findings` (what it emitted and found in it), when it was built to `record`."""
+        return self.guard.findings() if self.guard is not None else None
 
     def check_text(self, text: str) -> str:
         """Non-streamed: restore then guard."""
