@@ -31,6 +31,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     RESULTS,
+    ROOT,
     chat_body,
     closed_loop,
     gateway_process,
@@ -126,7 +127,10 @@ def main() -> None:
         worker.start()
         try:
             time.sleep(3)                                                    # warm-up under load
-            record(pid, args.seconds, "flamegraph", RESULTS / f"{name}.svg")
+            svg = RESULTS / f"{name}.svg"
+            record(pid, args.seconds, "flamegraph", svg)
+            # py-spy titles the graph with its command line: keep it free of this machine's paths
+            svg.write_text(svg.read_text().replace(str(ROOT) + "/", "").replace(str(PY_SPY.parent) + "/", ""))
             raw = RESULTS / f"{name}.txt"
             record(pid, args.seconds, "raw", raw)
         finally:
