@@ -26,7 +26,6 @@ from nuri.gateway import pipeline
 from nuri.gateway.edge import (
     Edge,
     error_of,
-    json_of,
     kept_headers,
     retranslate,
     sse,
@@ -34,7 +33,7 @@ from nuri.gateway.edge import (
     with_api_key,
 )
 from nuri.gateway.labels import first_event_label
-from nuri.gateway.responses import JSONResponse
+from nuri.gateway.responses import JSONResponse, json_body
 from nuri.privacy import fields
 from nuri.tokens import estimate_many
 
@@ -444,16 +443,17 @@ async def create_message(request: Request) -> Response:
     except Exception as exc:
         error = await edge.refuse(exc)
         return error_response(error, headers=edge.headers())
-    answer = await pipeline.handle(request, "chat", body=chat, api="messages", principal=edge.ctx.principal)
+    answer = await pipeline.handle(request, "chat", body=chat, api="messages", principal=edge.ctx.principal,
+                                   as_objects=True)
     if isinstance(answer, StreamingResponse):
         model = answer.headers.get("x-nuri-deployment") or chat["model"]
         nuri = first_event_label(answer)                # the AI notice in message_start, if asked
         return retranslate(answer, lambda chunks: _stream(chunks, model, nuri))
     if answer.status_code != 200:
-        body = json_of(answer)
+        body = json_body(answer)
         return JSONResponse(error_body(answer.status_code, error_of(body)), status_code=answer.status_code,
                             headers=kept_headers(answer))
-    return JSONResponse(from_chat(json_of(answer)), headers=kept_headers(answer))
+    return JSONResponse(from_chat(json_body(answer)), headers=kept_headers(answer))
 
 
 async def count_tokens(request: Request) -> Response:

@@ -385,12 +385,15 @@ class Turn:
     async def call(self, request: Request, edge: Edge, endpoint: str, body: dict[str, Any]) -> Response:
         """The pipeline, for this turn: a stored one keeps the request's classification and the
         reply guard's scans of a whole reply, to redact what it stores without scanning again."""
+        as_objects = endpoint == "chat"              # a chat stream is translated here, not sent as it is
         if not self.stored:
-            return await pipeline.handle(request, endpoint, body=body, api="responses", principal=edge.ctx.principal)
+            return await pipeline.handle(request, endpoint, body=body, api="responses", principal=edge.ctx.principal,
+                                         as_objects=as_objects)
         token = reply_scans.set({})
         try:
             return await pipeline.handle(request, endpoint, body=body, api="responses",
-                                         principal=edge.ctx.principal, on_classified=self.classified)
+                                         principal=edge.ctx.principal, on_classified=self.classified,
+                                         as_objects=as_objects)
         finally:
             self.scans = reply_scans.get()
             reply_scans.reset(token)
@@ -456,36 +459,27 @@ class Turn:
                 with contextlib.suppress(Exception):
                     await aclose()
 
-    async def stream(self, source: AsyncIterable[Any]) -> AsyncIterator[bytes]:
-        """The pipeline's chat-completion stream (its server-sent events, as bytes) as the Responses
-        event stream, read and translated in one pass (each layer of generators costs every event
-        its own hop). However it ends, the pipeline's relay is closed, so it records."""
+    async def stream(self, source: AsyncIterable[dict[str, Any] | None]) -> AsyncIterator[bytes]:
+        """The pipeline's chat-completion stream, handed over as objects (`as_objects`: each chunk
+        or `{"error": …}`, then None for `[DONE]`), as the Responses event stream, translated in
+        one pass (each layer of generators costs every event its own hop). However it ends, the
+        pipeline's relay is closed, so it records."""
         self.keep_stream_scans()
         writer = _StreamWriter(self)
-        buffer = b""
         try:
             yield writer.start()
-            async for piece in source:
-                data = piece if isinstance(piece, bytes) else str(piece).encode()
-                buffer = buffer + data if buffer else data
-                while (end := buffer.find(b"\n\n")) >= 0:
-                    event, buffer = buffer[:end], buffer[end + 2:]
-                    if not event.startswith(b"data: "):
-                        continue
-                    if event == b"data: [DONE]":
-                        response = writer.finish()
-                        await self.save(response)
-                        yield writer.completed(response)
-                        return
-                    chunk = orjson.loads(event[6:])
-                    if not isinstance(chunk, dict):
-                        continue
-                    if "error" in chunk and "choices" not in chunk:
-                        yield writer.failed(error_of(chunk))
-                        return
-                    out = writer.chunk(chunk)
-                    if out:
-                        yield out
+            async for chunk in source:
+                if chunk is None:
+                    response = writer.finish()
+                    await self.save(response)
+                    yield writer.completed(response)
+                    return
+                if "error" in chunk and "choices" not in chunk:
+                    yield writer.failed(error_of(chunk))
+                    return
+                out = writer.chunk(chunk)
+                if out:
+                    yield out
             yield writer.failed({"code": "stream_ended", "message": "the stream ended before it was complete"})
         except Exception as exc:       # a defect here: the client gets a failed response, not a cut
             log.error("response stream %s failed: %s", self.id, type(exc).__name__)
@@ -708,7 +702,7 @@ async def create_response(request: Request) -> Response:
     answer = await turn.call(request, edge, "chat", chat)
     if isinstance(answer, StreamingResponse):
         turn.nuri = first_event_label(answer)          # the AI notice from the first event on, if asked
-        answer.body_iterator = turn.stream(answer.body_iterator)   # the response object records however it ends
+        answer.body_iterator = turn.stream(pipeline.objects_of(answer))   # the response object records however it ends
         return answer
     if answer.status_code != 200:
         return answer                                  # already in OpenAI's error shape

@@ -11,7 +11,7 @@ exactly one audit record), and reading back the pipeline's answer, whole or stre
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,48 +82,18 @@ def kept_headers(response: Response) -> dict[str, str]:
     return {k: v for k, v in response.headers.items() if k.startswith("x-nuri-") or k in _KEPT_HEADERS}
 
 
-def json_of(response: Response) -> dict[str, Any]:
-    """The JSON body of a whole (non-streamed) pipeline answer."""
-    data = orjson.loads(response.body)
-    return data if isinstance(data, dict) else {}
-
-
 def error_of(body: dict[str, Any]) -> dict[str, Any]:
     """The `error` object of a pipeline error answer or error event (message, type, code, param)."""
     err = body.get("error")
     return err if isinstance(err, dict) else {"message": str(err or "error"), "type": "server_error"}
 
 
-async def chat_events(chunks: AsyncIterable[Any]) -> AsyncIterator[dict[str, Any] | None]:
-    """The pipeline's chat-completion stream as objects: each chunk (or `{"error": …}`), then
-    None for `[DONE]`. Closing this generator closes the pipeline's relay, which records."""
-    buffer = b""
-    try:
-        async for piece in chunks:
-            buffer += piece if isinstance(piece, bytes) else str(piece).encode()
-            while (end := buffer.find(b"\n\n")) >= 0:
-                event, buffer = buffer[:end], buffer[end + 2:]
-                if not event.startswith(b"data: "):
-                    continue
-                data = event[6:]
-                if data == b"[DONE]":
-                    yield None
-                    continue
-                parsed = orjson.loads(data)
-                if isinstance(parsed, dict):
-                    yield parsed
-    finally:
-        aclose = getattr(chunks, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
-
-
 def retranslate(response: StreamingResponse,
                 translate: Callable[[AsyncIterator[dict[str, Any] | None]], AsyncIterator[bytes]]) -> Response:
-    """The pipeline's stream response, its body now the translated events. The response object is
-    kept, so its own guarantee holds: however the client leaves, the request is recorded."""
-    source = chat_events(response.body_iterator)
+    """The pipeline's stream response (asked `as_objects`: each chat chunk, or `{"error": …}`, then
+    None for `[DONE]`), its body now the translated events. The response object is kept, so its
+    own guarantee holds: however the client leaves, the request is recorded."""
+    source = pipeline.objects_of(response)
     response.body_iterator = _closing(translate(source), source)
     return response
 

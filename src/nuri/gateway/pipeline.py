@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -49,12 +49,16 @@ _STREAMS = {"chat": "stream_chat", "completions": "stream_complete", "responses"
 
 async def handle(request: Request, endpoint: str, body: dict[str, Any] | None = None, *,
                  api: str | None = None, principal: Principal | None = None,
-                 on_classified: Callable[[ParsedRequest, Classification], None] | None = None) -> Response:
+                 on_classified: Callable[[ParsedRequest, Classification], None] | None = None,
+                 as_objects: bool = False) -> Response:
     """One request through the pipeline. Another API (Responses, Messages) passes its request
     translated into this endpoint's wire format as `body`, its own name as `api` (what the audit
     record names) and the `principal` it already authenticated; else all three come from here.
     `on_classified` is handed the walked request and its classification once they are known, so
-    the caller can reuse the scan (the Responses API redacts its stored state with it)."""
+    the caller can reuse the scan (the Responses API redacts its stored state with it). With
+    `as_objects`, a streamed chat answer's body yields each chunk as an object, None for `[DONE]`
+    and the error object for a failure, for an API that translates the stream in process: the
+    bytes would only be parsed back."""
     gw: Gateway = request.app.state.gateway
     ctx = RequestContext(endpoint=api or endpoint)
     trail = Trail(gw, ctx)
@@ -85,7 +89,7 @@ async def handle(request: Request, endpoint: str, body: dict[str, Any] | None = 
         privacy = ReplyPrivacy(gw.scanner, ctx.classification, gw.config.privacy, guard=gw.config.policy.enabled,
                                terms=ctx.replies.terms if ctx.replies is not None else None)
         if ctx.stream:                                                            # its relay records
-            return await _stream(gw, ctx, trail, req, steps, privacy)
+            return await _stream(gw, ctx, trail, req, steps, privacy, OBJECTS if as_objects else BYTES)
         reply = await _call(gw, ctx, trail, req, steps, privacy)                 # transform, call
         reply = await _respond(gw, ctx, trail, req, steps, privacy, reply)       # restore, guard, terms, label
         status, error = 200, None
@@ -126,8 +130,9 @@ async def _call(gw: Gateway, ctx: RequestContext, trail: Trail, req: ParsedReque
 
 
 async def _stream(gw: Gateway, ctx: RequestContext, trail: Trail, req: ParsedRequest,
-                  steps: list[Any], privacy: ReplyPrivacy) -> Response:
-    """Open the stream with fallback up to its first chunk; after that nothing is retried."""
+                  steps: list[Any], privacy: ReplyPrivacy, wire: Wire) -> Response:
+    """Open the stream with fallback up to its first chunk; after that nothing is retried. A chat
+    stream's events are written as `wire` says; a Responses pass-through's are always bytes."""
 
     async def attempt(step: Any) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
         provider = gw.providers[step.deployment.id]
@@ -149,12 +154,30 @@ async def _stream(gw: Gateway, ctx: RequestContext, trail: Trail, req: ParsedReq
     ctx.first_token_at = time.perf_counter()
     trail.relayed = True
     relay = (relay_responses(gw, ctx, trail, first, iterator, privacy, req) if req.endpoint == "responses"
-             else _relay(gw, ctx, trail, first, iterator, privacy, req))
+             else _relay(gw, ctx, trail, first, iterator, privacy, req, wire))
     return _RecordedStream(
         trail, relay,
         media_type="text/event-stream",
         headers={**ctx.headers(), "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+class Wire(NamedTuple):
+    """How a chat stream's relay writes its events: server-sent event bytes for a client, or the
+    objects themselves for an API that translates them in process."""
+
+    event: Callable[[dict[str, Any]], Any]
+    done: Any
+    error: Callable[[NuriError], Any]
+
+
+BYTES = Wire(encode_event, DONE, error_event)
+OBJECTS = Wire(lambda chunk: chunk, None, lambda error: error.to_dict())
+
+
+def objects_of(response: StreamingResponse) -> AsyncIterator[dict[str, Any] | None]:
+    """The body of a stream answer asked `as_objects`: its chunks as objects, None for `[DONE]`."""
+    return cast(AsyncIterator[dict[str, Any] | None], response.body_iterator)
 
 
 class _RecordedStream(StreamingResponse):
@@ -178,11 +201,12 @@ class _RecordedStream(StreamingResponse):
 
 async def _relay(gw: Gateway, ctx: RequestContext, trail: Trail, first: dict[str, Any],
                  iterator: AsyncIterator[dict[str, Any]], privacy: ReplyPrivacy,
-                 req: ParsedRequest) -> AsyncIterator[bytes]:
+                 req: ParsedRequest, wire: Wire = BYTES) -> AsyncIterator[Any]:
     """Relay chunks as they come, filtered; end with usage, the durable record, then [DONE]. On a
     failure the record is written and one error event ends the stream; a client that goes away
     (GeneratorExit or cancellation at a yield or an await) is recorded in the `finally`."""
     model = ctx.step.deployment.id
+    emit = wire.event
     wants_usage = req.include_usage
     status: int = CLIENT_GONE.status                  # what stands if the client goes away
     error: NuriError | None = CLIENT_GONE
@@ -192,7 +216,7 @@ async def _relay(gw: Gateway, ctx: RequestContext, trail: Trail, first: dict[str
     try:
         try:
             if label is not None and (head := label.first(model)) is not None:   # the AI notice, first
-                yield encode_event(head)
+                yield emit(head)
             chunk: dict[str, Any] | None = first
             while chunk is not None:
                 if chunk.get("usage"):
@@ -206,23 +230,23 @@ async def _relay(gw: Gateway, ctx: RequestContext, trail: Trail, first: dict[str
                 if chunk.get("choices") or (wants_usage and chunk.get("usage")):
                     if not wants_usage:
                         chunk.pop("usage", None)
-                    yield encode_event(chunk)
+                    yield emit(chunk)
                 chunk = await anext(iterator, None)
             rest = chunk_filter.close() if chunk_filter is not None else None
             if rest is not None:
                 _count_text(rest, completion_chars)
-                yield encode_event({"object": first.get("object", "chat.completion.chunk"), "model": model, **rest})
+                yield emit({"object": first.get("object", "chat.completion.chunk"), "model": model, **rest})
             if label is not None and (tail := label.last(model)) is not None:     # the AI notice, last
-                yield encode_event(tail)
+                yield emit(tail)
             if ctx.replies is not None:
                 ctx.replies.check_stream(completion_chars)
             if ctx.citations:                                 # RAG: the sources, in one last chunk
-                yield encode_event({"object": first.get("object", "chat.completion.chunk"), "model": model,
+                yield emit({"object": first.get("object", "chat.completion.chunk"), "model": model,
                                     "choices": [], "nuri": {"citations": public_citations(ctx.citations)}})
             if not ctx.usage:
                 _estimate_usage(ctx, req, completion_chars)
                 if wants_usage:
-                    yield encode_event({"object": first.get("object"), "model": model, "choices": [],
+                    yield emit({"object": first.get("object"), "model": model, "choices": [],
                                         "usage": ctx.usage})
             status, error = 200, None
         except NuriError as exc:
@@ -234,7 +258,7 @@ async def _relay(gw: Gateway, ctx: RequestContext, trail: Trail, first: dict[str
         if error is not None and not ctx.usage and completion_chars:
             _estimate_usage(ctx, req, completion_chars)    # what was relayed was generated: charge it
         final = await trail.finish(status, error) or error   # the record before the last event
-        yield DONE if final is None else error_event(final)
+        yield wire.done if final is None else wire.error(final)
     finally:
         with contextlib.suppress(Exception):
             aclose = getattr(iterator, "aclose", None)

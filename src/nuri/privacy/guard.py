@@ -11,7 +11,8 @@ trailing run of digits and separators — at most `hold_chars` characters, plus 
 masked that still touches the end. The scanner sees the pending text together with up to
 `context_chars` already-emitted characters, so context words before a value (주민등록번호,
 연락처) still count. A scan costs far more than a token, so the guard decides at most about once
-per `min_emit` characters (still within `hold_chars`).
+per `min_emit` characters at the start of a stream, and once there is context, once per half the
+context's length (still within `hold_chars`): each scan reads the context again.
 
 Compose per text channel: upstream delta → `StreamRestorer` → `ReplyGuard` → client, which is
 what `ReplyFilter` does. This module sees texts only: which strings of a reply are one channel is
@@ -206,8 +207,12 @@ class ReplyGuard:
 
     def _step(self, p: str, *, final: bool) -> str:
         cut = len(p) if final else self._tail_start(p)
-        if not final and (cut == 0 or cut < self._min_emit and len(p) < self._hold_chars):
-            # all of it could still grow into an entity, or too little to be worth a scan yet
+        if not final and (cut == 0 or cut < max(self._min_emit, len(self._ctx) >> 1) and len(p) < self._hold_chars):
+            # all of it could still grow into an entity, or too little to be worth a scan yet: a
+            # scan reads the emitted context again, so once there is context it waits for new
+            # text of at least half its length (each character is then scanned about three times,
+            # not nine as at every 8 characters behind 64 of context); the first text still goes
+            # out after `min_emit`
             self._pending = p
             return ""
         ctx = self._ctx
