@@ -67,6 +67,8 @@ MODES: dict[str, dict[str, Any]] = {
     "core": {"policy": {"enabled": False}, "ledger": {"enabled": False}},
     # what a user runs: kr-pipa policy with classification, reply guard, SQLite ledger and audit chain
     "full": {"policy": {"enabled": True, "packs": ["kr-pipa"]}, "ledger": {"enabled": True}},
+    # full with the AI Basic Act pack too: every reply labelled as generated (`--modes labelled`)
+    "labelled": {"policy": {"enabled": True, "packs": ["kr-pipa", "ai-basic-act"]}, "ledger": {"enabled": True}},
 }
 
 

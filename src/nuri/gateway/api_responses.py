@@ -36,7 +36,7 @@ from nuri.gateway import pipeline
 from nuri.gateway.access import check_model_access
 from nuri.gateway.conversations import Known, Store, Stored
 from nuri.gateway.edge import Edge, error_of, sse, stream_error
-from nuri.gateway.labels import first_event_label
+from nuri.gateway.labels import first_event_label, label_of
 from nuri.gateway.reply_texts import reply_scans
 from nuri.gateway.request import ParsedRequest
 from nuri.gateway.responses import JSONResponse, error_response, json_body, with_headers_of
@@ -320,6 +320,7 @@ class Turn:
     classifies: bool = False               # whether the pipeline classifies (policy on)
     scans: dict[str, list[Entity]] | None = None   # the reply guard's scans of a whole reply, reused likewise
     native: bool = False                   # passed through to a deployment that speaks Responses
+    notice: str | None = None              # the AI notice the pipeline labelled the reply with
 
     @property
     def stored(self) -> bool:
@@ -375,7 +376,8 @@ class Turn:
         # the ids Nuri made and the deployment's id (set by the pipeline) are not personal data:
         # kept without a scan (an upstream's ids are scanned)
         made = [] if self.native else [i.get("id") for i in output]
-        own = frozenset(v for v in (self.id, response.get("model"), *made) if isinstance(v, str))
+        # so is the AI notice: policy's words (an upstream's `nuri` would not be the same string)
+        own = frozenset(v for v in (self.id, response.get("model"), self.notice, *made) if isinstance(v, str))
         try:
             await self.store.save(self.id, self.team, Stored([*self.history, *self.items, *output], response),
                                   self.known, self.scans, own)
@@ -391,9 +393,12 @@ class Turn:
                                          as_objects=as_objects)
         token = reply_scans.set({})
         try:
-            return await pipeline.handle(request, endpoint, body=body, api="responses",
-                                         principal=edge.ctx.principal, on_classified=self.classified,
-                                         as_objects=as_objects)
+            answer = await pipeline.handle(request, endpoint, body=body, api="responses",
+                                           principal=edge.ctx.principal, on_classified=self.classified,
+                                           as_objects=as_objects)
+            label = label_of(answer)
+            self.notice = label.notice if label is not None else None
+            return answer
         finally:
             self.scans = reply_scans.get()
             reply_scans.reset(token)

@@ -132,10 +132,16 @@ class StreamLabel:
         return self._event(model) if "field" in self.label.modes else None
 
 
+def label_of(response: Any) -> Label | None:
+    """The label the pipeline resolved for the request its `response` answers (read from the
+    response's trail: a stream's, or a whole answer's), or None."""
+    ctx = getattr(getattr(response, "trail", None), "ctx", None)
+    label = getattr(getattr(ctx, "replies", None), "label", None)
+    return label if isinstance(label, Label) else None
+
+
 def first_event_label(response: Any) -> dict[str, Any] | None:
     """For the Responses and Messages streams: the `nuri` object their first event carries when
     the label's modes include `event` (read from the pipeline's stream response)."""
-    ctx = getattr(getattr(response, "trail", None), "ctx", None)
-    rules = getattr(ctx, "replies", None)
-    label = getattr(rules, "label", None)
-    return label.body() if isinstance(label, Label) and "event" in label.modes else None
+    label = label_of(response)
+    return label.body() if label is not None and "event" in label.modes else None

@@ -103,7 +103,9 @@ async def handle(request: Request, endpoint: str, body: dict[str, Any] | None = 
             error = await trail.finish(status, error) or error
     if error is not None:
         return error_response(error, headers=ctx.headers())
-    return JSONResponse(reply, headers=ctx.headers())
+    answer = JSONResponse(reply, headers=ctx.headers())
+    answer.trail = trail
+    return answer
 
 
 def _upstream_body(req: ParsedRequest, privacy: ReplyPrivacy, step: Any, stream: bool) -> dict[str, Any]:

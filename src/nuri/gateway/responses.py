@@ -13,6 +13,7 @@ from nuri.errors import NuriError
 class JSONResponse(Response):
     media_type = "application/json"
     content: Any = None
+    trail: Any = None       # the pipeline's record of the request it answers, for an API that wraps it
 
     def render(self, content: Any) -> bytes:
         # kept beside its bytes: an API that translates the pipeline's answer in process (the
