@@ -95,6 +95,21 @@ def test_values_nuri_interprets_are_exempt_but_only_while_they_look_like_words()
     assert ("messages", 0, "content") in paths
 
 
+def test_what_the_walk_remembers_of_words_and_keys_is_bounded_and_never_changes_a_verdict() -> None:
+    """Keys and enum words are remembered between requests; a client inventing keys, or sending a
+    role that looks like a phone number, can neither grow that memory past its bound nor turn a
+    remembered verdict into a string left unread."""
+    invented = {f"k{i}": "x" for i in range(2 * fields._WORDS_SEEN_MAX)}
+    fields.walk(_chat(metadata=invented))
+    assert len(fields._plain_keys) <= fields._WORDS_SEEN_MAX
+    for _ in range(2):                               # the second time from memory
+        paths = [p for p, _t in fields.request_texts(_chat(messages=[{"role": PHONE, "content": "안녕"},
+                                                                     {"role": "user", "content": "x"},
+                                                                     {EMAIL: "customer"}]))]
+        assert ("messages", 0, "role") in paths and ("messages", 1, "role") not in paths
+        assert ("messages", 2, fields.KeyOf(EMAIL)) in paths
+
+
 def test_object_keys_are_renamed_when_masked(scanner: Scanner) -> None:
     body = _chat(metadata={EMAIL: "customer", "plain": "x"})
     c = classify_request(body, "chat", scanner)

@@ -67,14 +67,37 @@ _AUDIO_FORMATS = {"wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac",
                   "pcm16": "audio/pcm", "webm": "audio/webm", "m4a": "audio/mp4", "aac": "audio/aac"}
 
 
+# What the two checks below said of a short string, remembered: a request's keys and enum words
+# repeat (every message has `role` and `content`, most roles are `user` or `assistant`), and a long
+# conversation walks them on every turn. Bounded, so keys a client invents cannot grow it.
+_WORDS_SEEN_MAX = 4096
+_enum_words: dict[str, bool] = {}
+_plain_keys: dict[str, bool] = {}
+
+
+def _remember(seen: dict[str, bool], word: str, verdict: bool) -> bool:
+    if len(word) <= 64 and len(seen) < _WORDS_SEEN_MAX:
+        seen[word] = verdict
+    return verdict
+
+
 def _exempt(key: Any, value: str, depth: int) -> bool:
     if key == "model" and depth == 1:
         return True
-    return key in _ENUM_KEYS and _ENUM_WORD.fullmatch(value) is not None and len(_DIGIT.findall(value)) < 4
+    if key not in _ENUM_KEYS:
+        return False
+    verdict = _enum_words.get(value)
+    if verdict is None:
+        verdict = _remember(_enum_words, value,
+                            _ENUM_WORD.fullmatch(value) is not None and len(_DIGIT.findall(value)) < 4)
+    return verdict
 
 
 def _plain_key(key: str) -> bool:
-    return _PLAIN_KEY.fullmatch(key) is not None and len(_DIGIT.findall(key)) < 4
+    verdict = _plain_keys.get(key)
+    if verdict is None:
+        verdict = _remember(_plain_keys, key, _PLAIN_KEY.fullmatch(key) is not None and len(_DIGIT.findall(key)) < 4)
+    return verdict
 
 
 def data_url_media(value: str) -> str | None:
@@ -140,18 +163,20 @@ def _walk(node: Any, path: Path, texts: list[tuple[Path, str]], unscanned: list[
         for key, value in node.items():
             if isinstance(key, str) and not _plain_key(key):
                 texts.append(((*path, KeyOf(key)), key))
+            if not isinstance(value, str | dict | list):
+                continue                       # a number, a boolean, null: nothing to read
             here = (*path, key)
-            if here == skip:
+            if skip is not None and here == skip:
                 continue
             if isinstance(value, str):
                 if not _exempt(key, value, depth):
                     _text(here, value, texts, unscanned)
-            elif isinstance(value, dict | list):
+            else:
                 _walk(value, here, texts, unscanned, skip)
     elif isinstance(node, list):
         for i, value in enumerate(node):
             here = (*path, i)
-            if here == skip:
+            if skip is not None and here == skip:
                 continue
             if isinstance(value, str):
                 _text(here, value, texts, unscanned)
