@@ -262,8 +262,17 @@ async def measure(targets: dict[str, str], pids: dict[str, int], chats: int, rou
         out["sides"][name] = {"per_turn": per_turn,
                               "cpu_ratio_last_first_median": round(last["cpu_ms_median"] / first["cpu_ms_median"], 3),
                               "cpu_ratio_last_first_min": round(last["cpu_ms_min"] / first["cpu_ms_min"], 3),
+                              "cpu_ratio_last_first_fit": fitted_ratio([p["cpu_ms_median"] for p in per_turn]),
                               "cpu_ms_total_median": round(sum(p["cpu_ms_median"] for p in per_turn), 3)}
     return out
+
+
+def fitted_ratio(cpu_per_turn: list[float]) -> float:
+    """Last turn over first read from the least-squares line through every turn's CPU: on a
+    shared machine one turn's figure moves by ±20 % from run to run, the trend of twenty far less."""
+    turns = list(range(1, len(cpu_per_turn) + 1))
+    slope, intercept = statistics.linear_regression(turns, cpu_per_turn)
+    return round((intercept + slope * turns[-1]) / (intercept + slope), 3)
 
 
 def report(res: dict[str, Any]) -> None:
@@ -286,7 +295,8 @@ def report(res: dict[str, Any]) -> None:
     for s in sides:
         d = res["sides"][s]
         console.print(f"{s}: CPU turn {res['turns']} / turn 1 = {d['cpu_ratio_last_first_median']:.2f}× (median), "
-                      f"{d['cpu_ratio_last_first_min']:.2f}× (min); whole chat {d['cpu_ms_total_median']:.1f} ms CPU")
+                      f"{d['cpu_ratio_last_first_min']:.2f}× (min), {d['cpu_ratio_last_first_fit']:.2f}× (line "
+                      f"fitted to every turn's median); whole chat {d['cpu_ms_total_median']:.1f} ms CPU")
     if "nocache" in res["sides"] and "cache" in res["sides"]:
         a, b = res["sides"]["nocache"], res["sides"]["cache"]
         console.print(f"whole chat, cache / no cache: {b['cpu_ms_total_median'] / a['cpu_ms_total_median']:.2f}×")

@@ -244,12 +244,12 @@ async def _relay(gw: Gateway, ctx: RequestContext, trail: Trail, first: dict[str
                 ctx.replies.check_stream(completion_chars)
             if ctx.citations:                                 # RAG: the sources, in one last chunk
                 yield emit({"object": first.get("object", "chat.completion.chunk"), "model": model,
-                                    "choices": [], "nuri": {"citations": public_citations(ctx.citations)}})
+                            "choices": [], "nuri": {"citations": public_citations(ctx.citations)}})
             if not ctx.usage:
                 _estimate_usage(ctx, req, completion_chars)
                 if wants_usage:
                     yield emit({"object": first.get("object"), "model": model, "choices": [],
-                                        "usage": ctx.usage})
+                                "usage": ctx.usage})
             status, error = 200, None
         except NuriError as exc:
             status, error = exc.status, exc
