@@ -117,3 +117,29 @@ def test_pending_responses_are_written_when_the_gateway_stops(gateway: Any, upst
     with sqlite3.connect(gw.data_dir / "nuri.db") as db:
         written = {r[0] for r in db.execute("SELECT id FROM nuri_conversations")}
     assert written == set(ids)
+
+
+def test_input_items_list_what_a_response_was_generated_from_redacted_newest_first_and_paged(
+        gateway: Any, upstream: RunningUpstream) -> None:
+    gw = start(gateway, upstream)
+    oa = client(gw.base_url)
+    first = oa.responses.create(model="default", input=PHONE.text(PHONE.value))
+    second = oa.responses.create(model="default", input=[{"role": "user", "content": "다음 단계는?"}],
+                                 previous_response_id=first.id)
+    data = oa.responses.input_items.list(second.id).data
+    # newest first: this turn's input, the first response's output, the first turn's input
+    assert [(i.type, i.role) for i in data] == [("message", "user"), ("message", "assistant"), ("message", "user")]
+    assert data[0].content[0].text == "다음 단계는?"
+    assert data[1].id == first.output[0].id
+    assert PHONE.value not in data[2].content[0].text and "<PHONE_REDACTED>" in data[2].content[0].text
+    assert second.output[0].id not in {i.id for i in data}           # its own output is not its input
+    # one item a page, oldest first: the SDK follows `after` through every page
+    paged = [i.id for i in oa.responses.input_items.list(second.id, limit=1, order="asc")]
+    assert paged == [i.id for i in reversed(data)]
+    before = httpx.get(f"{gw.base_url}/responses/{second.id}/input_items", params={"before": data[2].id}, timeout=10)
+    assert [i["id"] for i in before.json()["data"]] == [data[0].id, data[1].id]
+    with pytest.raises(openai.NotFoundError):
+        oa.responses.input_items.list("resp_" + "0" * 48)
+    for query, param in (({"limit": "0"}, "limit"), ({"order": "up"}, "order"), ({"after": "msg_x"}, "after")):
+        r = httpx.get(f"{gw.base_url}/responses/{second.id}/input_items", params=query, timeout=10)
+        assert r.status_code == 400 and r.json()["error"]["param"] == param

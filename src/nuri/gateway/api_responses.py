@@ -730,7 +730,8 @@ async def _pass_through(request: Request, edge: Edge, turn: Turn) -> Response:
     return with_headers_of(JSONResponse(response), answer)
 
 
-async def _stored_request(request: Request) -> tuple[Store | None, str, str]:
+async def stored_request(request: Request) -> tuple[Store | None, str, str]:
+    """(the store, the path's response id, the caller's team) for a request about a stored response."""
     edge = Edge.of(request, "responses")
     await edge.authenticate()
     return store_of(request), request.path_params["response_id"], edge.ctx.principal.team
@@ -739,7 +740,7 @@ async def _stored_request(request: Request) -> tuple[Store | None, str, str]:
 async def get_response(request: Request) -> Response:
     """GET /v1/responses/{id}: the stored Response object, as redacted when it was stored."""
     try:
-        store, response_id, team = await _stored_request(request)
+        store, response_id, team = await stored_request(request)
         stored = await store.load(response_id, team) if store is not None else None
         if stored is None:
             raise not_found(response_id)
@@ -751,7 +752,7 @@ async def get_response(request: Request) -> Response:
 async def delete_response(request: Request) -> Response:
     """DELETE /v1/responses/{id}: forget a stored response before its retention ends."""
     try:
-        store, response_id, team = await _stored_request(request)
+        store, response_id, team = await stored_request(request)
         if store is None or not await store.delete(response_id, team):
             raise not_found(response_id)
     except NuriError as exc:

@@ -28,7 +28,15 @@ from nuri.errors import (
     RateLimited,
     Unauthorized,
 )
-from nuri.gateway import admin_api, admin_stats, api_messages, api_responses, explain, pipeline
+from nuri.gateway import (
+    admin_api,
+    admin_stats,
+    api_messages,
+    api_responses,
+    explain,
+    pipeline,
+    response_items,
+)
 from nuri.gateway.conversations import open_store
 from nuri.gateway.generations import PinGeneration
 from nuri.gateway.responses import JSONResponse, error_response
@@ -201,6 +209,7 @@ def create_app(config: NuriConfig, data_dir: Path, listen_host: str = "127.0.0.1
         Route("/v1/models/{model_id:path}", model, methods=["GET"]),
         Route("/v1/responses", api_responses.create_response, methods=["POST"]),
         Route("/v1/responses/{response_id}", api_responses.get_response, methods=["GET"]),
+        Route("/v1/responses/{response_id}/input_items", response_items.list_input_items, methods=["GET"]),
         Route("/v1/responses/{response_id}", api_responses.delete_response, methods=["DELETE"]),
         Route("/v1/messages", api_messages.create_message, methods=["POST"]),
         Route("/v1/messages/count_tokens", api_messages.count_tokens, methods=["POST"]),
