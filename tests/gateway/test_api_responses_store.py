@@ -19,6 +19,7 @@ import pytest
 
 from support.boundary import FAMILIES, reset_upstream
 from support.processes import upstream_deployment
+from support.stored_responses import stored_rows
 from support.upstream_server import RunningUpstream
 
 RRN, PHONE = FAMILIES["KR_RRN"], FAMILIES["PHONE"]
@@ -26,17 +27,6 @@ RRN, PHONE = FAMILIES["KR_RRN"], FAMILIES["PHONE"]
 
 def client(base_url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0, timeout=30)
-
-
-def stored_rows(db_file: Path, count: int, timeout: float = 10.0) -> list[tuple[str, str, float]]:
-    """(id, body, time to live) of the stored responses, once `count` of them are written."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with sqlite3.connect(db_file) as db:
-            rows = db.execute("SELECT id, body, expires_at - created_at FROM nuri_conversations").fetchall()
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.05)
 
 
 def start(gateway: Any, upstream: RunningUpstream, **extra: Any) -> Any:

@@ -9,28 +9,16 @@ of the history. The written rows' ids grow with time, so they land at the end of
 
 from __future__ import annotations
 
-import sqlite3
-import time
-from pathlib import Path
 from typing import Any
 
 import openai
 
 from support.boundary import FAMILIES
 from support.processes import upstream_deployment
+from support.stored_responses import stored_rows
 from support.upstream_server import RunningUpstream
 
 PHONE = FAMILIES["PHONE"]
-
-
-def rows(db_file: Path, count: int, timeout: float = 10.0) -> list[tuple[str, str]]:
-    deadline = time.monotonic() + timeout
-    while True:
-        with sqlite3.connect(db_file) as db:
-            found = db.execute("SELECT id, body FROM nuri_conversations ORDER BY rowid").fetchall()
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
 
 
 def test_a_streamed_reply_is_stored_redacted(gateway: Any, upstream: RunningUpstream) -> None:
@@ -44,7 +32,7 @@ def test_a_streamed_reply_is_stored_redacted(gateway: Any, upstream: RunningUpst
     assert events[-1].type == "response.completed"
     assert PHONE.value in final.output_text                         # the client gets its own value back
     later = oa.responses.create(model="default", input="다음은?")
-    [(first_id, body), (second_id, _)] = rows(gw.data_dir / "nuri.db", 2)
+    [(first_id, body, _ttl), (second_id, _, _ttl)] = stored_rows(gw.data_dir / "nuri.db", 2)
     assert first_id == final.id and second_id == later.id and first_id < second_id
     assert PHONE.value not in body and body.count("<PHONE_REDACTED>") >= 3   # input, output, response
     stored = oa.responses.retrieve(final.id)

@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import re
-import sys
 import unicodedata
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from nuri.privacy.checksums import brn_valid, crn_valid, frn_valid, luhn_valid, rrn_valid
+from support.pii_corpus import PII, generator
 
-PII = Path(__file__).resolve().parents[1] / "fixtures" / "pii"
 FIXTURE = PII / "corpus.jsonl"
-
-
-def _generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pii_corpus_generator", PII / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus = _generator()
+corpus = generator()
 
 
 @pytest.fixture(scope="module")

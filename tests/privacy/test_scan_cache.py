@@ -6,12 +6,8 @@ its own must still join with the next message's text."""
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 import threading
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -22,16 +18,7 @@ from nuri.privacy.fields import walk
 from nuri.privacy.scan_cache import ScanCache
 from nuri.privacy.scanner import Scanner
 from nuri.privacy.types import Classification
-
-PII = Path(__file__).resolve().parents[1] / "fixtures" / "pii"
-
-
-def _corpus() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("pii_corpus_generator", PII / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from support.pii_corpus import PII, generator
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +28,7 @@ def scanner() -> Scanner:
 
 @pytest.fixture(scope="module")
 def docs() -> list[dict[str, Any]]:
-    return _corpus().load(PII / "corpus.jsonl")
+    return generator().load(PII / "corpus.jsonl")
 
 
 def view(c: Classification) -> tuple[Any, ...]:

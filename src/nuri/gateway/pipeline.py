@@ -262,14 +262,9 @@ async def _relay(gw: Gateway, ctx: RequestContext, trail: Trail, first: dict[str
         final = await trail.finish(status, error) or error   # the record before the last event
         yield wire.done if final is None else wire.error(final)
     finally:
-        with contextlib.suppress(Exception):
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        if not trail.done:                                   # the client went away
-            if not ctx.usage and completion_chars:
-                _estimate_usage(ctx, req, completion_chars)
-            await asyncio.shield(trail.finish(status, error))
+        if not trail.done and not ctx.usage and completion_chars:    # the client went away mid-reply
+            _estimate_usage(ctx, req, completion_chars)
+        await trail.relay_closed(iterator, status, error)
 
 
 def _estimate_usage(ctx: RequestContext, req: ParsedRequest, completion_chars: list[str]) -> None:

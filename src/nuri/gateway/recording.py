@@ -8,6 +8,8 @@ stream relay end in a `finally` that calls `Trail.finish`, which writes at most 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -211,6 +213,17 @@ class Trail:
             return f"the audit ledger is unavailable ({what}); the request was not forwarded"
         return (f"the request was sent to deployment {self.forwarded}, but {what}; "
                 "the reply is withheld, retry later")
+
+    async def relay_closed(self, upstream: Any, status: int, error: NuriError | None) -> None:
+        """The end of a stream's relay, however it ended: the upstream's stream closed, and the
+        record written with what stands (`status`, `error`) if the client went away before it was.
+        Shielded: the relay's task may be being cancelled."""
+        with contextlib.suppress(Exception):
+            aclose = getattr(upstream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if not self.done:
+            await asyncio.shield(self.finish(status, error))
 
     async def finish(self, status: int, error: NuriError | None = None) -> NuriError | None:
         """Write the request's record unless it is written already. Returns the error the client

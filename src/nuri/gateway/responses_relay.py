@@ -15,8 +15,6 @@ finishes with tool calls gets none); whole (`label_response`) or streamed (`Text
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -229,9 +227,4 @@ async def relay_responses(gw: Gateway, ctx: RequestContext, trail: Trail, first:
         else:
             yield _error_event(final, seq)
     finally:
-        with contextlib.suppress(Exception):
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
-        if not trail.done:                                   # the client went away
-            await asyncio.shield(trail.finish(status, error))
+        await trail.relay_closed(iterator, status, error)
