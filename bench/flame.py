@@ -81,8 +81,10 @@ def record(pid: int, seconds: int, fmt: str, out: Path) -> None:
 
 
 def top_frames(raw: Path, n: int = 25) -> dict[str, Any]:
-    """Self and total samples per frame (function and file) from py-spy's collapsed stacks."""
+    """Self and total samples per frame (function and file), and self samples per line, from
+    py-spy's collapsed stacks."""
     self_time: collections.Counter[str] = collections.Counter()
+    self_lines: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
     by_area: collections.Counter[str] = collections.Counter()
     samples = 0
@@ -92,13 +94,15 @@ def top_frames(raw: Path, n: int = 25) -> dict[str, Any]:
             continue
         k = int(count)
         samples += k
-        frames = [f.rsplit(":", 1)[0] for f in stack.split(";")]     # drop line numbers
+        lines = stack.split(";")
+        frames = [f.rsplit(":", 1)[0] for f in lines]     # drop line numbers
         self_time[frames[-1]] += k
+        self_lines[lines[-1]] += k
         by_area[area(frames[-1])] += k
         for f in set(frames):
             total[f] += k
     share = lambda c: [{"frame": f, "share": round(k / samples, 4)} for f, k in c.most_common(n)]  # noqa: E731
-    return {"samples": samples, "self": share(self_time), "total": share(total), "self_by_area": share(by_area)}
+    return {"samples": samples, "self": share(self_time), "self_lines": share(self_lines), "total": share(total), "self_by_area": share(by_area)}
 
 
 def area(frame: str) -> str:
@@ -142,6 +146,9 @@ def main() -> None:
                 "seconds": args.seconds, "svg": f"bench/results/{name}.svg"})
     print(f"{res['samples']} samples; most self time:")
     for row in res["self"][:15]:
+        print(f"  {row['share'] * 100:5.1f}%  {row['frame']}")
+    print("most self time by line:")
+    for row in res["self_lines"][:15]:
         print(f"  {row['share'] * 100:5.1f}%  {row['frame']}")
     print("self time by area:")
     for row in res["self_by_area"][:12]:

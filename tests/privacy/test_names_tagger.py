@@ -226,8 +226,8 @@ def test_a_determiner_before_a_word_for_people_is_not_a_surname(text: str, names
 
 
 def test_short_and_long_texts_are_gated_alike(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Short texts are gated by a bound in plain Python, long ones by exact scores in NumPy: the
-    names and probabilities are the same either way."""
+    """Short texts are gated by a bound and scored in plain Python, long ones by exact scores in
+    NumPy: the names and probabilities are the same either way."""
     tagger = names_tagger.NamesTagger()
     texts = ["홍길동 010-1234-5678", "카메론 디아즈가 출연한 영화", "앞서 변 대표는 1심에서 벌금형을 받았다.",
              "Nguyen Van An 씨는 베트남 출신이다", "학부모가 학원비를 쉽게 알아볼 수 있다.",
