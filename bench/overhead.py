@@ -1,8 +1,9 @@
 """Gateway overhead: Nuri in front of a fast local upstream vs calling that upstream directly.
 
 Same run, same upstream, same load generator:
-  - added latency p50/p99 at concurrency 1 and at a fixed 200 requests/s (open loop; direct and
-    gateway in ten alternating rounds, latencies pooled per side)
+  - added latency p50/p99 at concurrency 1 and at a fixed 100 and 200 requests/s (open loop; direct
+    and gateway in ten alternating rounds, latencies pooled per side)
+  - the gateway's CPU per request at concurrency 16 (every thread, the scheduler's nanoseconds)
   - sustained requests/s at concurrency 1, 16 and 64, non-stream and stream (time to first token)
   - the embedded model's tokens/s through the gateway vs llama-cpp-python called directly
 The gateway runs pinned to one core, the upstream and the load generator on the other.
@@ -93,13 +94,20 @@ async def measure_http(direct: str, gateway: str, quick: bool) -> dict[str, Any]
                  for name, base in (("direct", direct), ("gateway", gateway))}
         for send in sends.values():
             await closed_loop(send, 4, 200)  # warm-up: connections, caches
-        # 200 req/s: direct and gateway in alternating rounds, so both see the same machine state
-        rate200 = await open_loop_interleaved(sends, 200, seconds * 2, rounds=10 if not quick else 4)
+        # 100 and 200 req/s: direct and gateway in alternating rounds, so both see the same machine
+        # state (at 100 the process idles between requests: the load most deployments see)
+        paced = {rate: await open_loop_interleaved(sends, rate, seconds * 2, rounds=10 if not quick else 4)
+                 for rate in (100, 200)}
+        pid = gateway_pid(gateway)
         for name, base in (("direct", direct), ("gateway", gateway)):
             send = sends[name]
-            res: dict[str, Any] = {"c1": await closed_loop(send, 1, n1), "rate200": rate200[name]}
+            res: dict[str, Any] = {"c1": await closed_loop(send, 1, n1),
+                                   "rate100": paced[100][name], "rate200": paced[200][name]}
             for c in (16, 64):
+                before = cpu_ns(pid) if pid and name == "gateway" else None
                 res[f"c{c}"] = await closed_loop(send, c, n1 * 2)
+                if before is not None:     # the gateway's own CPU (every thread, scheduler ns) per request
+                    res[f"c{c}"]["cpu_ms_per_request"] = (cpu_ns(pid) - before) / 1e6 / (n1 * 2)
             ttft: list[float] = []
             ssend = make_sender(session, base + "/chat/completions", sbody, ttft=ttft)
             res["stream_c1"] = await closed_loop(ssend, 1, n1 // 2)
@@ -109,6 +117,8 @@ async def measure_http(direct: str, gateway: str, quick: bool) -> dict[str, Any]
     d, g = out["direct"], out["gateway"]
     out["added_ms"] = {
         "c1_p50": g["c1"]["p50"] - d["c1"]["p50"], "c1_p99": g["c1"]["p99"] - d["c1"]["p99"],
+        "rate100_p50": g["rate100"]["p50"] - d["rate100"]["p50"],
+        "rate100_p99": g["rate100"]["p99"] - d["rate100"]["p99"],
         "rate200_p50": g["rate200"]["p50"] - d["rate200"]["p50"],
         "rate200_p99": g["rate200"]["p99"] - d["rate200"]["p99"],
         "stream_ttft_p50": g["stream_c1"]["ttft_p50"] - d["stream_c1"]["ttft_p50"],
@@ -396,7 +406,8 @@ def report(mode: str, res: dict[str, Any]) -> None:
                 "ratio"):
         t.add_column(col)
     d, g = res["direct"], res["gateway"]
-    for key, label in (("c1", "concurrency 1"), ("rate200", "200 req/s open loop"), ("c16", "concurrency 16"),
+    for key, label in (("c1", "concurrency 1"), ("rate100", "100 req/s open loop"), ("rate200", "200 req/s open loop"),
+                       ("c16", "concurrency 16"),
                        ("c64", "concurrency 64"), ("stream_c1", "stream, concurrency 1"),
                        ("stream_c16", "stream, concurrency 16")):
         rd = d[key].get("rps", d[key].get("achieved_rps"))
@@ -407,6 +418,10 @@ def report(mode: str, res: dict[str, Any]) -> None:
     console.print(t)
     console.print(f"stream time to first token p50: direct {d['stream_c1']['ttft_p50']:.2f} ms, "
                   f"gateway {g['stream_c1']['ttft_p50']:.2f} ms")
+    if "cpu_ms_per_request" in g["c16"]:
+        console.print(f"gateway CPU per request at concurrency 16 (every thread, pinned core): "
+                      f"{g['c16']['cpu_ms_per_request']:.3f} ms, {1 / g['c16']['cpu_ms_per_request'] * 1000:.0f} "
+                      f"requests/s per core of CPU")
 
 
 def main() -> None:

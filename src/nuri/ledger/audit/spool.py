@@ -36,6 +36,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 from nuri.errors import ServiceUnavailable
 from nuri.ledger.audit.chain import Pending, UsageDelta
 
@@ -64,11 +66,10 @@ class Spooled:
 
 
 def encode(pending: Pending, usage: UsageDelta | None) -> bytes:
+    """One spool line: compact JSON, UTF-8 as is (orjson: a record is spooled on every request)."""
     u = None if usage is None else [usage.day, usage.team, usage.deployment, usage.requests,
                                     usage.prompt_tokens, usage.completion_tokens, usage.cost_nanos]
-    line = json.dumps([pending.body_text, pending.time, pending.kind, pending.request_id, pending.team, u],
-                      ensure_ascii=False, separators=(",", ":"))
-    return line.encode("utf-8") + b"\n"
+    return orjson.dumps([pending.body_text, pending.time, pending.kind, pending.request_id, pending.team, u]) + b"\n"
 
 
 def decode(line: bytes) -> tuple[Pending, UsageDelta | None]:
