@@ -6,6 +6,7 @@ its own must still join with the next message's text."""
 
 from __future__ import annotations
 
+import gc
 import random
 import threading
 from typing import Any
@@ -255,3 +256,18 @@ def test_a_cached_long_conversation_is_classified_on_the_loop() -> None:
     assert view(ev.classify(nxt)) == view(classify_texts(nxt.texts, nxt.unscanned, ev.scanner))
     big = parse_request(chat(*turns, "새 질문 " * 2000), "chat")
     assert asyncio.run(ev.classify_off_loop(None, big)) is not None   # a large fresh message: thread
+
+
+def test_entries_cost_the_collector_nothing(scanner: Scanner, docs: list[dict[str, Any]]) -> None:
+    """Entries are plain tuples of strings and numbers, which the cyclic collector stops tracking:
+    a busy gateway's cache of thousands of entries must not be walked by every full collection."""
+    cache = ScanCache(4096)
+    for doc in docs[:200]:
+        texts, unscanned = walk(chat(doc["text"], "고객님 확인 부탁드립니다"))
+        classify_texts(texts, unscanned, scanner, cache)
+    assert len(cache) > 200 and any(len(entry[0]) for entry, _w in cache._table.values())
+    for _ in range(6):       # a collection untracks a tuple once its items are: a level of nesting a pass
+        gc.collect()
+    assert not [entry for entry in cache._table.values() if gc.is_tracked(entry)]
+    hit = classify_texts(texts, unscanned, scanner, cache)           # and a hit still reports the same
+    assert view(hit) == view(classify_texts(texts, unscanned, scanner, None))

@@ -296,10 +296,10 @@ class NamesTagger:
             self._table[_END, 3] = weights[self._row[_EOS]]
         self._ids: dict[str, int] = {}
         self._rows = _RESERVED      # table rows in use
-        # Rows of the table exponentiated, as Python lists (slot, column), made for the rows a short
+        # Rows of the table exponentiated, as Python tuples (slot, column), made for the rows a short
         # text's gate passes: scoring those few windows in plain Python costs a few microseconds,
         # where each NumPy call costs 5–10 between the other work of a request (cold caches).
-        self._lists: dict[int, list[list[float]]] = {}
+        self._lists: dict[int, tuple[tuple[float, ...], ...]] = {}
         # Per row and slot, the largest of its five name-start weights: a piece's best name-start
         # score is at most the sum over its window, a bound plain Python adds up cheaply, and it
         # passes few pieces (6 of 145 on a 1 KB document, 7 % of KLUE's; 4 and 6 % start a name).
@@ -350,8 +350,10 @@ class NamesTagger:
         return [min(a * b * c * d * e, _EXP_CLIP)
                 for a, b, c, d, e in zip(r[0][0], r[1][1], r[2][2], r[3][3], r[4][4], strict=True)]
 
-    def _list(self, k: int) -> list[list[float]]:
-        row = self._lists[k] = np.exp(np.minimum(self._table[k].astype(np.float64), _CLIP)).tolist()
+    def _list(self, k: int) -> tuple[tuple[float, ...], ...]:
+        """Row `k` exponentiated, as tuples: the collector stops tracking tuples of floats, so the
+        rows kept cost a full collection nothing."""
+        row = self._lists[k] = tuple(map(tuple, np.exp(np.minimum(self._table[k].astype(np.float64), _CLIP)).tolist()))
         return row
 
     def scores(self, toks: list[str]) -> np.ndarray:

@@ -26,7 +26,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any
 
 from nuri.privacy.types import Classification, Entity, Evidence, PipaCategory
 
@@ -37,34 +37,18 @@ _KEY = os.urandom(32)
 JOIN_REACH = 48
 
 
-class Finding(NamedTuple):
-    """One entity without its value."""
-
-    type: str
-    start: int
-    end: int
-    score: float
-    evidence: Evidence
-    category: PipaCategory
-    detail: str
-
-
-class Analysis(NamedTuple):
-    """What `Scanner.analyse` reports for one string, without the string: its findings, and its
-    whole-text signals (categories, topics, grade, markings, languages, domains, length) as a
-    classification with no entities, with the per-script counts."""
-
-    findings: tuple[Finding, ...]
-    signals: Classification
-    counts: dict[str, int]
-
-
-class Window(NamedTuple):
-    """What the joined view reports for one window around field boundaries."""
-
-    findings: tuple[Finding, ...]
-    n2sf_grade: str
-    markings: list[str]
+# An entry is kept as plain tuples of strings and numbers, never as objects: the cyclic collector
+# stops tracking such tuples after a few passes (a level of nesting a pass), so thousands of
+# entries cost a full collection nothing. Kept as classifications (sets, lists, dataclasses, enums), the entries of a busy
+# gateway's cache were 150,000 tracked objects, and each full collection walked them: 50–60 ms
+# every ~900 requests, 65 µs a request (bench/results in docs/benchmarks.md).
+#   finding:  (type, start, end, score, evidence value, category value, detail)
+#   analysis: (findings, categories, topics, grade, markings, languages, domains, chars, counts)
+#   window:   (findings, grade, markings)
+Finding = tuple[str, int, int, float, str, str, str]
+Entry = tuple[Any, ...]
+_EVIDENCE = {e.value: e for e in Evidence}
+_CATEGORY = {c.value: c for c in PipaCategory}
 
 
 def digest(kind: bytes, text: str) -> bytes:
@@ -74,15 +58,30 @@ def digest(kind: bytes, text: str) -> bytes:
 
 
 def findings_of(entities: list[Entity]) -> tuple[Finding, ...]:
-    return tuple(Finding(e.type, e.start, e.end, e.score, e.evidence, e.category, e.detail) for e in entities)
+    return tuple((e.type, e.start, e.end, e.score, e.evidence.value, e.category.value, e.detail) for e in entities)
 
 
 def entities_of(findings: tuple[Finding, ...], text: str) -> list[Entity]:
     """Fresh entities for `text` (callers set their paths), values cut from the text itself."""
     if not findings:
         return []
-    return [Entity(f.type, f.start, f.end, text[f.start:f.end], f.score, f.evidence, f.category, f.detail)
-            for f in findings]
+    return [Entity(kind, start, end, text[start:end], score, _EVIDENCE[evidence], _CATEGORY[category], detail)
+            for kind, start, end, score, evidence, category, detail in findings]
+
+
+def _analysis(part: Classification, counts: dict[str, int]) -> Entry:
+    return (findings_of(part.entities), tuple(c.value for c in part.categories), tuple(part.sensitive_topics),
+            part.n2sf_grade, tuple(part.markings), tuple(part.languages.items()), tuple(part.domains), part.chars,
+            tuple(counts.items()))
+
+
+def _classification(entry: Entry, text: str) -> tuple[Classification, dict[str, int]]:
+    findings, categories, topics, grade, markings, languages, domains, chars, counts = entry
+    return Classification(
+        entities=entities_of(findings, text), categories={_CATEGORY[c] for c in categories},
+        sensitive_topics=set(topics), n2sf_grade=grade, markings=list(markings), languages=dict(languages),
+        domains=set(domains), chars=chars,
+    ), dict(counts)
 
 
 class ScanCache:
@@ -90,7 +89,7 @@ class ScanCache:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._table: OrderedDict[bytes, tuple[Analysis | Window, int]] = OrderedDict()
+        self._table: OrderedDict[bytes, tuple[Entry, int]] = OrderedDict()
         self._weight = 0
         self._lock = threading.Lock()
         self.hits = 0
@@ -114,7 +113,7 @@ class ScanCache:
                 left -= len(text)
         return left >= 0
 
-    def _get(self, key: bytes) -> Analysis | Window | None:
+    def _get(self, key: bytes) -> Entry | None:
         with self._lock:
             found = self._table.get(key)
             if found is None:
@@ -124,8 +123,8 @@ class ScanCache:
             self.hits += 1
             return found[0]
 
-    def _put(self, key: bytes, value: Analysis | Window) -> None:
-        weight = 1 + len(value.findings)
+    def _put(self, key: bytes, value: Entry) -> None:
+        weight = 1 + len(value[0])       # one plus its findings
         if weight > self.capacity:
             return
         with self._lock:
@@ -140,44 +139,31 @@ class ScanCache:
 
     def analyse(self, text: str, analyse: Callable[[str], tuple[Classification, dict[str, int]]],
                 ) -> tuple[Classification, dict[str, int]]:
-        """`analyse(text)` (the scanner's), from the cache when this string was seen.
-
-        A hit is cheap because it shares: its sets, lists and counts are the cache's, and with
-        no findings the classification itself is, so callers only read what they get back (the
-        entities, which they give paths, are always fresh)."""
+        """`analyse(text)` (the scanner's), from the cache when this string was seen; a hit is a
+        fresh classification, its entities' values cut from `text`."""
         if self.capacity <= 0:
             return analyse(text)
         key = digest(b"a", text)
         hit = self._get(key)
-        if isinstance(hit, Analysis):
-            shell = hit.signals
-            if not hit.findings:
-                return shell, hit.counts
-            return Classification(
-                entities=entities_of(hit.findings, text), categories=shell.categories,
-                sensitive_topics=shell.sensitive_topics, n2sf_grade=shell.n2sf_grade, markings=shell.markings,
-                languages=shell.languages, domains=shell.domains, chars=shell.chars,
-            ), hit.counts
+        if hit is not None:
+            return _classification(hit, text)
         part, counts = analyse(text)
-        shell = Classification(categories=set(part.categories), sensitive_topics=set(part.sensitive_topics),
-                               n2sf_grade=part.n2sf_grade, markings=list(part.markings),
-                               languages=dict(part.languages), domains=set(part.domains), chars=part.chars)
-        self._put(key, Analysis(findings_of(part.entities), shell, dict(counts)))
+        self._put(key, _analysis(part, counts))
         return part, counts
 
     def window(self, window: str, scan: Callable[[str], list[Entity]],
                markings: Callable[[str], tuple[str, list[str]]]) -> tuple[list[Entity], str, list[str]]:
         """The joined view of one window: `scan(window)` and `markings(window)`, from the cache
-        when this window was seen (a conversation's earlier boundaries are the same every turn).
-        The markings list is shared on a hit: read it only."""
+        when this window was seen (a conversation's earlier boundaries are the same every turn)."""
         if self.capacity <= 0:
             grade, found = markings(window)
             return scan(window), grade, found
         key = digest(b"w", window)
         hit = self._get(key)
-        if isinstance(hit, Window):
-            return entities_of(hit.findings, window), hit.n2sf_grade, hit.markings
+        if hit is not None:
+            findings, grade, marked = hit
+            return entities_of(findings, window), grade, list(marked)
         entities = scan(window)
         grade, found = markings(window)
-        self._put(key, Window(findings_of(entities), grade, list(found)))
+        self._put(key, (findings_of(entities), grade, tuple(found)))
         return entities, grade, found
