@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from nuri.privacy import signals
 from nuri.privacy.detectors.base import keyword_pattern
@@ -60,6 +61,23 @@ def asked_for(texts: Iterable[str]) -> frozenset[str]:
     for text in texts:
         found.update(_ASK_LANG[m.group(0)] for m in _ASK_RE.finditer(text[-_ASK_WINDOW:].lower()))
     return frozenset(found)
+
+
+class AskedLater:
+    """The languages `texts` ask for by name, found on the first call and kept: most replies are
+    in the request's own language and never need them (cheaper per request than a
+    `functools.cache` made for each)."""
+
+    __slots__ = ("_texts", "_found")
+
+    def __init__(self, texts: list[tuple[Any, str]]) -> None:
+        self._texts = texts
+        self._found: frozenset[str] | None = None
+
+    def __call__(self) -> frozenset[str]:
+        if self._found is None:
+            self._found = asked_for(t for _, t in self._texts)
+        return self._found
 
 
 @dataclass(frozen=True, slots=True)

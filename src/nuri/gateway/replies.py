@@ -9,13 +9,12 @@ loaded policy and swapped with it on reload); labels and language settings from 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable
 from typing import Any
 
 from nuri.gateway import labels
 from nuri.gateway.labels import Label, StreamLabel
-from nuri.gateway.language import LanguageCheck, Named, asked_for, check
+from nuri.gateway.language import AskedLater, LanguageCheck, Named, check
 from nuri.policy.loader import load_terms
 from nuri.policy.term_stream import Terminology
 from nuri.policy.terminology import TermSet
@@ -61,8 +60,7 @@ class ReplyRules:
         # language; finding them reads the end of every text (a long history each turn), so it
         # waits until a reply needs it.
         pairs = texts if isinstance(texts, list) else list(texts)
-        named: Named = functools.cache(lambda: asked_for(t for _, t in pairs)) if replies.language.check \
-            else frozenset()
+        named: Named = AskedLater(pairs) if replies.language.check else frozenset()
         return cls(replies, term_set(gw.config.policy), label, shares, named)
 
     # -- language ---------------------------------------------------------------------------
