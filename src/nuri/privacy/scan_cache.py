@@ -39,9 +39,9 @@ JOIN_REACH = 48
 
 # An entry is kept as plain tuples of strings and numbers, never as objects: the cyclic collector
 # stops tracking such tuples after a few passes (a level of nesting a pass), so thousands of
-# entries cost a full collection nothing. Kept as classifications (sets, lists, dataclasses, enums), the entries of a busy
-# gateway's cache were 150,000 tracked objects, and each full collection walked them: 50–60 ms
-# every ~900 requests, 65 µs a request (bench/results in docs/benchmarks.md).
+# entries cost a full collection nothing. Kept as classifications (sets, lists, dataclasses,
+# enums), the entries of a busy gateway's cache were 150,000 tracked objects, and each full
+# collection walked them: 50–60 ms every ~900 requests (docs/benchmarks.md, "The collector").
 #   finding:  (type, start, end, score, evidence value, category value, detail)
 #   analysis: (findings, categories, topics, grade, markings, languages, domains, chars, counts)
 #   window:   (findings, grade, markings)
