@@ -148,6 +148,37 @@ def test_errors_are_in_the_messages_shape(fresh: Boundary) -> None:
     assert fresh.us.received_bodies() == []
 
 
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+
+
+def test_structured_output_and_the_newer_parameters_are_accepted(fresh: Boundary) -> None:
+    """The SDK's newer top-level parameters: `output_config.format` becomes chat's JSON-schema
+    `response_format`; caching, speed, region and effort hints are accepted and not sent on."""
+    msg = client(fresh.gateway).messages.create(
+        model="default", max_tokens=32, messages=[{"role": "user", "content": "답을 JSON으로 주세요."}],
+        output_config={"format": {"type": "json_schema", "schema": SCHEMA}, "effort": "low"},
+        cache_control={"type": "ephemeral"}, speed="standard", inference_geo="us")
+    assert msg.content[0].type == "text" and msg.stop_reason == "end_turn"
+    sent = json.loads(fresh.us.received_bodies()[-1])
+    assert sent["response_format"] == {"type": "json_schema", "json_schema": {"name": "output", "schema": SCHEMA}}
+    assert not {"output_config", "cache_control", "speed", "inference_geo"} & set(sent)
+
+
+@pytest.mark.parametrize(("config", "param"), [
+    ({"format": {"type": "regex", "pattern": "x"}}, "output_config.format: type"),
+    ({"format": {"type": "json_schema"}}, "output_config.format.schema"),
+    ({"effort": "extreme"}, "output_config.effort"),
+    ({"verbosity": "low"}, "output_config.verbosity"),
+])
+def test_an_output_config_nuri_cannot_honour_is_refused(fresh: Boundary, config: dict[str, Any], param: str) -> None:
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        client(fresh.gateway).messages.create(model="default", max_tokens=16, output_config=config,  # type: ignore[arg-type]
+                                              messages=[{"role": "user", "content": "hi"}])
+    assert bad.value.body["error"]["type"] == "invalid_request_error"
+    assert param in bad.value.body["error"]["message"]
+    assert fresh.us.received_bodies() == [] and fresh.kr.received_bodies() == []
+
+
 def test_count_tokens_estimates_without_sending_anything(fresh: Boundary) -> None:
     count = client(fresh.gateway).messages.count_tokens(
         model="default", messages=[{"role": "user", "content": "안녕하세요. " * 50}])
@@ -290,6 +321,28 @@ def test_the_messages_adapter_relays_tool_use_to_a_chat_client(
     assert name == "lookup" and json.loads(args) == {"phone": PHONE.value}
     body = json.loads(messages_upstream.requests[-1]["body"])
     assert body["tools"][0]["name"] == "lookup" and PHONE.value not in messages_upstream.requests[-1]["body"]
+
+
+def test_the_messages_adapter_sends_a_json_schema_as_structured_output(
+        via_adapter: Any, messages_upstream: MessagesUpstream) -> None:
+    import openai
+
+    client(via_adapter).messages.create(
+        model="default", max_tokens=32, messages=[{"role": "user", "content": "안내해 주세요."}],
+        output_config={"format": {"type": "json_schema", "schema": SCHEMA}})
+    assert json.loads(messages_upstream.requests[-1]["body"])["output_config"] == {
+        "format": {"type": "json_schema", "schema": SCHEMA}}
+    oa = openai.OpenAI(base_url=via_adapter.base_url, api_key="sk-test", max_retries=0, timeout=30)
+    ask = [{"role": "user", "content": "안내해 주세요."}]
+    oa.chat.completions.create(model="default", messages=ask, response_format={
+        "type": "json_schema", "json_schema": {"name": "reply", "schema": SCHEMA, "strict": True}})
+    assert json.loads(messages_upstream.requests[-1]["body"])["output_config"] == {
+        "format": {"type": "json_schema", "schema": SCHEMA}}
+    sent = len(messages_upstream.requests)
+    with pytest.raises(openai.BadRequestError) as bad:
+        oa.chat.completions.create(model="default", messages=ask, response_format={"type": "json_object"})
+    assert "response_format" in str(bad.value)
+    assert len(messages_upstream.requests) == sent
 
 
 @pytest.mark.model

@@ -131,6 +131,17 @@ def test_json_schema_text_format_becomes_response_format(fresh: Boundary) -> Non
                                        "json_schema": {"name": "summary", "schema": schema, "strict": True}}
 
 
+def test_caching_and_context_hints_are_accepted_and_not_sent_on(fresh: Boundary) -> None:
+    """Parameters the SDK sends for OpenAI's own caching and compaction change nothing a chat
+    upstream could do: the request is answered, and they are not forwarded."""
+    response = client(fresh.gateway.base_url).responses.create(
+        model="default", input="안녕하세요", prompt_cache_key="team-a", prompt_cache_retention="24h",
+        prompt_cache_options={"ttl": "30m"}, context_management=[{"type": "compaction", "compact_threshold": 100000}])
+    assert response.status == "completed" and response.output_text.startswith("ECHO:")
+    sent = json.loads(fresh.us.received_bodies()[-1])
+    assert not {"prompt_cache_key", "prompt_cache_retention", "prompt_cache_options", "context_management"} & set(sent)
+
+
 def test_an_unknown_previous_response_id_is_a_404_in_openai_shape(fresh: Boundary) -> None:
     with pytest.raises(openai.NotFoundError) as info:
         client(fresh.gateway.base_url).responses.create(model="default", input="hi",

@@ -39,9 +39,15 @@ from nuri.tokens import estimate_many
 
 log = logging.getLogger("nuri.gateway")
 
-_IGNORED = frozenset({"top_k", "thinking", "service_tier", "anthropic_version"})
+# Accepted and not acted on: sampling, caching and account hints a chat upstream has no use for.
+# `inference_geo` too: where a request may be processed is the policy's decision, made on what it holds.
+_IGNORED = frozenset({"top_k", "thinking", "service_tier", "anthropic_version", "cache_control", "speed",
+                      "inference_geo", "diagnostics", "user_profile_id", "workspace_id"})
 _HANDLED = frozenset({"model", "messages", "system", "max_tokens", "metadata", "stop_sequences", "stream",
-                      "temperature", "top_p", "tools", "tool_choice"})
+                      "temperature", "top_p", "tools", "tool_choice", "output_config"})
+_EFFORTS = frozenset({"low", "medium", "high", "xhigh", "max"})
+# the name chat completions requires for a JSON schema, which Messages does not give one
+OUTPUT_SCHEMA_NAME = "output"
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
          "content_filter": "refusal"}
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -225,6 +231,28 @@ def _tool_choice(choice: Any, chat: dict[str, Any]) -> None:
         chat["parallel_tool_calls"] = False
 
 
+def _output_config(config: Any, chat: dict[str, Any]) -> None:
+    """`output_config`: a JSON-schema `format` becomes chat's `response_format` (structured output);
+    `effort` is checked and has no effect on a chat upstream."""
+    _need(isinstance(config, dict), "must be an object", "output_config")
+    unknown = sorted(set(config) - {"format", "effort"})
+    if unknown:
+        raise InvalidRequest(f"output_config.{unknown[0]}: parameter not supported by Nuri's Messages API",
+                             param=f"output_config.{unknown[0]}", code="unsupported_parameter")
+    effort = config.get("effort")
+    _need(effort is None or effort in _EFFORTS, f"must be one of {', '.join(sorted(_EFFORTS))}", "output_config.effort")
+    fmt = config.get("format")
+    if fmt is None:
+        return
+    _need(isinstance(fmt, dict), "must be an object", "output_config.format")
+    if fmt.get("type") != "json_schema":
+        raise InvalidRequest(f"output_config.format: type {fmt.get('type')!r} is not supported (json_schema only)",
+                             param="output_config.format.type")
+    _need(isinstance(fmt.get("schema"), dict), "must be an object", "output_config.format.schema")
+    chat["response_format"] = {"type": "json_schema",
+                               "json_schema": {"name": OUTPUT_SCHEMA_NAME, "schema": fmt["schema"]}}
+
+
 def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     """The chat-completions request for a Messages request."""
     unknown = sorted(k for k in body if k not in _HANDLED and k not in _IGNORED)
@@ -257,6 +285,8 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     for key in ("temperature", "top_p"):
         if body.get(key) is not None:
             chat[key] = body[key]
+    if body.get("output_config") is not None:
+        _output_config(body["output_config"], chat)
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and metadata.get("user_id") is not None:
         chat["user"] = metadata["user_id"]

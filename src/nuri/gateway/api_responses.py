@@ -49,6 +49,7 @@ log = logging.getLogger("nuri.gateway")
 
 # Parameters accepted and not acted on: they change nothing a chat upstream could do.
 _IGNORED = frozenset({"include", "truncation", "reasoning", "service_tier", "prompt_cache_key",
+                      "prompt_cache_retention", "prompt_cache_options", "context_management", "image",
                       "top_logprobs", "stream_options", "max_tool_calls"})
 _HANDLED = frozenset({"model", "input", "instructions", "tools", "tool_choice", "text", "max_output_tokens",
                       "temperature", "top_p", "stream", "previous_response_id", "store", "metadata", "user",

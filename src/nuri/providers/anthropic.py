@@ -92,12 +92,25 @@ def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, An
         messages.append({"role": role, "content": blocks})
 
 
+def _output_format(response_format: Any) -> dict[str, Any] | None:
+    """Chat's `response_format` as a Messages `output_config.format`: a JSON schema is structured
+    output there too; JSON without a schema has no counterpart."""
+    if response_format in (None, {"type": "text"}):
+        return None
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        spec = response_format.get("json_schema")
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        if isinstance(schema, dict):
+            return {"type": "json_schema", "schema": schema}
+    raise InvalidRequest("response_format: only a json_schema can be sent to a Messages deployment",
+                         param="response_format")
+
+
 def to_messages(body: Body, model: str, default_max_tokens: int) -> Body:
     """A chat-completions body as a Messages request."""
     if int(body.get("n") or 1) > 1:
         raise InvalidRequest("n > 1 cannot be sent to a Messages deployment", param="n")
-    if body.get("response_format") not in (None, {"type": "text"}):
-        raise InvalidRequest("response_format cannot be sent to a Messages deployment", param="response_format")
+    output_format = _output_format(body.get("response_format"))
     system: list[str] = []
     messages: list[dict[str, Any]] = []
     for msg in body.get("messages") or []:
@@ -120,6 +133,8 @@ def to_messages(body: Body, model: str, default_max_tokens: int) -> Body:
                  "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens") or default_max_tokens}
     if system:
         out["system"] = "\n\n".join(system)
+    if output_format is not None:
+        out["output_config"] = {"format": output_format}
     if body.get("stop") is not None:
         out["stop_sequences"] = [body["stop"]] if isinstance(body["stop"], str) else list(body["stop"])
     if body.get("temperature") is not None:
