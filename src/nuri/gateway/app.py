@@ -206,10 +206,12 @@ def create_app(config: NuriConfig, data_dir: Path, listen_host: str = "127.0.0.1
         try:
             yield
         finally:
-            await app.state.conversations.close()
-            await gateway.stop()
-            gc.set_threshold(*thresholds)
-            gc.unfreeze()      # an app built and closed in one process (tests) leaves its cycles collectable
+            try:
+                await app.state.conversations.close()
+                await gateway.stop()
+            finally:
+                gc.set_threshold(*thresholds)
+                gc.unfreeze()      # an app built and closed in one process (tests) leaves its cycles collectable
 
     routes = [
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
