@@ -64,12 +64,16 @@ def test_a_message_is_answered_with_text_usage_and_stop_reason(fresh: Boundary) 
     assert sent["max_tokens"] == 64
 
 
-@pytest.mark.parametrize("where", ["system", "tool_result"])
+@pytest.mark.parametrize("where", ["system", "tool_result", "output_schema"])
 def test_an_rrn_never_reaches_the_foreign_upstream(fresh: Boundary, where: str) -> None:
     text = RRN.text(RRN.value)
+    ask = [{"role": "user", "content": "고객 정보를 조회해 주세요."}]
     if where == "system":
         kwargs: dict[str, Any] = {"system": [{"type": "text", "text": "상담원입니다."}, {"type": "text", "text": text}],
-                                  "messages": [{"role": "user", "content": "고객 정보를 조회해 주세요."}]}
+                                  "messages": ask}
+    elif where == "output_schema":      # a structured output's schema is the client's text like any other
+        schema = {"type": "object", "properties": {"id": {"type": "string", "description": text}}}
+        kwargs = {"messages": ask, "output_config": {"format": {"type": "json_schema", "schema": schema}}}
     else:
         kwargs = {"messages": tool_turns(text), "tools": TOOLS}
     raw = client(fresh.gateway).messages.with_raw_response.create(model="default", max_tokens=64, **kwargs)
