@@ -47,7 +47,7 @@ _HANDLED = frozenset({"model", "messages", "system", "max_tokens", "metadata", "
                       "temperature", "top_p", "tools", "tool_choice", "output_config"})
 _EFFORTS = frozenset({"low", "medium", "high", "xhigh", "max"})
 # the name chat completions requires for a JSON schema, which Messages does not give one
-OUTPUT_SCHEMA_NAME = "output"
+_OUTPUT_SCHEMA_NAME = "output"
 _STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
          "content_filter": "refusal"}
 _ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -250,7 +250,7 @@ def _output_config(config: Any, chat: dict[str, Any]) -> None:
                              param="output_config.format.type")
     _need(isinstance(fmt.get("schema"), dict), "must be an object", "output_config.format.schema")
     chat["response_format"] = {"type": "json_schema",
-                               "json_schema": {"name": OUTPUT_SCHEMA_NAME, "schema": fmt["schema"]}}
+                               "json_schema": {"name": _OUTPUT_SCHEMA_NAME, "schema": fmt["schema"]}}
 
 
 def to_chat(body: dict[str, Any]) -> dict[str, Any]:
