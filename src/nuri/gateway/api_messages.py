@@ -231,14 +231,19 @@ def _tool_choice(choice: Any, chat: dict[str, Any]) -> None:
         chat["parallel_tool_calls"] = False
 
 
+def _refuse_unknown(obj: dict[str, Any], known: frozenset[str], prefix: str = "") -> None:
+    """400 naming the first parameter (in sorted order) that is not in `known`."""
+    unknown = sorted(k for k in obj if k not in known)
+    if unknown:
+        raise InvalidRequest(f"{prefix}{unknown[0]}: parameter not supported by Nuri's Messages API",
+                             param=f"{prefix}{unknown[0]}", code="unsupported_parameter")
+
+
 def _output_config(config: Any, chat: dict[str, Any]) -> None:
     """`output_config`: a JSON-schema `format` becomes chat's `response_format` (structured output);
     `effort` is checked and has no effect on a chat upstream."""
     _need(isinstance(config, dict), "must be an object", "output_config")
-    unknown = sorted(set(config) - {"format", "effort"})
-    if unknown:
-        raise InvalidRequest(f"output_config.{unknown[0]}: parameter not supported by Nuri's Messages API",
-                             param=f"output_config.{unknown[0]}", code="unsupported_parameter")
+    _refuse_unknown(config, frozenset({"format", "effort"}), "output_config.")
     effort = config.get("effort")
     _need(effort is None or effort in _EFFORTS, f"must be one of {', '.join(sorted(_EFFORTS))}", "output_config.effort")
     fmt = config.get("format")
@@ -255,10 +260,7 @@ def _output_config(config: Any, chat: dict[str, Any]) -> None:
 
 def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     """The chat-completions request for a Messages request."""
-    unknown = sorted(k for k in body if k not in _HANDLED and k not in _IGNORED)
-    if unknown:
-        raise InvalidRequest(f"{unknown[0]}: parameter not supported by Nuri's Messages API", param=unknown[0],
-                             code="unsupported_parameter")
+    _refuse_unknown(body, _HANDLED | _IGNORED)
     _need(isinstance(body.get("model"), str), "required string", "model")
     mt = body.get("max_tokens")
     _need(type(mt) is int and mt >= 1, "required integer >= 1", "max_tokens")
