@@ -204,6 +204,18 @@ def test_verify_names_the_first_bad_record_of_a_tampered_copy(stack: Any, browse
     key = create_key(gw.data_dir, "tamper")
     for _ in range(3):
         _sdk(gw, key).chat.completions.create(model="kr", messages=[{"role": "user", "content": "hello"}])
+    # an answered request's record is in the gateway's spool and reaches the chain a moment later:
+    # the copy is taken once all three are there, so one of them is the record tampered with
+    mine = '%"team":"tamper"%'
+    deadline = time.monotonic() + 10
+    while True:
+        with sqlite3.connect(gw.data_dir / "nuri.db") as db:
+            shipped = db.execute("SELECT count(*) FROM audit_log WHERE kind = 'request' AND body LIKE ?",
+                                 (mine,)).fetchone()[0]
+        if shipped >= 3:
+            break
+        assert time.monotonic() < deadline, f"{shipped} of 3 audit records reached the chain"
+        time.sleep(0.05)
     copy = tmp_path / "copy"
     copy.mkdir()
     for item in gw.data_dir.iterdir():                     # secrets and everything but the database
@@ -213,8 +225,8 @@ def test_verify_names_the_first_bad_record_of_a_tampered_copy(stack: Any, browse
     target = sqlite3.connect(copy / "nuri.db")
     source.backup(target)                                  # a consistent copy of a live database
     source.close()
-    bad_seq = target.execute("SELECT seq FROM audit_log WHERE kind = 'request' ORDER BY seq DESC LIMIT 1 OFFSET 1"
-                             ).fetchone()[0]
+    bad_seq = target.execute("SELECT seq FROM audit_log WHERE kind = 'request' AND body LIKE ? "
+                             "ORDER BY seq DESC LIMIT 1 OFFSET 1", (mine,)).fetchone()[0]
     target.execute("UPDATE audit_log SET body = replace(body, '\"team\":\"tamper\"', '\"team\":\"nobody\"') "
                    "WHERE seq = ?", (bad_seq,))
     target.commit()
