@@ -452,6 +452,9 @@ async def test_sqlite_ships_relaxed_in_the_writer_thread_whose_checkpoints_keep_
     try:
         w = led.writer
         assert await w._in_thread(lambda c: c.one("PRAGMA synchronous")) == (1,)   # NORMAL
+        # a new file is made of 16 KB pages, and its WAL still checkpoints every 4 MB
+        assert await w._in_thread(lambda c: c.one("PRAGMA page_size")) == (16384,)
+        assert await w._in_thread(lambda c: c.one("PRAGMA wal_autocheckpoint")) == (256,)
         for i in range(1000):                          # 1000 commits of one record, ~25 KB of WAL each
             await led.finish(None, rec(i))
             assert await w.flush(timeout=30)

@@ -40,6 +40,7 @@ from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engi
 from sqlalchemy.engine import Engine, make_url
 
 from nuri.config import NuriConfig
+from nuri.ledger.store.db import checkpoint_by_size
 from nuri.privacy import fields
 from nuri.privacy.classify import OVER_SCAN_LIMIT
 from nuri.privacy.pseudonymizer import redacted
@@ -475,6 +476,7 @@ class DatabaseStore(_Base):
                 # WAL without a flush per commit: a crash of the host may lose the last stored
                 # responses (a follow-up then gets 404), never corrupt the file or the audit chain
                 dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+                checkpoint_by_size(dbapi_conn)
 
             return engine
         connect_args = {"options": f"-c search_path={self.schema}"} if self.schema else {}
@@ -492,6 +494,7 @@ class DatabaseStore(_Base):
         # (`_write_on_thread` waits, on its thread)
         conn = sqlite3.connect(path, timeout=0, check_same_thread=False)
         conn.execute("PRAGMA synchronous=NORMAL")
+        checkpoint_by_size(conn)
         return conn
 
     async def start(self) -> None:

@@ -29,6 +29,12 @@ from nuri.dburl import with_psycopg
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 _SCHEMA_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# Pages of a new SQLite file. Stored responses and audit records are rows of a few KB written in
+# batches, and every page of a commit is one write to the WAL and one more at the checkpoint: with
+# 16 KB pages a batch of 144 rows of 2.3 KB cost 6.7 µs of CPU a row against 18.3 with 4 KB (one
+# commit of one row costs about the same). An existing file keeps the size it was made with.
+SQLITE_PAGE_SIZE = 16384
+_WAL_CHECKPOINT_BYTES = 4 << 20    # SQLite's default (1,000 pages of 4 KB), kept whatever the page size
 _MIGRATION_LOCK = 0x4E555249  # "NURI": pg advisory lock id held while migrating
 
 
@@ -43,6 +49,7 @@ def _enable_wal(cur: sqlite3.Cursor) -> None:
     """Switch the file to WAL. SQLite answers "database is locked" at once, without waiting for
     the busy timeout, when several processes open a new file and race to switch it together;
     the switch is persistent, so retrying until one of them has done it is enough."""
+    cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")      # takes effect on a new, empty file only
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -52,6 +59,13 @@ def _enable_wal(cur: sqlite3.Cursor) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+def checkpoint_by_size(conn: Any) -> None:
+    """Checkpoint the WAL every ~4 MB: SQLite counts the interval in pages (1,000), which would let
+    the WAL of a file of 16 KB pages grow to 16 MB. `conn`: a sqlite3 connection or cursor."""
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.execute(f"PRAGMA wal_autocheckpoint={max(1, _WAL_CHECKPOINT_BYTES // page)}")
 
 
 def private_sqlite_file(path: Path) -> None:
@@ -103,6 +117,7 @@ class Database:
                 dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
                 cur = dbapi_conn.cursor()
                 _enable_wal(cur)
+                checkpoint_by_size(cur)
                 cur.execute(f"PRAGMA synchronous={sync}")
                 cur.execute("PRAGMA busy_timeout=30000")
                 cur.execute("PRAGMA foreign_keys=ON")
@@ -268,6 +283,7 @@ class RawConn:
         if db.is_sqlite:
             conn = sqlite3.connect(url.database or "", isolation_level=None, check_same_thread=False, timeout=30)
             conn.execute("PRAGMA journal_mode=WAL")
+            checkpoint_by_size(conn)
             conn.execute(f"PRAGMA synchronous={db.sqlite_sync}")
             conn.execute("PRAGMA busy_timeout=30000")
             return cls(conn, True)
