@@ -247,7 +247,8 @@ async def epoch_async(conn: AsyncRawConn) -> tuple[int, bool]:
 
 def principal_from(row: Any, key_id: str, secret: str) -> Principal | None:
     """The Principal when the secret matches and the key is live (not revoked, not expired);
-    None otherwise."""
+    None otherwise. The secret and expiry are checked on every call; what the row says of the key
+    (team, roles, models, limits) is read once per row the key cache holds (`_principal_of`)."""
     if row is None:
         hmac.compare_digest("0" * 64, hash_secret("00", secret))  # same work on a miss
         return None
@@ -256,8 +257,22 @@ def principal_from(row: Any, key_id: str, secret: str) -> Principal | None:
         return None
     if expired(row[14]):
         return None
+    return _principal_of(row, key_id)
+
+
+# Principals built from the key cache's rows, by the row's identity: the cache hands out the same
+# tuple for a key until it reloads it, and parsing its three JSON columns into a new frozen
+# Principal on every request cost more than checking the secret. Holds no secret; bounded.
+_PRINCIPALS: dict[int, tuple[Any, str, Principal]] = {}
+_PRINCIPALS_MAX = 4096
+
+
+def _principal_of(row: Any, key_id: str) -> Principal:
+    known = _PRINCIPALS.get(id(row))
+    if known is not None and known[0] is row and known[1] == key_id:
+        return known[2]
     models = json.loads(row[5]) if row[5] else None
-    return Principal(
+    principal = Principal(
         team=row[6],
         key_id=key_id,
         roles=frozenset(json.loads(row[11] or "[]")),
@@ -271,3 +286,7 @@ def principal_from(row: Any, key_id: str, secret: str) -> Principal | None:
         team_tpm=row[9],
         workload=row[15],
     )
+    if len(_PRINCIPALS) >= _PRINCIPALS_MAX:
+        _PRINCIPALS.clear()
+    _PRINCIPALS[id(row)] = (row, key_id, principal)
+    return principal
