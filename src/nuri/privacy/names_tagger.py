@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from itertools import accumulate, chain
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 
@@ -337,10 +337,17 @@ class NamesTagger:
             self._rows = _RESERVED
 
     def _row_ids(self, toks: list[str]) -> list[int]:
-        """The table rows of `toks`, padded with the edge rows."""
+        """The table rows of `toks`, padded with the edge rows. One lookup each in C; the few
+        pieces not seen before (a new number, a rare word) get their rows after it."""
         self._make_room(len(toks))
         ids = self._ids
-        return [*_HEAD, *(ids[t] if t in ids else self._id(t) for t in toks), *_TAIL]
+        rows: list[int | None] = [*_HEAD, *map(ids.get, toks), *_TAIL]
+        if None in rows:
+            for k, row in enumerate(rows):
+                if row is None:
+                    tok = toks[k - len(_HEAD)]
+                    rows[k] = ids[tok] if tok in ids else self._id(tok)
+        return cast("list[int]", rows)
 
     def _window_exp(self, padded: list[int], i: int) -> list[float]:
         """exp of the exact scores of piece `i` (clipped), in plain Python: the product of its
@@ -403,7 +410,9 @@ class NamesTagger:
             starts = [i for i, (q, p, o, x, r) in enumerate(windows) if b0[q] + b1[p] + b2[o] + b3[x] + b4[r] > _GATE]
             if not starts:
                 return []
-            ex = {i: self._window_exp(padded, i) for i in sorted({*starts, *(i + 1 for i in starts if i + 1 < n)})}
+            # the piece after a start is scored only when the walk asks (the name goes on into
+            # it): most pieces the bound lets through start no name (a capitalised word, a rare one)
+            ex = {i: self._window_exp(padded, i) for i in starts}
             return _walk(toks, starts, ex, lambda j: self._window_exp(padded, j))
         e = self._scores(toks)
         passed = np.flatnonzero(e[:, :_NB] > _GATE)     # (piece, column) pairs, flattened
