@@ -192,6 +192,10 @@ _HAS_UPPER = re.compile(r"[A-Z][a-z]")
 # lookbehind after the letter keeps the engine's fast first-character scan.
 _LETTER_PERSON = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])(?=\s?(?:\(\d{1,3}(?:세|살)?\)\s?)?(?:씨|군|양)(?![가-힣]{2}))")
 _EN_TITLES = ("Mr", "Ms", "Dr", "Prof", "Sir", "Madam", "Mister", "Miss", "Mx")
+# Whether any title or hint occurs (anywhere, as a substring): one scan each instead of a loop.
+_EN_TITLE_SEEN = re.compile("|".join(_EN_TITLES))
+_EN_HINT_SEEN = re.compile("|".join(map(re.escape, _EN_HINTS)))
+_UPPER = re.compile(r"[A-Z]")
 _ROMANIZED_HINT = re.compile(r" [A-Z][a-z]{1,5}-[a-z]")
 
 
@@ -315,15 +319,19 @@ class PersonDetector:
             ):
                 hits.append(Hit("PERSON", back.start("sur"), back.end("sur"), 0.6, Evidence.CONTEXT))
             i = text.find("씨", i + 1)
-        hits += [Hit("PERSON", m.start(), m.end(), 0.8, Evidence.CONTEXT) for m in _LETTER_PERSON.finditer(text)]
-        if _HAS_UPPER.search(text):
+        upper = _UPPER.search(text)
+        if upper is None:              # no capital letter: no person named by a letter, no Latin name
+            return hits
+        first = upper.start()
+        hits += [Hit("PERSON", m.start(), m.end(), 0.8, Evidence.CONTEXT) for m in _LETTER_PERSON.finditer(text, first)]
+        if _HAS_UPPER.search(text, first):
             lowered = text.lower()
             rxs = []
-            if any(t in text for t in _EN_TITLES):
+            if _EN_TITLE_SEEN.search(text):
                 rxs.append(_EN_TITLE)
-            if _ROMANIZED_HINT.search(text):
+            if _ROMANIZED_HINT.search(text, max(0, first - 1)):
                 rxs.append(_ROMANIZED)
-            if any(h in lowered for h in _EN_HINTS):
+            if _EN_HINT_SEEN.search(lowered):
                 rxs.append(_EN_LABEL)
             for rx in rxs:
                 for m in rx.finditer(text):
