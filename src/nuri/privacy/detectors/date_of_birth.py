@@ -99,7 +99,7 @@ def detect(text: str, lowered: str | None = None) -> list[Hit]:
     """Dates of birth in `text`; pass `lowered` (``text.lower()``) when the caller already has it."""
     hits: list[Hit] = []
     seen: set[tuple[int, int]] = set()
-    today = _dt.date.today()
+    today: _dt.date | None = None        # read only when a date needs it: most texts hold none
     for m, offset in _matches(text, text.lower() if lowered is None else lowered):
         ymd = _ymd(m)
         if ymd is None:
@@ -108,6 +108,7 @@ def detect(text: str, lowered: str | None = None) -> list[Hit]:
             if not (m.group("y2") and valid_date(ymd[0], ymd[2], ymd[1])):
                 continue  # D/M/Y is tried when M/D/Y is not a date
             ymd = (ymd[0], ymd[2], ymd[1])
+        today = today or _dt.date.today()
         if _dt.date(*ymd) > today:
             continue  # nobody is born in the future
         span = (offset + m.start("date"), offset + m.end("date"))
