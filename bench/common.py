@@ -208,17 +208,27 @@ def chat_body(prompt: str, *, stream: bool = False, max_tokens: int = 16) -> byt
 _TEXT_STARTS = (b'"content": "', b'"input": "')     # chat and Messages; Responses with a string input
 
 
+def numbered(body: bytes) -> Callable[[int], bytes]:
+    """`body` with a number at the start of its first text (a chat or Messages `content`, a
+    Responses string `input`): each request's text is then new to the gateway, as in real
+    traffic, and no cache of earlier scans can answer it. A body without such a text is kept."""
+    at = min((i for i in (body.find(m) + len(m) for m in _TEXT_STARTS if m in body)), default=-1)
+    if at < 0:
+        return lambda _number: body
+    return lambda number: body[:at] + b"%d. " % number + body[at:]
+
+
 def make_sender(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str] | None = None,
                 ttft: list[float] | None = None, *, fresh: bool = True) -> Callable[[], Awaitable[None]]:
     """A coroutine function that sends `body` once per call. `fresh`: each request's first message
-    starts with its own number, so every text is new to the gateway, as in real traffic, and no
-    cache of earlier scans can answer it (bench/conversation.py measures what that cache buys)."""
+    starts with its own number (`numbered`); bench/conversation.py measures what a cache of
+    earlier scans buys by sending the same texts again."""
     hdrs = {"Content-Type": "application/json", **(headers or {})}
     numbers = itertools.count()
-    at = min((i for i in (body.find(m) + len(m) for m in _TEXT_STARTS if m in body)), default=-1) if fresh else -1
+    with_number = numbered(body) if fresh else (lambda _number: body)
 
     async def send() -> None:
-        data = body[:at] + b"%d. " % next(numbers) + body[at:] if at >= 0 else body
+        data = with_number(next(numbers))
         t0 = time.perf_counter()
         async with session.post(url, data=data, headers=hdrs) as resp:
             if resp.status != 200:
@@ -240,6 +250,21 @@ def korean_prompt(kilobytes: float = 1.0) -> str:
     while len(text.encode()) < target:
         text += base
     return text.encode()[:target].decode(errors="ignore")
+
+
+@contextlib.contextmanager
+def worktrees(revisions: dict[str, str], where: Path) -> Iterator[dict[str, Path]]:
+    """A detached git worktree of each revision under `where` (by side name), removed afterwards:
+    a baseline served from its own `src/` beside this tree."""
+    trees = {side: where / side for side in revisions}
+    try:
+        for side, rev in revisions.items():
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(trees[side]), rev],
+                           check=True, capture_output=True)
+        yield trees
+    finally:
+        for tree in trees.values():
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
 
 
 def write_result(name: str, data: dict[str, Any]) -> Path:

@@ -48,6 +48,7 @@ from common import (
     pin,
     upstream_process,
     wait_http,
+    worktrees,
     write_result,
 )
 
@@ -149,17 +150,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nuri-cpu-") as tmpdir:
         tmp = Path(tmpdir)
         revisions = {"baseline": args.baseline, **({"current": args.current} if args.current else {})}
-        trees = {side: tmp / side for side in revisions}
-        try:
-            for side, rev in revisions.items():
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(trees[side]), rev],
-                               check=True, capture_output=True)
+        with worktrees(revisions, tmp) as trees:
             current = trees["current"] / "src" if "current" in trees else ROOT / "src"
             figures = run(trees["baseline"] / "src", current, tmp, args)
-        finally:
-            for tree in trees.values():
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)],
-                               capture_output=True)
     figures.update(baseline=args.baseline, current=args.current or "working tree", names=args.names,
                    current_settings=args.overrides,
                    baseline_names=args.baseline_names or args.names)
