@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import korean_prompt, write_result
+from common import korean_prompt, worktrees, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,17 +90,11 @@ def _best(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 def against(rev: str, turns: int, batches: int, chunk: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """`measure` by revision `rev`'s code and by this tree's, in child processes taking turns."""
-    with tempfile.TemporaryDirectory(prefix="nuri-guard-") as tmp:
-        tree = Path(tmp) / "tree"
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), rev], check=True,
-                       capture_output=True)
-        try:
-            before, after = [], []
-            for _ in range(turns):
-                before.append(_child(tree / "src", batches, chunk))
-                after.append(_child(ROOT / "src", batches, chunk))
-        finally:
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tree)], capture_output=True)
+    with tempfile.TemporaryDirectory(prefix="nuri-guard-") as tmp, worktrees({"tree": rev}, Path(tmp)) as trees:
+        before, after = [], []
+        for _ in range(turns):
+            before.append(_child(trees["tree"] / "src", batches, chunk))
+            after.append(_child(ROOT / "src", batches, chunk))
     return _best(before), _best(after)
 
 
