@@ -7,6 +7,7 @@ tests wait for them; a follow-up on the same gateway never has to (it reads the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -104,7 +105,7 @@ def test_pending_responses_are_written_when_the_gateway_stops(gateway: Any, upst
     gw = start(gateway, upstream)
     ids = [client(gw.base_url).responses.create(model="default", input=f"질문 {i}").id for i in range(3)]
     gw.stop()
-    with sqlite3.connect(gw.data_dir / "nuri.db") as db:
+    with contextlib.closing(sqlite3.connect(gw.data_dir / "nuri.db")) as db:
         written = {r[0] for r in db.execute("SELECT id FROM nuri_conversations")}
     assert written == set(ids)
 

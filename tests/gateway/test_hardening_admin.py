@@ -9,6 +9,7 @@ rate-limited; the SQLite files are private; uncaught errors log their type only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import stat
@@ -36,7 +37,7 @@ def _config(kr: Any, us: Any, **ledger: Any) -> dict[str, Any]:
 
 
 def _bodies(data_dir: Path) -> list[dict[str, Any]]:
-    with sqlite3.connect(data_dir / "nuri.db") as conn:
+    with contextlib.closing(sqlite3.connect(data_dir / "nuri.db")) as conn:
         return [json.loads(row[0]) for row in conn.execute("SELECT body FROM audit_log ORDER BY seq")]
 
 
@@ -69,7 +70,7 @@ def keyed(upstreams, tmp_path_factory):
     data = workdir / "data"
     keys = {"full": create_key(data, "full"), "narrow": create_key(data, "narrow", "--models", "kr", "--rpm", "5"),
             "admin": create_key(data, "ops")}
-    with sqlite3.connect(data / "nuri.db") as conn:
+    with contextlib.closing(sqlite3.connect(data / "nuri.db")) as conn, conn:     # commits, then closes
         conn.execute("UPDATE teams SET roles = ? WHERE name = 'ops'", (json.dumps(["admin"]),))
     proc = GatewayProcess(workdir, _config(kr, us), env={"NURI_ADMIN_KEY": ""}, data_dir=data)
     with proc:

@@ -119,11 +119,13 @@ async def ledger(store: Backend) -> AsyncIterator[Ledger]:
 class RedisProxy:
     """A TCP relay in front of the test Redis, so a test can take Redis away from one client
     (`cut`: every connection dropped, new ones refused) without touching the server others use,
-    or drop the live connections only (`drop`) and let the client reconnect."""
+    or drop the live connections only (`drop`) and let the client reconnect. `open` counts the
+    client's connections not yet closed."""
 
     def __init__(self) -> None:
         self.server: asyncio.Server | None = None
         self.port = 0
+        self.open = 0
         self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self, port: int = 0) -> RedisProxy:
@@ -146,7 +148,11 @@ class RedisProxy:
                     await dst.drain()
             dst.close()
 
-        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        self.open += 1
+        try:
+            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        finally:
+            self.open -= 1
 
     def drop(self) -> None:
         for w in list(self._writers):

@@ -10,6 +10,7 @@ what replicas hold leased.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -149,9 +150,17 @@ async def test_most_admissions_need_no_round_trip(replicas: Callable[..., RedisC
     scope = Scope("key:k1", 10_000, 1_000_000)
     made = lambda: ask(scope, tokens=50, budget=10**12, cost=2000)  # noqa: E731
     await fresh_second(0.1)       # a burst's requests all carry one second: it should end within it
-    t0 = time.time()
-    results = await asyncio.gather(burst(a, 2000, made), burst(b, 2000, made))
-    assert time.time() - t0 < 0.9
+    # The gateway moves its start-up heap out of the collector's sight (app.py); so does this
+    # stand-in, or full collections over the test process's heap (every module the suite
+    # imported) decide whether the burst fits in its second.
+    gc.collect()
+    gc.freeze()
+    try:
+        t0 = time.time()
+        results = await asyncio.gather(burst(a, 2000, made), burst(b, 2000, made))
+        assert time.time() - t0 < 0.9
+    finally:
+        gc.unfreeze()
     assert all(v.ok for r in results for v in r)
     # every command either replica sent, lease fetches, fetches ahead and returns included
     assert trips_a.n + trips_b.n < 4000 * 0.05, (trips_a.n, trips_b.n)
@@ -231,6 +240,25 @@ async def test_unused_leases_go_back_when_their_second_ends(replicas: Callable[.
     await asyncio.sleep(1.2)           # the idle budget lease went back too
     assert spent(redis_client, rprefix) == 50 * 7000
     assert held(a, "") == 0 and all(p.left == 0 for p in a.leases.purses.values())
+
+
+async def test_close_hangs_up_every_connection(replicas: Callable[..., RedisCounters],
+                                               redis_proxy: RedisProxy) -> None:
+    """A closed replica (a reload, a shutdown) leaves no connection open to Redis; left to the
+    collector, each would stay open until a full collection happened to find it."""
+    c = replicas(0.0, redis_proxy.url)          # no leasing: every admission is a round trip
+    gc.disable()                               # what closes them must be `close`, not the collector
+    try:
+        verdicts = await burst(c, 200, lambda: ask(Scope("key:conns", 10_000, None)))
+        assert all(v.ok for v in verdicts) and redis_proxy.open > 1     # a burst opened several
+        await c.close()
+        for _ in range(100):
+            if redis_proxy.open == 0:
+                break
+            await asyncio.sleep(0.01)
+        assert redis_proxy.open == 0
+    finally:
+        gc.enable()
 
 
 # --- 4. refusals are precise: only what others hold leased is not admitted ------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ def stored_rows(db_file: Path, count: int, timeout: float = 10.0) -> list[tuple[
     are (rows are written behind, in batches, a moment after the answer)."""
     deadline = time.monotonic() + timeout
     while True:
-        with sqlite3.connect(db_file) as db:
+        with contextlib.closing(sqlite3.connect(db_file)) as db:     # `with` alone commits, does not close
             rows = db.execute("SELECT id, body, expires_at - created_at FROM nuri_conversations "
                               "ORDER BY rowid").fetchall()
         if len(rows) >= count or time.monotonic() > deadline:

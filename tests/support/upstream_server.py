@@ -664,6 +664,8 @@ class RunningUpstream:
                 fut.result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()          # its selector and wake-up sockets, now rather than at a collection
 
     def reset(self) -> RunningUpstream:
         """Back to default behaviour with an empty request log (for servers shared by tests)."""
@@ -778,6 +780,8 @@ class RunningProxy:
                 asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+            if not self._thread.is_alive():
+                self._loop.close()
 
     def __enter__(self) -> RunningProxy:
         return self.start()

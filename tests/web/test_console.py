@@ -9,6 +9,7 @@ the language switch turns the page Korean or English. Screenshots are kept in th
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sqlite3
 import time
@@ -209,7 +210,7 @@ def test_verify_names_the_first_bad_record_of_a_tampered_copy(stack: Any, browse
     mine = '%"team":"tamper"%'
     deadline = time.monotonic() + 10
     while True:
-        with sqlite3.connect(gw.data_dir / "nuri.db") as db:
+        with contextlib.closing(sqlite3.connect(gw.data_dir / "nuri.db")) as db:
             shipped = db.execute("SELECT count(*) FROM audit_log WHERE kind = 'request' AND body LIKE ?",
                                  (mine,)).fetchone()[0]
         if shipped >= 3:
