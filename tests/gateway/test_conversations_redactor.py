@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from nuri.config import NuriConfig
-from nuri.gateway.conversations import NOT_KEPT, Known, Redactor, Stored
+from nuri.gateway.conversations import NOT_KEPT, Known, Redactor, Stored, _Base
 from nuri.privacy.classify import classify_texts
 from nuri.privacy.fields import walk
 from nuri.privacy.scanner import Scanner
@@ -61,10 +61,32 @@ def test_known_strings_and_own_ids_are_not_scanned_and_nothing_personal_is_store
     own = frozenset([stored.response["id"], stored.response["output"][0]["id"], "us"])
     body = Redactor(counting, known, scans, own).encode(stored)
     assert PHONE not in body and RRN not in body and "iVBOR" not in body
-    assert body.count("<PHONE_REDACTED>") == 4 and "<KR_RRN_REDACTED>" in body and NOT_KEPT in body
+    # instructions, the output (kept once, in the response) and metadata
+    assert body.count("<PHONE_REDACTED>") == 3 and "<KR_RRN_REDACTED>" in body and NOT_KEPT in body
     assert counting.seen == [f"메모 {PHONE}"]                  # only what nobody had scanned: metadata
     data = json.loads(body)
     assert data["response"]["id"] == stored.response["id"] and data["response"]["status"] == "completed"
+
+
+def test_a_row_keeps_the_output_once_and_gives_the_conversation_back_whole(scanner: Scanner) -> None:
+    _request, stored, _output_text = stored_turn()
+    stored.response["output"].insert(0, {"id": "rs_1", "type": "reasoning", "summary": []})   # never continued from
+    body = Redactor(scanner).encode(stored)
+    assert body.count('"msg_' + "b2" * 24) == 1
+    back = _Base.decode(body)
+    assert [i["type"] for i in back.items] == ["message", "message"]        # the input, then the output
+    assert back.items[1] == back.response["output"][1] and back.items[1]["content"][0]["text"].startswith("확인")
+    assert back.items[0]["content"][1] == {"type": "input_text", "text": NOT_KEPT}
+
+
+def test_rows_written_whole_still_load() -> None:
+    item = {"type": "message", "role": "user", "content": "안녕하세요"}
+    out = {"id": "msg_1", "type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "네"}]}
+    old = json.dumps({"items": [item, out], "response": {"status": "completed", "output": [out]}})
+    assert _Base.decode(old).items == [item, out]
+    # items that do not end with the response's output are written whole, and load as they were
+    odd = Stored([item], {"status": "completed", "output": [out]})
+    assert _Base.decode(Redactor(Scanner(NuriConfig().privacy)).encode(odd)).items == [item]
 
 
 def test_without_known_scans_everything_is_scanned_and_redacted(scanner: Scanner) -> None:
@@ -81,7 +103,7 @@ def test_unusual_keys_and_data_urls_anywhere_are_not_kept(scanner: Scanner) -> N
            "extra": {f"{PHONE}": "값", "file": "data:application/pdf;base64,JVBERi0xLjQ="}}
     body = Redactor(scanner).encode(Stored([odd], {"status": "completed"}))
     assert PHONE not in body and "JVBERi" not in body
-    assert json.loads(body)["items"][0]["extra"] == {"<PHONE_REDACTED>": "값", "file": NOT_KEPT}
+    assert _Base.decode(body).items[0]["extra"] == {"<PHONE_REDACTED>": "값", "file": NOT_KEPT}
 
 
 def test_a_status_that_is_not_a_protocol_word_is_scanned(scanner: Scanner) -> None:

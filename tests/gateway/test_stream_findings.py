@@ -69,7 +69,7 @@ def test_a_chat_stream_hands_its_findings_over_and_is_not_scanned_again() -> Non
     assert text in scans
     body, counting = stored_body(text, scans)
     assert counting.seen == []
-    assert PHONE not in body and body.count("<PHONE_REDACTED>") == 4     # the item, in history and response
+    assert PHONE not in body and body.count("<PHONE_REDACTED>") == 2     # the item, kept once (in the response)
 
 
 def test_without_reply_scans_nothing_is_recorded_and_the_output_is_scanned() -> None:

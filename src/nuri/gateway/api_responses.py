@@ -34,7 +34,7 @@ from nuri.catalog import Catalog
 from nuri.errors import InvalidRequest, NuriError
 from nuri.gateway import pipeline
 from nuri.gateway.access import check_model_access
-from nuri.gateway.conversations import Known, Store, Stored
+from nuri.gateway.conversations import Known, Store, Stored, kept_output
 from nuri.gateway.edge import Edge, error_of, sse, stream_error
 from nuri.gateway.labels import first_event_label, label_of
 from nuri.gateway.reply_texts import reply_scans
@@ -373,7 +373,7 @@ class Turn:
         """Keep the conversation for a follow-up (redacted); a failure to store is logged, not fatal."""
         if self.store is None or not self.stored:
             return
-        output = [i for i in response.get("output") or [] if isinstance(i, dict) and i.get("type") != "reasoning"]
+        output = kept_output(response)
         # the ids Nuri made and the deployment's id (set by the pipeline) are not personal data:
         # kept without a scan (an upstream's ids are scanned)
         made = [] if self.native else [i.get("id") for i in output]

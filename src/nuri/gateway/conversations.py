@@ -82,6 +82,22 @@ class Stored(NamedTuple):
     response: dict[str, Any]
 
 
+def kept_output(response: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The response's output items a follow-up continues from (reasoning is not kept)."""
+    return [i for i in response.get("output") or () if type(i) is dict and i.get("type") != "reasoning"]
+
+
+def stored_form(stored: Stored) -> dict[str, Any]:
+    """The body to write. The items end with the response's own output, which the response holds
+    too: then only the items before it are written (`input`), and `decode` puts the output back,
+    so a row carries each output item once. Items that do not end so are written whole."""
+    items, output = stored.items, kept_output(stored.response)
+    start = len(items) - len(output)
+    if start >= 0 and all(a is b for a, b in zip(items[start:], output, strict=True)):
+        return {"input": items[:start], "response": stored.response}
+    return {"items": items, "response": stored.response}
+
+
 class Known:
     """What the request's classification found in each of its texts, by text.
 
@@ -344,7 +360,7 @@ class Redactor:
 
     def encode(self, stored: Stored) -> str:
         """The stored form: redacted, as JSON text."""
-        body = {"items": stored.items, "response": stored.response}
+        body = stored_form(stored)
         if not self.clean(body):
             body = self.copy(body)
             self.scan_later()
@@ -379,7 +395,7 @@ class _Base:
         on a worker thread when much is (policy off, or a long streamed reply), so a scan of
         megabytes does not stall other requests."""
         redactor = Redactor(self.scanner, known, scans, own)
-        body = {"items": stored.items, "response": stored.response}
+        body = stored_form(stored)
         if redactor.clean(body):            # nothing to redact or scan: written as it is
             return orjson.dumps(body).decode()
         body = redactor.copy(body)
@@ -396,7 +412,10 @@ class _Base:
     @staticmethod
     def decode(text: str) -> Stored:
         body = orjson.loads(text)
-        return Stored(items=list(body.get("items") or []), response=dict(body.get("response") or {}))
+        response = dict(body.get("response") or {})
+        if "input" in body:                 # the output kept once, in the response (`stored_form`)
+            return Stored(items=[*body["input"], *kept_output(response)], response=response)
+        return Stored(items=list(body.get("items") or []), response=response)
 
 
 class MemoryStore(_Base):
