@@ -245,7 +245,7 @@ class Redactor:
         """Whether `node` is stored as it is: every string and key kept without a scan (Nuri's own,
         a protocol word, or known to hold nothing) and nothing to replace by a note. Most stored
         responses are, and are then written without a copy. Written flat, as `copy` is: it runs
-        for every node of every stored response."""
+        for every node of every stored response (an empty list or object is clean without a call)."""
         kind = type(node)
         if kind is str:
             return self._keeps(key, node)
@@ -257,12 +257,12 @@ class Redactor:
                     if not self._keeps(None, v):
                         return False
                 elif vk is dict:
-                    if id(v) in seen:               # an output item, both history and response
+                    if id(v) in seen:               # the same item twice (history sent back as input)
                         continue
-                    if not self.clean(v):
+                    if v and not self.clean(v):
                         return False
                     seen.add(id(v))
-                elif vk is list and not self.clean(v):
+                elif vk is list and v and not self.clean(v):
                     return False
             return True
         if kind is not dict:
@@ -277,9 +277,9 @@ class Redactor:
             if vk is str:
                 if v in own or k in _WORD_KEYS and _is_word(v):
                     continue
-                if not self._keeps(k, v):
+                if not self._known_clean(v):
                     return False
-            elif (vk is dict or vk is list) and not self.clean(v, k):
+            elif (vk is dict or vk is list) and v and not self.clean(v, k):
                 return False
         return True
 
@@ -287,6 +287,10 @@ class Redactor:
         """Whether a string is stored as it is, known without a scan."""
         if value in self.own or key in _WORD_KEYS and _is_word(value):
             return True
+        return self._known_clean(value)
+
+    def _known_clean(self, value: str) -> bool:
+        """Whether a string that is neither Nuri's own nor a protocol word is known to hold nothing."""
         if value.startswith("data:"):
             return False
         known = self.known.by_text.get(value) if self.known is not None else None
