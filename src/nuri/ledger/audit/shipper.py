@@ -35,8 +35,8 @@ RESCAN_SECONDS = 60.0            # how often the spool directory is searched for
 # every record would otherwise be a commit and a hop to the writer thread of its own, and waking a
 # thread on an idle machine costs 0.3–0.45 ms. The record is already in the spool; only the chain
 # lags, and a reader that needs it (`flush`) cuts the wait short, as a full batch does. 0.2 s
-# rather than 0.02: at 100 requests/s a batch holds ~20 records instead of ~2, and a request's
-# CPU (paced, full pipeline) drops 2.24 → 2.04 ms (bench/cpu.py --rate 100).
+# rather than 0.02: at 100 requests/s a batch holds ~20 records instead of ~2, and a request
+# (full pipeline, one every ~20 ms) executes 3.4 % fewer instructions (bench/instructions.py).
 GATHER_SECONDS = 0.2
 
 
