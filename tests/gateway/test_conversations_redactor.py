@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from nuri.config import NuriConfig
-from nuri.gateway.conversations import NOT_KEPT, Known, Redactor, Stored, _Base
+from nuri.gateway.conversations import NOT_KEPT, Known, MemoryStore, Redactor, Stored
 from nuri.privacy.classify import classify_texts
 from nuri.privacy.fields import walk
 from nuri.privacy.scanner import Scanner
@@ -73,7 +73,7 @@ def test_a_row_keeps_the_output_once_and_gives_the_conversation_back_whole(scann
     stored.response["output"].insert(0, {"id": "rs_1", "type": "reasoning", "summary": []})   # never continued from
     body = Redactor(scanner).encode(stored)
     assert body.count('"msg_' + "b2" * 24) == 1
-    back = _Base.decode(body)
+    back = MemoryStore.decode(body)
     assert [i["type"] for i in back.items] == ["message", "message"]        # the input, then the output
     assert back.items[1] == back.response["output"][1] and back.items[1]["content"][0]["text"].startswith("확인")
     assert back.items[0]["content"][1] == {"type": "input_text", "text": NOT_KEPT}
@@ -83,10 +83,10 @@ def test_rows_written_whole_still_load() -> None:
     item = {"type": "message", "role": "user", "content": "안녕하세요"}
     out = {"id": "msg_1", "type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "네"}]}
     old = json.dumps({"items": [item, out], "response": {"status": "completed", "output": [out]}})
-    assert _Base.decode(old).items == [item, out]
+    assert MemoryStore.decode(old).items == [item, out]
     # items that do not end with the response's output are written whole, and load as they were
     odd = Stored([item], {"status": "completed", "output": [out]})
-    assert _Base.decode(Redactor(Scanner(NuriConfig().privacy)).encode(odd)).items == [item]
+    assert MemoryStore.decode(Redactor(Scanner(NuriConfig().privacy)).encode(odd)).items == [item]
 
 
 def test_without_known_scans_everything_is_scanned_and_redacted(scanner: Scanner) -> None:
@@ -103,7 +103,7 @@ def test_unusual_keys_and_data_urls_anywhere_are_not_kept(scanner: Scanner) -> N
            "extra": {f"{PHONE}": "값", "file": "data:application/pdf;base64,JVBERi0xLjQ="}}
     body = Redactor(scanner).encode(Stored([odd], {"status": "completed"}))
     assert PHONE not in body and "JVBERi" not in body
-    assert _Base.decode(body).items[0]["extra"] == {"<PHONE_REDACTED>": "값", "file": NOT_KEPT}
+    assert MemoryStore.decode(body).items[0]["extra"] == {"<PHONE_REDACTED>": "값", "file": NOT_KEPT}
 
 
 def test_a_status_that_is_not_a_protocol_word_is_scanned(scanner: Scanner) -> None:

@@ -244,7 +244,7 @@ async def test_unused_leases_go_back_when_their_second_ends(replicas: Callable[.
 
 async def test_close_hangs_up_every_connection(replicas: Callable[..., RedisCounters],
                                                redis_proxy: RedisProxy) -> None:
-    """A closed replica (a reload, a shutdown) leaves no connection open to Redis; left to the
+    """A closed replica (a gateway stopping, a test) leaves no connection open to Redis; left to the
     collector, each would stay open until a full collection happened to find it."""
     c = replicas(0.0, redis_proxy.url)          # no leasing: every admission is a round trip
     gc.disable()                               # what closes them must be `close`, not the collector

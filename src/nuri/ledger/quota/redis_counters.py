@@ -356,7 +356,7 @@ class RedisCounters:
         if self._flusher is not None:
             with contextlib.suppress(Exception):
                 await self._flusher
-        # the client was given its pool, so it does not close it by default: without this each
-        # closed replica (a config reload, a test) would hold its connections open until the
-        # collector found them
+        # the client was given its pool, so it does not close it by default: without this a
+        # closed ledger (a gateway stopping in a process that goes on, a test) would hold its
+        # connections open until the collector found them
         await self._redis.aclose(close_connection_pool=True)
