@@ -159,9 +159,13 @@ class LedgerSettings(BaseModel):
         0.25, ge=0, le=5,
         description="how long a replica may trust its cached key rows without confirming the key epoch "
         "with the database; 0 turns the cache off (every request reads its key). Revoking a key waits this "
-        "long plus one poll before it returns, so a revocation holds from the next request on every replica",
+        "long (and a 10 % margin) before it returns, so a revocation holds from the next request on every replica",
     )
-    key_poll_seconds: float = Field(0.05, gt=0, le=1, description="how often each replica reads the key epoch")
+    key_poll_seconds: float = Field(
+        0.1, gt=0, le=1,
+        description="how often each replica reads the key epoch; well under the lease, so the lease rarely lapses while "
+        "requests come",
+    )
     auth_failure_limit: int = Field(
         30, ge=0,
         description="refused credentials one client address may send per window before its requests get 429 "

@@ -152,7 +152,7 @@ class Authenticator:
         """One autocommit read on the event loop. On SQLite it is a primary-key or one-row read
         of a WAL database (readers never wait for the writer), tens of microseconds: handing it
         to a thread cost more than the read, in the wake-up and the GIL hand-off both ways, and
-        the key epoch is read 20 times a second."""
+        the key epoch is read ten times a second."""
         if not self.db.is_sqlite:
             async with self.db.aconn() as conn:
                 return await afn(conn)
