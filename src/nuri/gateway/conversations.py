@@ -222,8 +222,6 @@ class Redactor:
         self.own = own
         self._memo: dict[str, str] = {}
         self.later: list[tuple[Any, Any, str]] = []      # (container, slot, string) to scan
-        self._copies: dict[int, tuple[Any, Any]] = {}    # id → (object, its copy): one copy per object
-        self._clean: set[int] = set()          # ids of list entries found clean (alive while the value is)
 
     def found(self, value: str) -> list[Entity] | None:
         """What is known to be in `value` without a scan (None: it needs one)."""
@@ -250,19 +248,12 @@ class Redactor:
         if kind is str:
             return self._keeps(key, node)
         if kind is list:
-            seen = self._clean
             for v in node:
                 vk = type(v)
                 if vk is str:
                     if not self._keeps(None, v):
                         return False
-                elif vk is dict:
-                    if id(v) in seen:               # the same item twice (history sent back as input)
-                        continue
-                    if v and not self.clean(v):
-                        return False
-                    seen.add(id(v))
-                elif vk is list and v and not self.clean(v):
+                elif (vk is dict or vk is list) and v and not self.clean(v):
                     return False
             return True
         if kind is not dict:
@@ -319,11 +310,7 @@ class Redactor:
         if kind is dict:
             if node.get("type") in _BINARY_TYPES:
                 return {"type": "input_text", "text": NOT_KEPT}
-            seen = self._copies.get(id(node))
-            if seen is not None and seen[0] is node:   # the output items are both history and response
-                return seen[1]
             obj: dict[Any, Any] = {}
-            self._copies[id(node)] = (node, obj)
             for k, v in node.items():
                 name = k if type(k) is not str or _plain_key(k) else self.text(k)
                 if name in obj:
