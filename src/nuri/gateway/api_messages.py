@@ -475,8 +475,7 @@ async def create_message(request: Request) -> Response:
     except Exception as exc:
         error = await edge.refuse(exc)
         return error_response(error, headers=edge.headers())
-    answer = await pipeline.handle(request, "chat", body=chat, api="messages", principal=edge.ctx.principal,
-                                   as_objects=True)
+    answer = await pipeline.handle(request, "chat", body=chat, trail=edge.trail, as_objects=True)
     if isinstance(answer, StreamingResponse):
         model = answer.headers.get("x-nuri-deployment") or chat["model"]
         nuri = first_event_label(answer)                # the AI notice in message_start, if asked

@@ -390,13 +390,11 @@ class Turn:
         reply guard's scans of a whole reply, to redact what it stores without scanning again."""
         as_objects = endpoint == "chat"              # a chat stream is translated here, not sent as it is
         if not self.stored:
-            return await pipeline.handle(request, endpoint, body=body, api="responses", principal=edge.ctx.principal,
-                                         as_objects=as_objects)
+            return await pipeline.handle(request, endpoint, body=body, trail=edge.trail, as_objects=as_objects)
         token = reply_scans.set({})
         try:
-            answer = await pipeline.handle(request, endpoint, body=body, api="responses",
-                                           principal=edge.ctx.principal, on_classified=self.classified,
-                                           as_objects=as_objects)
+            answer = await pipeline.handle(request, endpoint, body=body, trail=edge.trail,
+                                           on_classified=self.classified, as_objects=as_objects)
             label = label_of(answer)
             self.notice = label.notice if label is not None else None
             return answer

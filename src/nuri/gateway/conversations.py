@@ -71,7 +71,10 @@ TABLE = Table(
 )
 
 _INSERT = TABLE.insert()          # built once: SQLAlchemy caches its compiled form
-_SQLITE_INSERT = "INSERT INTO nuri_conversations (id, team, created_at, expires_at, body) VALUES (?, ?, ?, ?, ?)"
+# The body is bound as orjson's UTF-8 bytes and made TEXT by SQLite, which only relabels them:
+# decoding it into a str here would have the driver encode it back to UTF-8 for the insert.
+_SQLITE_INSERT = ("INSERT INTO nuri_conversations (id, team, created_at, expires_at, body) "
+                  "VALUES (?, ?, ?, ?, CAST(? AS TEXT))")
 
 
 class Stored(NamedTuple):
@@ -98,6 +101,9 @@ def stored_form(stored: Stored) -> dict[str, Any]:
     return {"items": items, "response": stored.response}
 
 
+_NOTHING: list[Entity] = []      # what a text holds when nothing was found in it (never changed)
+
+
 class Known:
     """What the request's classification found in each of its texts, by text.
 
@@ -116,6 +122,8 @@ class Known:
     def of(cls, texts: list[tuple[fields.Path, str]], classification: Classification) -> Known | None:
         if OVER_SCAN_LIMIT in classification.unscanned:
             return None
+        if not classification.entities:     # most requests: every text is known to hold nothing
+            return cls(dict.fromkeys([text for _path, text in texts], _NOTHING))
         by_path: dict[fields.Path, list[Entity]] = {}
         for e in classification.entities:
             by_path.setdefault(e.path, []).append(e)
@@ -124,7 +132,7 @@ class Known:
         for path, text in texts:
             ents = by_path.get(path)
             if not ents:                    # most texts: nothing found in them
-                by_text.setdefault(text, [])
+                by_text.setdefault(text, _NOTHING)
                 continue
             found = [e for e in ents if text[e.start:e.end] == e.text]
             if len(found) != len(ents):
@@ -174,7 +182,7 @@ _COMMON_KEYS = frozenset({
     "output_tokens_details", "cached_tokens", "reasoning_tokens", "error", "incomplete_details",
     "max_output_tokens", "parallel_tool_calls", "previous_response_id", "reasoning", "effort", "summary",
     "service_tier", "store", "temperature", "format", "tool_choice", "top_p", "truncation", "user", "background",
-    "nuri", "strict", "required", "refusal", "items", "response", "image_url", "file_data", "filename", "detail",
+    "nuri", "strict", "required", "refusal", "items", "input", "response", "image_url", "file_data", "filename", "detail",
 })
 
 
@@ -371,7 +379,7 @@ class _Row(NamedTuple):
     team: str
     created_at: float
     expires_at: float
-    body: str
+    body: bytes             # the stored form as JSON (UTF-8)
 
 
 class _Base:
@@ -380,28 +388,28 @@ class _Base:
         self.scanner = scanner
 
     async def encode(self, stored: Stored, known: Known | None = None,
-                     scans: Mapping[str, list[Entity]] | None = None, own: frozenset[str] = frozenset()) -> str:
-        """The stored form, redacted, as JSON text. On the event loop when little is left to scan
+                     scans: Mapping[str, list[Entity]] | None = None, own: frozenset[str] = frozenset()) -> bytes:
+        """The stored form, redacted, as JSON (UTF-8). On the event loop when little is left to scan
         (the request's texts are known from its classification, a whole reply's from the guard);
         on a worker thread when much is (policy off, or a long streamed reply), so a scan of
         megabytes does not stall other requests."""
         redactor = Redactor(self.scanner, known, scans, own)
         body = stored_form(stored)
         if redactor.clean(body):            # nothing to redact or scan: written as it is
-            return orjson.dumps(body).decode()
+            return orjson.dumps(body)
         body = redactor.copy(body)
         if redactor.later_chars > INLINE_SCAN_CHARS:
             await asyncio.to_thread(redactor.scan_later)
         else:
             redactor.scan_later()
-        return orjson.dumps(body).decode()
+        return orjson.dumps(body)
 
-    def row(self, team: str, body: str) -> _Row:
+    def row(self, team: str, body: bytes) -> _Row:
         now = time.time()
         return _Row(team, now, now + self.retention, body)
 
     @staticmethod
-    def decode(text: str) -> Stored:
+    def decode(text: str | bytes) -> Stored:
         body = orjson.loads(text)
         response = dict(body.get("response") or {})
         if "input" in body:                 # the output kept once, in the response (`stored_form`)
@@ -621,7 +629,7 @@ class DatabaseStore(_Base):
                 raise
             return
         params = [{"id": response_id, "team": row.team, "created_at": row.created_at,
-                   "expires_at": row.expires_at, "body": row.body} for response_id, row in batch.items()]
+                   "expires_at": row.expires_at, "body": row.body.decode()} for response_id, row in batch.items()]
         with self.engine.begin() as conn:
             conn.execute(_INSERT, params)
 

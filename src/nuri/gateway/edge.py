@@ -32,7 +32,9 @@ _KEPT_HEADERS = ("retry-after",)
 
 @dataclass(slots=True)
 class Edge:
-    """One request of a translated API up to the pipeline: its gateway, context and audit trail."""
+    """One request of a translated API: its gateway, context and audit trail, opened when it came
+    in and handed to the pipeline (`pipeline.handle(trail=...)`), so the request has one id, one
+    clock and one record whether it is refused here or answered there."""
 
     request: Request
     gw: Gateway

@@ -48,28 +48,29 @@ _STREAMS = {"chat": "stream_chat", "completions": "stream_complete", "responses"
 
 
 async def handle(request: Request, endpoint: str, body: dict[str, Any] | None = None, *,
-                 api: str | None = None, principal: Principal | None = None,
+                 trail: Trail | None = None,
                  on_classified: Callable[[ParsedRequest, Classification], None] | None = None,
                  as_objects: bool = False) -> Response:
     """One request through the pipeline. Another API (Responses, Messages) passes its request
-    translated into this endpoint's wire format as `body`, its own name as `api` (what the audit
-    record names) and the `principal` it already authenticated; else all three come from here.
+    translated into this endpoint's wire format as `body`, and the `trail` it opened when the
+    request came in: its context already names the API (what the audit record says) and holds
+    the principal it authenticated, and its clock started then. Else both come from here.
     `on_classified` is handed the walked request and its classification once they are known, so
     the caller can reuse the scan (the Responses API redacts its stored state with it). With
     `as_objects`, a streamed chat answer's body yields each chunk as an object, None for `[DONE]`
     and the error object for a failure, for an API that translates the stream in process: the
     bytes would only be parsed back."""
     gw: Gateway = request.app.state.gateway
-    ctx = RequestContext(endpoint=api or endpoint)
-    trail = Trail(gw, ctx)
+    authenticated = trail is not None
+    if trail is None:
+        trail = Trail(gw, RequestContext(endpoint=endpoint))
+    ctx = trail.ctx
     reply: dict[str, Any] | None = None
     status: int = CLIENT_GONE.status                 # what stands if the task is cancelled
     error: NuriError | None = CLIENT_GONE
     try:
-        if principal is None:
+        if not authenticated:
             await authenticate(gw, request, ctx)                                  # auth
-        else:
-            ctx.principal = principal
         if body is None:
             body = await read_json_body(request, gw.config.server.max_body_bytes)
         body, ctx.citations = await rag_step(gw, ctx.principal, body)             # RAG: passages join the body
