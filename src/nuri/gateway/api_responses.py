@@ -54,6 +54,7 @@ _IGNORED = frozenset({"include", "truncation", "reasoning", "service_tier", "pro
 _HANDLED = frozenset({"model", "input", "instructions", "tools", "tool_choice", "text", "max_output_tokens",
                       "temperature", "top_p", "stream", "previous_response_id", "store", "metadata", "user",
                       "parallel_tool_calls", "safety_identifier", "background"})
+_KNOWN = _HANDLED | _IGNORED
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 
 
@@ -136,14 +137,20 @@ def items_to_messages(items: list[Any], param: str = "input") -> list[dict[str, 
     """Input items as chat messages: function calls join the assistant message before them."""
     messages: list[dict[str, Any]] = []
     for i, item in enumerate(items):
+        if isinstance(item, dict) and item.get("type", "message") == "message":
+            # the common item, checked without naming its place unless it is wrong (a long
+            # history holds dozens of them)
+            role, content = _ROLES.get(item.get("role")), item.get("content")
+            if role is None:
+                raise InvalidRequest(f"{param}[{i}].role: must be user, assistant, system or developer",
+                                     param=f"{param}[{i}].role")
+            messages.append({"role": role, "content": content if isinstance(content, str) else
+                             _content(content, f"{param}[{i}].content")})
+            continue
         where = f"{param}[{i}]"
         _need(isinstance(item, dict), f"{where}: an input item must be an object", where)
         kind = item.get("type", "message")
-        if kind == "message":
-            role = _ROLES.get(item.get("role"))
-            _need(role is not None, f"{where}.role: must be user, assistant, system or developer", f"{where}.role")
-            messages.append({"role": role, "content": _content(item.get("content"), f"{where}.content")})
-        elif kind == "function_call":
+        if kind == "function_call":
             for key in ("call_id", "name", "arguments"):
                 _need(isinstance(item.get(key), str), f"{where}.{key}: must be a string", f"{where}.{key}")
             call = {"id": item["call_id"], "type": "function",
@@ -221,7 +228,7 @@ def _response_format(text: Any) -> dict[str, Any] | None:
 
 
 def check_parameters(body: dict[str, Any]) -> None:
-    unknown = sorted(body.keys() - _HANDLED - _IGNORED)
+    unknown = sorted(body.keys() - _KNOWN)
     if unknown:
         raise InvalidRequest(f"{unknown[0]}: parameter not supported by Nuri's Responses API", param=unknown[0],
                              code="unsupported_parameter")
@@ -570,14 +577,21 @@ class _StreamWriter:
             out.append(self._event("response.content_part.added", {
                 "item_id": item["id"], "output_index": self.message, "content_index": len(item["content"]) - 1,
                 "part": self.part}))
-        where = {"item_id": item["id"], "output_index": self.message, "content_index": len(item["content"]) - 1}
-        if kind == "output_text":
-            self.part["text"] += delta
-            out.append(self._event("response.output_text.delta", {**where, "delta": delta, "logprobs": []}))
-        else:
-            self.part["refusal"] += delta
-            out.append(self._event("response.refusal.delta", {**where, "delta": delta}))
+        self.part[kind if kind == "refusal" else "text"] += delta
+        out.append(self._delta(item, kind, delta))
         return out
+
+    def _delta(self, item: dict[str, Any], kind: str, delta: str) -> bytes:
+        """A text or refusal delta of the open message `item`: the event a stream sends most,
+        built in one step."""
+        name = "response.output_text.delta" if kind == "output_text" else "response.refusal.delta"
+        body: dict[str, Any] = {"type": name, "sequence_number": self.seq, "item_id": item["id"],
+                                "output_index": self.message, "content_index": len(item["content"]) - 1,
+                                "delta": delta}
+        if kind == "output_text":
+            body["logprobs"] = []
+        self.seq += 1
+        return sse(name, body)
 
     def _close_part(self) -> list[bytes]:
         if self.part is None or self.message is None:
