@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from nuri.config import NuriConfig
-from nuri.gateway.conversations import DatabaseStore, MemoryStore, Store, Stored
 from nuri.dburl import with_psycopg
+from nuri.gateway.conversations import DatabaseStore, MemoryStore, Store, Stored
 from nuri.privacy.scanner import Scanner
 
 RRN = "900101-1234568"

@@ -34,7 +34,6 @@ from nuri.gateway.state import Gateway
 from nuri.gateway.wire import read_json_body
 from nuri.observability import tracing
 from nuri.policy.terminology import TermBlocked
-from nuri.principal import Principal
 from nuri.privacy import fields
 from nuri.privacy.types import Classification
 from nuri.providers.sse import DONE, encode_event
