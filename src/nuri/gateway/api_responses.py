@@ -55,7 +55,7 @@ _HANDLED = frozenset({"model", "input", "instructions", "tools", "tool_choice", 
                       "temperature", "top_p", "stream", "previous_response_id", "store", "metadata", "user",
                       "parallel_tool_calls", "safety_identifier", "background"})
 _KNOWN = _HANDLED | _IGNORED
-_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
+_ROLES: dict[Any, str] = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 
 
 def _id(prefix: str) -> str:
