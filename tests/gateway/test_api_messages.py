@@ -172,6 +172,7 @@ def test_structured_output_and_the_newer_parameters_are_accepted(fresh: Boundary
     ({"format": {"type": "regex", "pattern": "x"}}, "output_config.format: type"),
     ({"format": {"type": "json_schema"}}, "output_config.format.schema"),
     ({"effort": "extreme"}, "output_config.effort"),
+    ({"effort": {"level": "high"}}, "output_config.effort"),       # any JSON value: a 400, not a 500
     ({"verbosity": "low"}, "output_config.verbosity"),
 ])
 def test_an_output_config_nuri_cannot_honour_is_refused(fresh: Boundary, config: dict[str, Any], param: str) -> None:

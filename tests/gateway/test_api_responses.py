@@ -158,6 +158,9 @@ def test_unsupported_tools_and_parameters_are_refused_naming_them(fresh: Boundar
     with pytest.raises(openai.BadRequestError) as info:
         oa.responses.create(model="default", input="hi", extra_body={"conversation": "conv_1"})
     assert info.value.body["param"] == "conversation"
+    with pytest.raises(openai.BadRequestError) as info:      # a role that is no name: a 400, not a 500
+        oa.responses.create(model="default", input=[{"type": "message", "role": {"name": "user"}, "content": "hi"}])  # type: ignore[list-item]
+    assert info.value.body["param"] == "input[0].role"
     assert fresh.us.received_bodies() == []
 
 

@@ -1,6 +1,7 @@
 """The OpenAI SDK's Responses helpers against Nuri: `responses.stream()` (which rebuilds the
 response from the events and fails on any event out of order), `responses.parse()` with a
-pydantic `text_format`, and `retrieve` of what was answered."""
+pydantic `text_format`, `retrieve` of what was answered, and a follow-up to a turn whose tool
+has the schema agent SDKs generate for optional fields."""
 
 from __future__ import annotations
 
@@ -45,3 +46,18 @@ def test_parse_reads_a_structured_reply_into_the_model(fresh: Boundary) -> None:
     sent = json.loads(fresh.us.received_bodies()[-1])
     assert sent["response_format"]["type"] == "json_schema"
     assert sent["response_format"]["json_schema"]["name"] == "Branch"
+
+
+def test_a_turn_whose_tool_schema_allows_null_is_kept_for_its_follow_up(fresh: Boundary) -> None:
+    """Strict schemas for optional fields say `"type": ["string", "null"]` (the Agents SDK writes
+    them so). The stored copy's check must read such a `type` as the schema it is."""
+    tool = {"type": "function", "name": "lookup", "strict": True, "description": "지점을 찾습니다.",
+            "parameters": {"type": "object", "additionalProperties": False, "required": ["city"],
+                           "properties": {"city": {"type": ["string", "null"]}}}}
+    oa = client(fresh.gateway.base_url)
+    first = oa.responses.create(model="default", input="부산 지점을 찾아 주세요.", tools=[tool])  # type: ignore[list-item]
+    assert oa.responses.retrieve(first.id).tools[0].parameters == tool["parameters"]
+    second = oa.responses.create(model="default", input="고맙습니다.", previous_response_id=first.id, tools=[tool])  # type: ignore[list-item]
+    assert second.status == "completed"
+    sent = json.loads(fresh.us.received_bodies()[-1])["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]

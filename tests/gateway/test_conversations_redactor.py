@@ -137,3 +137,14 @@ def test_the_ai_notice_of_a_labelled_turn_is_kept_without_a_scan(scanner: Scanne
     body = Redactor(counting, None, None, kept["own"]).encode(kept["stored"])
     assert notice not in counting.seen and json.loads(body)["response"]["nuri"]["notice"] == notice
     assert counting.seen == ["안녕하세요"]                     # the input, unknown here, is scanned as ever
+
+
+def test_a_type_that_is_not_a_name_is_walked_like_any_value(scanner: Scanner) -> None:
+    """JSON schemas say `"type": ["string", "null"]`; metadata may hold any object. Neither is an
+    image or a file part, and neither stops the response from being stored."""
+    schema = {"type": "object", "properties": {"city": {"type": ["string", "null"]}}}
+    response = {"status": "completed", "tools": [{"type": "function", "name": "lookup", "parameters": schema}],
+                "metadata": {"note": {"type": {"kind": f"연락처 {PHONE}"}}}}
+    body = json.loads(Redactor(scanner).encode(Stored([], response)))
+    assert body["response"]["tools"][0]["parameters"] == schema
+    assert PHONE not in json.dumps(body, ensure_ascii=False)

@@ -245,7 +245,8 @@ def _output_config(config: Any, chat: dict[str, Any]) -> None:
     _need(isinstance(config, dict), "must be an object", "output_config")
     _refuse_unknown(config, frozenset({"format", "effort"}), "output_config.")
     effort = config.get("effort")
-    _need(effort is None or effort in _EFFORTS, f"must be one of {', '.join(sorted(_EFFORTS))}", "output_config.effort")
+    _need(effort is None or isinstance(effort, str) and effort in _EFFORTS,
+          f"must be one of {', '.join(sorted(_EFFORTS))}", "output_config.effort")
     fmt = config.get("format")
     if fmt is None:
         return

@@ -55,7 +55,7 @@ _HANDLED = frozenset({"model", "input", "instructions", "tools", "tool_choice", 
                       "temperature", "top_p", "stream", "previous_response_id", "store", "metadata", "user",
                       "parallel_tool_calls", "safety_identifier", "background"})
 _KNOWN = _HANDLED | _IGNORED
-_ROLES: dict[Any, str] = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
+_ROLES: dict[str, str] = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 
 
 def _id(prefix: str) -> str:
@@ -140,7 +140,8 @@ def items_to_messages(items: list[Any], param: str = "input") -> list[dict[str, 
         if isinstance(item, dict) and item.get("type", "message") == "message":
             # the common item, checked without naming its place unless it is wrong (a long
             # history holds dozens of them)
-            role, content = _ROLES.get(item.get("role")), item.get("content")
+            role = item.get("role")
+            role, content = _ROLES.get(role) if isinstance(role, str) else None, item.get("content")
             if role is None:
                 raise InvalidRequest(f"{param}[{i}].role: must be user, assistant, system or developer",
                                      param=f"{param}[{i}].role")

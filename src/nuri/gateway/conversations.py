@@ -194,6 +194,13 @@ _COMMON_WORDS = frozenset({
 })
 
 
+def _binary(node: dict[Any, Any]) -> bool:
+    """Whether an object is an image, audio or file part. Its `type` may be any JSON value: a
+    tool's JSON schema says `"type": ["string", "null"]`, which no set of names can be asked about."""
+    kind = node.get("type")
+    return type(kind) is str and kind in _BINARY_TYPES
+
+
 def _is_word(value: str) -> bool:
     return value in _COMMON_WORDS or _WORD.fullmatch(value) is not None
 
@@ -266,7 +273,7 @@ class Redactor:
             return True
         if kind is not dict:
             return True
-        if node.get("type") in _BINARY_TYPES:
+        if _binary(node):
             return False
         own = self.own
         for k, v in node.items():
@@ -316,7 +323,7 @@ class Redactor:
         Written flat: it runs for every node of every stored response."""
         kind = type(node)
         if kind is dict:
-            if node.get("type") in _BINARY_TYPES:
+            if _binary(node):
                 return {"type": "input_text", "text": NOT_KEPT}
             obj: dict[Any, Any] = {}
             for k, v in node.items():
