@@ -201,6 +201,7 @@ class MessagesUpstream:
         self.port = free_port()
         self.requests: list[dict[str, Any]] = []
         self.tool = False
+        self.stop_reason: Any = None        # sent instead of the usual one when set
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -237,7 +238,7 @@ class MessagesUpstream:
         echo = "ECHO: " + " | ".join(dict.fromkeys(PLACEHOLDER_RE.findall(raw)))
         block: dict[str, Any] = ({"type": "tool_use", "id": "toolu_up", "name": "lookup",
                                   "input": {"phone": echo[6:]}} if self.tool else {"type": "text", "text": echo})
-        stop = "tool_use" if self.tool else "end_turn"
+        stop = self.stop_reason if self.stop_reason is not None else "tool_use" if self.tool else "end_turn"
         if not body.get("stream"):
             return web.json_response({"id": "msg_up", "type": "message", "role": "assistant", "model": body["model"],
                                       "content": [block], "stop_reason": stop, "stop_sequence": None,
@@ -389,3 +390,17 @@ def test_keys_by_x_api_key_and_state_bound_to_the_team(tmp_path: Any, upstream: 
         with pytest.raises(openai.NotFoundError):
             b.responses.create(model="default", input="again", previous_response_id=first.id)
         assert a.responses.create(model="default", input="again", previous_response_id=first.id).status == "completed"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_stop_reason_that_is_not_a_name_reads_as_a_plain_stop(
+        via_adapter: Any, messages_upstream: MessagesUpstream, stream: bool) -> None:
+    messages_upstream.stop_reason = {"reason": "odd"}      # any JSON value: not a 500
+    kwargs = {"model": "default", "max_tokens": 64, "messages": [{"role": "user", "content": "안녕하세요"}]}
+    sdk = client(via_adapter)
+    if stream:
+        with sdk.messages.stream(**kwargs) as s:
+            final = s.get_final_message()
+    else:
+        final = sdk.messages.create(**kwargs)
+    assert final.stop_reason == "end_turn" and final.content[0].type == "text"

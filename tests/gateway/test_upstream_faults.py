@@ -487,3 +487,47 @@ def test_fsync_database_down_while_idle_is_503_and_nothing_leaves(pg_rig: tuple[
     rec = rig.audit.one(resp.headers["x-nuri-request-id"])
     assert rec["status"] == 503
     assert recovered(rig)
+
+
+# Fields the Responses and Messages APIs translate: each of these shapes used to reach their
+# translation and answer 500 after the record said 200. Checked at the provider boundary now, they
+# are an upstream's fault as any other (retried on the next deployment, 502 when all fail).
+TRANSLATED_FAULTS = {
+    "finish-reason-list": {"finish_reason": ["stop"]},
+    "tool-calls-object": {"message": {"role": "assistant", "content": None, "tool_calls": {"id": "c1"}}},
+    "tool-call-string": {"message": {"role": "assistant", "content": None, "tool_calls": [SECRET_TEXT]}},
+    "tool-arguments-object": {"message": {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": {"q": SECRET_TEXT}}}]}},
+}
+API_BODIES = {
+    "/chat/completions": chat(),
+    "/responses": {"model": "default", "input": "안녕하세요", "max_output_tokens": 16},
+    "/messages": {"model": "default", "max_tokens": 16, "messages": [{"role": "user", "content": "안녕하세요"}]},
+}
+
+
+@pytest.mark.parametrize("path", list(API_BODIES))
+@pytest.mark.parametrize("name", list(TRANSLATED_FAULTS))
+def test_a_reply_field_the_apis_translate_is_checked_at_the_boundary(rig: Rig, name: str, path: str) -> None:
+    choice = {"index": 0, "message": {"role": "assistant", "content": "안녕"}, "finish_reason": "stop",
+              **TRANSLATED_FAULTS[name]}
+    body = json.dumps({"id": "c", "object": "chat.completion", "created": 0, "model": "m", "choices": [choice]})
+    rig.script({"fault": "raw", "body": body}, {"fault": "raw", "body": body})
+    resp = rig.post(API_BODIES[path], path)
+    assert resp.status_code == 502, resp.text[:300]
+    assert SECRET_TEXT not in resp.text
+    assert "upstream" in resp.json()["error"]["type"] or resp.json()["error"]["type"] == "api_error"
+    assert rig.audit.one(resp.headers["x-nuri-request-id"])["status"] == 502
+
+
+@pytest.mark.parametrize("path", list(API_BODIES))
+def test_a_chunk_field_the_apis_translate_is_checked_at_the_boundary(rig: Rig, path: str) -> None:
+    bad = {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": [0], "function": {"name": "f"}}]},
+                        "finish_reason": None}]}
+    rig.script({"fault": "sse", "events": [GOOD_CHUNK, bad]})
+    with httpx.stream("POST", rig.gw.base_url + path, json={**API_BODIES[path], "stream": True},
+                      headers={"Authorization": f"Bearer {rig.key}"}, timeout=30) as resp:
+        text = resp.read().decode()
+        request_id = resp.headers["x-nuri-request-id"]
+    assert resp.status_code == 200 and "error" in text.rsplit("\n\n", 2)[-2], text[-400:]
+    assert rig.audit.one(request_id)["status"] == 502

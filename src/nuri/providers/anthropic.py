@@ -35,6 +35,12 @@ _FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", 
            "refusal": "content_filter", "pause_turn": "stop"}
 
 
+def _finish(reason: Any) -> str:
+    """Chat's finish reason for a Messages stop reason; an unknown one, or one that is not a
+    string at all, is a plain stop."""
+    return _FINISH.get(reason, "stop") if isinstance(reason, str) else "stop"
+
+
 # --- chat completions → Messages request ------------------------------------------------------------
 
 
@@ -191,7 +197,7 @@ def from_message(data: Body) -> Body:
     return {"id": data.get("id") or "msg", "object": "chat.completion", "created": int(time.time()),
             "model": data.get("model"),
             "choices": [{"index": 0, "message": message,
-                         "finish_reason": _FINISH.get(data.get("stop_reason") or "end_turn", "stop")}],
+                         "finish_reason": _finish(data.get("stop_reason"))}],
             "usage": _usage(data.get("usage"))}
 
 
@@ -238,7 +244,7 @@ class _Chunks:
         if kind == "message_delta":
             self.usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
             reason = (event.get("delta") or {}).get("stop_reason")
-            return [self._chunk({}, _FINISH.get(reason or "end_turn", "stop"))]
+            return [self._chunk({}, _finish(reason))]
         if kind == "message_stop":
             return [{"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                      "choices": [], "usage": _usage(self.usage)}]

@@ -51,6 +51,39 @@ def _text_fault(node: dict[str, Any], where: str) -> str | None:
     return None
 
 
+def _choice_fault(choice: dict[str, Any], where: str) -> str | None:
+    """`finish_reason` and tool calls, which the Responses and Messages APIs translate: a reason
+    is a string, a call an object whose index is an integer and whose function's name and
+    arguments are strings."""
+    finish = choice.get("finish_reason")
+    if finish is not None and type(finish) is not str:
+        return f"{where}.finish_reason"
+    return None
+
+
+def _calls_fault(calls: Any, where: str) -> str | None:
+    if calls is None:
+        return None
+    if type(calls) is not list:
+        return where
+    for call in calls:
+        if type(call) is not dict:
+            return f"{where}[]"
+        index, call_id, fn = call.get("index"), call.get("id"), call.get("function")
+        if index is not None and type(index) is not int:
+            return f"{where}[].index"
+        if call_id is not None and type(call_id) is not str:
+            return f"{where}[].id"
+        if fn is not None:
+            if type(fn) is not dict:
+                return f"{where}[].function"
+            for key in ("name", "arguments"):
+                value = fn.get(key)
+                if value is not None and type(value) is not str:
+                    return f"{where}[].function.{key}"
+    return None
+
+
 def reply_fault(data: Any, endpoint: str) -> str | None:
     """The first field of a whole (non-stream) reply that breaks the shape; None if it holds."""
     if type(data) is not dict:
@@ -69,11 +102,15 @@ def reply_fault(data: Any, endpoint: str) -> str | None:
     for i, choice in enumerate(choices):
         if type(choice) is not dict:
             return f"choices[{i}]"
+        fault = _choice_fault(choice, f"choices[{i}]")
+        if fault is not None:
+            return fault
         message = choice.get("message")
         if message is not None:
             if type(message) is not dict:
                 return f"choices[{i}].message"
-            fault = _text_fault(message, f"choices[{i}].message")
+            fault = (_text_fault(message, f"choices[{i}].message")
+                     or _calls_fault(message.get("tool_calls"), f"choices[{i}].message.tool_calls"))
             if fault is not None:
                 return fault
         text = choice.get("text")
@@ -93,11 +130,15 @@ def chunk_fault(event: Any) -> str | None:
         for choice in choices:
             if type(choice) is not dict:
                 return "choices[]"
+            fault = _choice_fault(choice, "choices[]")
+            if fault is not None:
+                return fault
             delta = choice.get("delta")
             if delta is not None:
                 if type(delta) is not dict:
                     return "choices[].delta"
-                fault = _text_fault(delta, "choices[].delta")
+                fault = _text_fault(delta, "choices[].delta") or _calls_fault(delta.get("tool_calls"),
+                                                                               "choices[].delta.tool_calls")
                 if fault is not None:
                     return fault
             text = choice.get("text")
