@@ -202,6 +202,7 @@ class MessagesUpstream:
         self.requests: list[dict[str, Any]] = []
         self.tool = False
         self.stop_reason: Any = None        # sent instead of the usual one when set
+        self.usage: Any = None              # likewise the usage
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -242,7 +243,7 @@ class MessagesUpstream:
         if not body.get("stream"):
             return web.json_response({"id": "msg_up", "type": "message", "role": "assistant", "model": body["model"],
                                       "content": [block], "stop_reason": stop, "stop_sequence": None,
-                                      "usage": {"input_tokens": 11, "output_tokens": 7}})
+                                      "usage": self.usage or {"input_tokens": 11, "output_tokens": 7}})
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
 
@@ -251,7 +252,7 @@ class MessagesUpstream:
 
         await send("message_start", {"message": {"id": "msg_up", "type": "message", "role": "assistant",
                                                  "model": body["model"], "content": [],
-                                                 "usage": {"input_tokens": 11, "output_tokens": 1}}})
+                                                 "usage": self.usage or {"input_tokens": 11, "output_tokens": 1}}})
         await send("ping", {})
         if self.tool:
             args = json.dumps(block["input"])
@@ -404,3 +405,18 @@ def test_a_stop_reason_that_is_not_a_name_reads_as_a_plain_stop(
     else:
         final = sdk.messages.create(**kwargs)
     assert final.stop_reason == "end_turn" and final.content[0].type == "text"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_usage_that_is_no_count_is_the_upstream_fault_not_ours(
+        via_adapter: Any, messages_upstream: MessagesUpstream, stream: bool) -> None:
+    messages_upstream.usage = {"input_tokens": ["eleven"], "output_tokens": 7}
+    kwargs = {"model": "default", "max_tokens": 64, "messages": [{"role": "user", "content": "안녕하세요"}]}
+    with pytest.raises(anthropic.APIStatusError) as info:
+        if stream:
+            with client(via_adapter).messages.stream(**kwargs) as s:
+                s.get_final_message()
+        else:
+            client(via_adapter).messages.create(**kwargs)
+    assert info.value.status_code == 502          # found before the first event, streamed or not
+    assert "eleven" not in str(info.value.body)

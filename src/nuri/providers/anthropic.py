@@ -221,6 +221,7 @@ class _Chunks:
             message = event.get("message") or {}
             self.id, self.model = message.get("id") or self.id, message.get("model")
             self.usage.update(message.get("usage") or {})
+            _usage(self.usage)          # counts that are no numbers fail here, before the first chunk
             return [self._chunk({"role": "assistant", "content": ""})]
         if kind == "content_block_start":
             block = event.get("content_block") or {}
@@ -306,7 +307,10 @@ class AnthropicProvider(PooledHttpProvider):
             raise self._malformed("invalid JSON") from exc
         if not isinstance(data, dict) or not isinstance(data.get("content"), list):
             raise self._malformed("a reply without a content list")
-        reply = from_message(data)
+        try:
+            reply = from_message(data)
+        except (AttributeError, TypeError, ValueError) as exc:     # a part of the wrong shape
+            raise self._malformed("a malformed reply") from exc
         fault = reply_fault(reply, "chat")
         if fault is not None:
             raise self._malformed(f"a malformed reply: {fault}")
@@ -334,7 +338,11 @@ class AnthropicProvider(PooledHttpProvider):
                         if event.get("type") == "error":
                             raise UpstreamError(f"deployment {self.deployment.id} failed mid-stream: "
                                                 f"{_error_message(data)}", retryable=True)
-                        for chunk in chunks.event(event):
+                        try:
+                            translated = chunks.event(event)
+                        except (AttributeError, TypeError, ValueError) as exc:   # a part of the wrong shape
+                            raise self._malformed("a malformed stream event") from exc
+                        for chunk in translated:
                             fault = chunk_fault(chunk)
                             if fault is not None:
                                 raise self._malformed(f"a malformed stream event: {fault}")
