@@ -134,3 +134,14 @@ def test_input_items_list_what_a_response_was_generated_from_redacted_newest_fir
     for query, param in (({"limit": "0"}, "limit"), ({"order": "up"}, "order"), ({"after": "msg_x"}, "after")):
         r = httpx.get(f"{gw.base_url}/responses/{second.id}/input_items", params=query, timeout=10)
         assert r.status_code == 400 and r.json()["error"]["param"] == param
+
+
+def test_input_items_whose_id_is_not_a_string_are_listed_with_one_of_ours(gateway: Any, upstream: RunningUpstream) -> None:
+    """An input item's `id` is whatever JSON the client sent; it is listed under an id Nuri gives."""
+    gw = start(gateway, upstream)
+    first = client(gw.base_url).responses.create(
+        model="default", input=[{"type": "message", "role": "user", "content": "안녕하세요", "id": {"x": 1}}])  # type: ignore[list-item, misc]
+    r = httpx.get(f"{gw.base_url}/responses/{first.id}/input_items", timeout=10)
+    assert r.status_code == 200, r.text[:300]
+    (item,) = r.json()["data"]
+    assert item["id"].startswith("msg_") and item["content"][0]["text"] == "안녕하세요"

@@ -34,8 +34,10 @@ def input_items(response_id: str, stored: Stored) -> list[dict[str, Any]]:
     """The stored items before the response's own output, oldest first, each with an id."""
     output = stored.response.get("output") or []
     produced = {i.get("id") for i in output if isinstance(i, dict) and isinstance(i.get("id"), str)}
+    # an item's `id` and `type` are whatever JSON the client or a deployment sent: only strings
+    # are looked up
     return [_listed(response_id, place, item) for place, item in enumerate(stored.items)
-            if isinstance(item, dict) and item.get("id") not in produced]
+            if isinstance(item, dict) and not (isinstance(item.get("id"), str) and item["id"] in produced)]
 
 
 def _listed(response_id: str, place: int, item: dict[str, Any]) -> dict[str, Any]:
@@ -43,7 +45,8 @@ def _listed(response_id: str, place: int, item: dict[str, Any]) -> dict[str, Any
     out = dict(item)
     if not isinstance(out.get("id"), str):
         digest = hashlib.sha256(f"{response_id}:{place}".encode()).hexdigest()[:48]
-        out = {"id": _PREFIXES.get(kind, "item_") + digest, **out}
+        prefix = _PREFIXES.get(kind, "item_") if isinstance(kind, str) else "item_"
+        out = {"id": prefix + digest, **{k: v for k, v in out.items() if k != "id"}}
     if kind == "message":
         out["type"] = "message"
         if isinstance(out.get("content"), str):
