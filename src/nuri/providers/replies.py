@@ -52,9 +52,7 @@ def _text_fault(node: dict[str, Any], where: str) -> str | None:
 
 
 def _choice_fault(choice: dict[str, Any], where: str) -> str | None:
-    """`finish_reason` and tool calls, which the Responses and Messages APIs translate: a reason
-    is a string, a call an object whose index is an integer and whose function's name and
-    arguments are strings."""
+    """`finish_reason`, which the Responses and Messages APIs translate: a string (or absent)."""
     finish = choice.get("finish_reason")
     if finish is not None and type(finish) is not str:
         return f"{where}.finish_reason"
@@ -62,6 +60,8 @@ def _choice_fault(choice: dict[str, Any], where: str) -> str | None:
 
 
 def _calls_fault(calls: Any, where: str) -> str | None:
+    """Tool calls, which the Responses and Messages APIs translate: a list of objects whose index
+    is an integer, whose id is a string and whose function's name and arguments are strings."""
     if calls is None:
         return None
     if type(calls) is not list:
