@@ -76,14 +76,15 @@ def _replaced(body: dict[str, Any], changes: list[tuple[tuple[Any, ...], str, An
     out = copy.deepcopy(body)
     for path, new_key, value in changes:
         node: Any = out
-        for step in path[:-1]:
-            if not isinstance(node, (dict, list)) or (isinstance(node, dict) and step not in node) \
-                    or (isinstance(node, list) and step >= len(node)):
+        for step in path[:-1]:       # an earlier change may have replaced a container on the way
+            if isinstance(node, dict) and step in node or \
+                    isinstance(node, list) and isinstance(step, int) and step < len(node):
+                node = node[step]
+            else:
                 break
-            node = node[step]
         else:
             last = path[-1]
-            if isinstance(node, dict):
+            if isinstance(node, dict) and not isinstance(last, int):     # JSON keys are strings
                 node[new_key if last is None else last] = value
             elif isinstance(node, list) and isinstance(last, int) and last < len(node):
                 node[last] = value
