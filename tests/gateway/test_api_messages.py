@@ -34,6 +34,14 @@ def client(gateway: Any) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=gateway.root_url, api_key="sk-test", max_retries=0, timeout=30)
 
 
+def final_message(sdk: anthropic.Anthropic, stream: bool, **kwargs: Any) -> Any:
+    """The Message the SDK ends with: whole, or rebuilt by its stream helper from the events."""
+    if not stream:
+        return sdk.messages.create(**kwargs)
+    with sdk.messages.stream(**kwargs) as s:
+        return s.get_final_message()
+
+
 def seen_by(server: RunningUpstream, family: Any) -> str | None:
     raws = server.received_bodies()
     return find_value(Seen.of(raws, [json.loads(r) for r in raws]), family)
@@ -118,12 +126,7 @@ def test_a_tool_use_answer_with_its_input_restored(fresh: Boundary, stream: bool
     fresh.us.state.reply_fields = {"tool_arguments": '{"phone": "{{placeholders}}"}'}
     kwargs = {"model": "default", "max_tokens": 64, "tools": TOOLS,
               "messages": [{"role": "user", "content": PHONE.text(PHONE.value) + " 이 고객을 조회해 주세요."}]}
-    sdk = client(fresh.gateway)
-    if stream:
-        with sdk.messages.stream(**kwargs) as s:
-            final = s.get_final_message()
-    else:
-        final = sdk.messages.create(**kwargs)
+    final = final_message(client(fresh.gateway), stream, **kwargs)
     assert final.stop_reason == "tool_use"
     use = [b for b in final.content if b.type == "tool_use"]
     assert len(use) == 1 and use[0].name == "lookup" and use[0].input == {"phone": PHONE.value}
@@ -292,12 +295,7 @@ def test_the_messages_adapter_masks_upstream_and_restores_for_the_client(
         via_adapter: Any, messages_upstream: MessagesUpstream, stream: bool) -> None:
     kwargs = {"model": "default", "max_tokens": 64, "system": PHONE.text(PHONE.value),
               "messages": [{"role": "user", "content": "안내해 주세요."}]}
-    sdk = client(via_adapter)
-    if stream:
-        with sdk.messages.stream(**kwargs) as s:
-            final = s.get_final_message()
-    else:
-        final = sdk.messages.create(**kwargs)
+    final = final_message(client(via_adapter), stream, **kwargs)
     sent = messages_upstream.requests[-1]
     assert sent["api_key"] == "sk-ant-upstream" and sent["version"] == "2023-06-01"
     body = json.loads(sent["body"])
@@ -398,12 +396,7 @@ def test_a_stop_reason_that_is_not_a_name_reads_as_a_plain_stop(
         via_adapter: Any, messages_upstream: MessagesUpstream, stream: bool) -> None:
     messages_upstream.stop_reason = {"reason": "odd"}      # any JSON value: not a 500
     kwargs = {"model": "default", "max_tokens": 64, "messages": [{"role": "user", "content": "안녕하세요"}]}
-    sdk = client(via_adapter)
-    if stream:
-        with sdk.messages.stream(**kwargs) as s:
-            final = s.get_final_message()
-    else:
-        final = sdk.messages.create(**kwargs)
+    final = final_message(client(via_adapter), stream, **kwargs)
     assert final.stop_reason == "end_turn" and final.content[0].type == "text"
 
 
@@ -413,10 +406,6 @@ def test_usage_that_is_no_count_is_the_upstream_fault_not_ours(
     messages_upstream.usage = {"input_tokens": ["eleven"], "output_tokens": 7}
     kwargs = {"model": "default", "max_tokens": 64, "messages": [{"role": "user", "content": "안녕하세요"}]}
     with pytest.raises(anthropic.APIStatusError) as info:
-        if stream:
-            with client(via_adapter).messages.stream(**kwargs) as s:
-                s.get_final_message()
-        else:
-            client(via_adapter).messages.create(**kwargs)
+        final_message(client(via_adapter), stream, **kwargs)
     assert info.value.status_code == 502          # found before the first event, streamed or not
     assert "eleven" not in str(info.value.body)
