@@ -23,6 +23,8 @@ from typing import Any
 MAX_TOKENS = 1 << 31
 USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 _TEXTS = ("content", "refusal", "text", "reasoning_content")
+_FINISH = ("finish_reason",)           # translated by the Responses and Messages APIs, as are calls
+_CALL_TEXTS = ("name", "arguments")
 
 
 def usage_fault(usage: Any, where: str = "usage") -> str | None:
@@ -43,19 +45,12 @@ def usage_fault(usage: Any, where: str = "usage") -> str | None:
     return None
 
 
-def _text_fault(node: dict[str, Any], where: str) -> str | None:
-    for key in _TEXTS:
+def _text_fault(node: dict[str, Any], where: str, keys: tuple[str, ...] = _TEXTS) -> str | None:
+    """The first of `keys` in `node` that holds something other than a string or null."""
+    for key in keys:
         value = node.get(key)
         if value is not None and type(value) is not str:
             return f"{where}.{key}"
-    return None
-
-
-def _choice_fault(choice: dict[str, Any], where: str) -> str | None:
-    """`finish_reason`, which the Responses and Messages APIs translate: a string (or absent)."""
-    finish = choice.get("finish_reason")
-    if finish is not None and type(finish) is not str:
-        return f"{where}.finish_reason"
     return None
 
 
@@ -77,10 +72,9 @@ def _calls_fault(calls: Any, where: str) -> str | None:
         if fn is not None:
             if type(fn) is not dict:
                 return f"{where}[].function"
-            for key in ("name", "arguments"):
-                value = fn.get(key)
-                if value is not None and type(value) is not str:
-                    return f"{where}[].function.{key}"
+            fault = _text_fault(fn, f"{where}[].function", _CALL_TEXTS)
+            if fault is not None:
+                return fault
     return None
 
 
@@ -102,7 +96,7 @@ def reply_fault(data: Any, endpoint: str) -> str | None:
     for i, choice in enumerate(choices):
         if type(choice) is not dict:
             return f"choices[{i}]"
-        fault = _choice_fault(choice, f"choices[{i}]")
+        fault = _text_fault(choice, f"choices[{i}]", _FINISH)
         if fault is not None:
             return fault
         message = choice.get("message")
@@ -130,7 +124,7 @@ def chunk_fault(event: Any) -> str | None:
         for choice in choices:
             if type(choice) is not dict:
                 return "choices[]"
-            fault = _choice_fault(choice, "choices[]")
+            fault = _text_fault(choice, "choices[]", _FINISH)
             if fault is not None:
                 return fault
             delta = choice.get("delta")
