@@ -124,7 +124,7 @@ def test_the_ai_notice_of_a_labelled_turn_is_kept_without_a_scan(scanner: Scanne
 
     class Capturing:
         async def save(self, response_id: str, team: str, stored: Stored, known: Any = None, scans: Any = None,
-                       own: frozenset[str] = frozenset()) -> None:
+                       own: frozenset[str] = frozenset(), made: frozenset[str] = frozenset()) -> None:
             kept.update(stored=stored, own=own)
 
     turn = Turn({"model": "default", "input": "안녕하세요"}, [{"type": "message", "role": "user", "content": "안녕하세요"}],
@@ -148,3 +148,23 @@ def test_a_type_that_is_not_a_name_is_walked_like_any_value(scanner: Scanner) ->
     body = json.loads(Redactor(scanner).encode(Stored([], response)))
     assert body["response"]["tools"][0]["parameters"] == schema
     assert PHONE not in json.dumps(body, ensure_ascii=False)
+
+
+def test_a_translated_turns_own_fields_are_not_walked_and_every_other_field_is(scanner: Scanner) -> None:
+    """A translated turn names the fields of its Response object that Nuri built (`MADE_FIELDS`):
+    the check before storing skips them, and walks every other field. A passed-through response
+    names none: the upstream built all of it, and all of it is walked."""
+    from nuri.gateway.api_responses import MADE_FIELDS
+
+    odd = f"상태 {PHONE}"          # in a field Nuri builds it could not be; here it shows what is walked
+    response = {"id": "resp_1", "status": odd, "usage": {"note": odd}, "metadata": {"note": "메모"}}
+    own, known = frozenset({"resp_1"}), {"메모": []}
+    translated = Counting(scanner)
+    body = Redactor(translated, scans=known, own=own, made=MADE_FIELDS).encode(Stored([], response))
+    assert translated.seen == [] and json.loads(body)["response"]["status"] == odd    # stored as it is
+    unknown = Counting(scanner)
+    Redactor(unknown, own=own, made=MADE_FIELDS).encode(Stored([], response))
+    assert "메모" in unknown.seen                       # every field but the built ones is walked
+    passed_through = Counting(scanner)
+    body = Redactor(passed_through, scans=known, own=own).encode(Stored([], response))
+    assert odd in passed_through.seen and PHONE not in body and json.loads(body)["response"]["metadata"] == {"note": "메모"}

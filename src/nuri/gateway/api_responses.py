@@ -311,6 +311,12 @@ def output_items(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+# The keys of a translated turn's Response object (`Turn.response`) whose values Nuri builds: fixed
+# fields, status words, token counts, and numbers (`max_output_tokens` is checked to be one; the
+# walk keeps numbers anyway). The check before storing does not walk them (`Redactor.clean_form`);
+# a passed-through response is the upstream's, and is walked whole.
+MADE_FIELDS = frozenset({"object", "created_at", "status", "background", "incomplete_details", "max_output_tokens",
+                         "reasoning", "service_tier", "store", "truncation", "usage"})
 
 
 @dataclass
@@ -389,7 +395,7 @@ class Turn:
         own = frozenset(v for v in (self.id, response.get("model"), self.notice, *made) if isinstance(v, str))
         try:
             await self.store.save(self.id, self.team, Stored([*self.history, *self.items, *output], response),
-                                  self.known, self.scans, own)
+                                  self.known, self.scans, own, frozenset() if self.native else MADE_FIELDS)
         except Exception as exc:
             log.error("response %s not stored: %s", self.id, type(exc).__name__)
 

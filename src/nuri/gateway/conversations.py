@@ -92,11 +92,12 @@ def kept_output(response: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def stored_form(stored: Stored) -> dict[str, Any]:
     """The body to write. The items end with the response's own output, which the response holds
-    too: then only the items before it are written (`input`), and `decode` puts the output back,
-    so a row carries each output item once. Items that do not end so are written whole."""
+    too: then only the items before it are written (`input`), and `decode` puts the output back
+    (equal items), so a row carries each output item once. Items that do not end so are written
+    whole."""
     items, output = stored.items, kept_output(stored.response)
     start = len(items) - len(output)
-    if start >= 0 and all(a is b for a, b in zip(items[start:], output, strict=True)):
+    if start >= 0 and items[start:] == output:      # the same objects, as a rule: compared by identity
         return {"input": items[:start], "response": stored.response}
     return {"items": items, "response": stored.response}
 
@@ -230,11 +231,12 @@ class Redactor:
     after it, on a worker thread when there is much to scan."""
 
     def __init__(self, scanner: Any, known: Known | None = None, scans: Mapping[str, list[Entity]] | None = None,
-                 own: frozenset[str] = frozenset()) -> None:
+                 own: frozenset[str] = frozenset(), made: frozenset[str] = frozenset()) -> None:
         self.scanner = scanner
         self.known = known
         self.scans = scans
         self.own = own
+        self.made = made        # the stored response's keys whose values Nuri built (see `clean_form`)
         self._memo: dict[str, str] = {}
         self.later: list[tuple[Any, Any, str]] = []      # (container, slot, string) to scan
 
@@ -286,6 +288,25 @@ class Redactor:
                 if not self._known_clean(v):
                     return False
             elif (vk is dict or vk is list) and v and not self.clean(v, k):
+                return False
+        return True
+
+    def clean_form(self, body: dict[str, Any]) -> bool:
+        """Whether a stored form (`stored_form`) is stored as it is, as `clean` tells, but for the
+        response's keys in `made`: their values were built by Nuri (a translated turn's status,
+        token counts and fixed fields), so they are not walked. They are a third of a short turn's
+        response; every other key is walked."""
+        response = body.get("response")
+        if not self.made or type(response) is not dict or _binary(response):
+            return self.clean(body)
+        for k, v in body.items():
+            if k != "response" and not self.clean(v, k):
+                return False
+        made = self.made
+        for k, v in response.items():
+            if k in made:
+                continue
+            if k not in _COMMON_KEYS and (type(k) is not str or not _plain_key(k)) or not self.clean(v, k):
                 return False
         return True
 
@@ -367,7 +388,7 @@ class Redactor:
     def encode(self, stored: Stored) -> str:
         """The stored form: redacted, as JSON text."""
         body = stored_form(stored)
-        if not self.clean(body):
+        if not self.clean_form(body):
             body = self.copy(body)
             self.scan_later()
         return orjson.dumps(body).decode()
@@ -377,7 +398,8 @@ class Store(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def save(self, response_id: str, team: str, stored: Stored, known: Known | None = None,
-                   scans: Mapping[str, list[Entity]] | None = None, own: frozenset[str] = frozenset()) -> None: ...
+                   scans: Mapping[str, list[Entity]] | None = None, own: frozenset[str] = frozenset(),
+                   made: frozenset[str] = frozenset()) -> None: ...
     async def load(self, response_id: str, team: str) -> Stored | None: ...
     async def delete(self, response_id: str, team: str) -> bool: ...
 
@@ -395,14 +417,15 @@ class _Base:
         self.scanner = scanner
 
     async def encode(self, stored: Stored, known: Known | None = None,
-                     scans: Mapping[str, list[Entity]] | None = None, own: frozenset[str] = frozenset()) -> bytes:
+                     scans: Mapping[str, list[Entity]] | None = None, own: frozenset[str] = frozenset(),
+                     made: frozenset[str] = frozenset()) -> bytes:
         """The stored form, redacted, as JSON (UTF-8). On the event loop when little is left to scan
         (the request's texts are known from its classification, a whole reply's from the guard);
         on a worker thread when much is (policy off, or a long streamed reply), so a scan of
         megabytes does not stall other requests."""
-        redactor = Redactor(self.scanner, known, scans, own)
+        redactor = Redactor(self.scanner, known, scans, own, made)
         body = stored_form(stored)
-        if redactor.clean(body):            # nothing to redact or scan: written as it is
+        if redactor.clean_form(body):       # nothing to redact or scan: written as it is
             return orjson.dumps(body)
         body = redactor.copy(body)
         if redactor.later_chars > INLINE_SCAN_CHARS:
@@ -439,8 +462,9 @@ class MemoryStore(_Base):
         self._rows.clear()
 
     async def save(self, response_id: str, team: str, stored: Stored, known: Known | None = None,
-                   scans: Mapping[str, list[Entity]] | None = None, own: frozenset[str] = frozenset()) -> None:
-        self._rows[response_id] = self.row(team, await self.encode(stored, known, scans, own))
+                   scans: Mapping[str, list[Entity]] | None = None, own: frozenset[str] = frozenset(),
+                   made: frozenset[str] = frozenset()) -> None:
+        self._rows[response_id] = self.row(team, await self.encode(stored, known, scans, own, made))
         while len(self._rows) > self.max_entries:
             self._rows.popitem(last=False)
 
@@ -553,8 +577,9 @@ class DatabaseStore(_Base):
         self._pruned = time.monotonic()
 
     async def save(self, response_id: str, team: str, stored: Stored, known: Known | None = None,
-                   scans: Mapping[str, list[Entity]] | None = None, own: frozenset[str] = frozenset()) -> None:
-        self._pending[response_id] = self.row(team, await self.encode(stored, known, scans, own))
+                   scans: Mapping[str, list[Entity]] | None = None, own: frozenset[str] = frozenset(),
+                   made: frozenset[str] = frozenset()) -> None:
+        self._pending[response_id] = self.row(team, await self.encode(stored, known, scans, own, made))
         if len(self._pending) > PENDING_MAX:    # the database has been failing for a while
             oldest = next(iter(self._pending))
             del self._pending[oldest]
