@@ -214,16 +214,17 @@ def create_app(config: NuriConfig, data_dir: Path, listen_host: str = "127.0.0.1
                 gc.unfreeze()      # an app built and closed in one process (tests) leaves its cycles collectable
 
     routes = [
+        # the model APIs first: the router tries each route in turn, about 0.6 µs a route
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        Route("/v1/responses", api_responses.create_response, methods=["POST"]),
+        Route("/v1/messages", api_messages.create_message, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
         Route("/v1/embeddings", embeddings, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/models/{model_id:path}", model, methods=["GET"]),
-        Route("/v1/responses", api_responses.create_response, methods=["POST"]),
         Route("/v1/responses/{response_id}", api_responses.get_response, methods=["GET"]),
         Route("/v1/responses/{response_id}/input_items", response_items.list_input_items, methods=["GET"]),
         Route("/v1/responses/{response_id}", api_responses.delete_response, methods=["DELETE"]),
-        Route("/v1/messages", api_messages.create_message, methods=["POST"]),
         Route("/v1/messages/count_tokens", api_messages.count_tokens, methods=["POST"]),
         Route("/v1/nuri/explain", explain.explain_endpoint, methods=["POST"]),
         Route("/v1/nuri/retrieve", rag_http.retrieve_endpoint, methods=["POST"]),
