@@ -142,6 +142,7 @@ def test_errors_are_in_the_messages_shape(fresh: Boundary) -> None:
     assert denied.value.body["type"] == "error"
     assert denied.value.body["error"]["type"] == "permission_error"
     assert "pipa-unique-id-domestic" in denied.value.body["error"]["message"]
+    assert denied.value.response.headers["x-nuri-request-id"].startswith("req_")     # the pipeline's headers kept
     with pytest.raises(anthropic.NotFoundError) as missing:
         sdk.messages.create(model="nope", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
     assert missing.value.body["error"]["type"] == "not_found_error"

@@ -26,14 +26,13 @@ from nuri.gateway import pipeline
 from nuri.gateway.edge import (
     Edge,
     error_of,
-    kept_headers,
     retranslate,
     sse,
     stream_error,
     with_api_key,
 )
 from nuri.gateway.labels import first_event_label
-from nuri.gateway.responses import JSONResponse, json_body
+from nuri.gateway.responses import JSONResponse, json_body, with_headers_of
 from nuri.privacy import fields
 from nuri.tokens import estimate_many
 
@@ -483,9 +482,9 @@ async def create_message(request: Request) -> Response:
         return retranslate(answer, lambda chunks: _stream(chunks, model, nuri))
     if answer.status_code != 200:
         body = json_body(answer)
-        return JSONResponse(error_body(answer.status_code, error_of(body)), status_code=answer.status_code,
-                            headers=kept_headers(answer))
-    return JSONResponse(from_chat(json_body(answer)), headers=kept_headers(answer))
+        return with_headers_of(JSONResponse(error_body(answer.status_code, error_of(body)),
+                                            status_code=answer.status_code), answer)
+    return with_headers_of(JSONResponse(from_chat(json_body(answer))), answer)
 
 
 async def count_tokens(request: Request) -> Response:

@@ -26,9 +26,6 @@ from nuri.gateway.recording import Trail
 from nuri.gateway.state import Gateway
 from nuri.gateway.wire import read_json_body
 
-# Headers of the pipeline's answer that a translated answer keeps.
-_KEPT_HEADERS = ("retry-after",)
-
 
 @dataclass(slots=True)
 class Edge:
@@ -77,11 +74,6 @@ def with_api_key(request: Request) -> Request:
     scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"x-api-key"]
     scope["headers"].append((b"authorization", b"Bearer " + key.encode("latin-1", "replace")))
     return Request(scope, request.receive)
-
-
-def kept_headers(response: Response) -> dict[str, str]:
-    """The x-nuri-* headers (and Retry-After) of the pipeline's answer, for the translated one."""
-    return {k: v for k, v in response.headers.items() if k.startswith("x-nuri-") or k in _KEPT_HEADERS}
 
 
 def error_of(body: dict[str, Any]) -> dict[str, Any]:
