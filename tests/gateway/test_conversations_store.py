@@ -5,6 +5,7 @@ body column holds text, as anyone reading the table expects."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import os
 import secrets
@@ -103,3 +104,20 @@ def test_the_memory_store_keeps_the_same_redacted_form(scanner: Scanner) -> None
     loaded = asyncio.run(run())
     assert loaded is not None and RRN not in str(loaded)
     assert loaded.items[1:] == loaded.response["output"]
+
+
+def test_gateways_starting_together_each_find_or_create_the_table(url: str, scanner: Scanner) -> None:
+    """Workers and replicas start at the same moment on one database: each store creates the table
+    if it is missing, and none fails its gateway's start-up because another created it first (a
+    check followed by a creation let two of them both see it missing)."""
+    async def start_and_close() -> None:
+        store = _open(url, scanner)
+        await store.start()
+        await store.close()
+
+    if url.startswith("sqlite"):        # as the ledger leaves the file before the store starts
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: asyncio.run(start_and_close()), range(8)))    # a start that fails raises
+    assert asyncio.run(_round_trip(url, scanner)) is not None

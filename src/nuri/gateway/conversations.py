@@ -36,8 +36,21 @@ from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
 import orjson
-from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, delete, event, select
+from sqlalchemy import (
+    Column,
+    Float,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    inspect,
+    select,
+)
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from nuri.config import NuriConfig
 from nuri.ledger.store.db import checkpoint_by_size
@@ -548,7 +561,7 @@ class DatabaseStore(_Base):
 
     async def start(self) -> None:
         self.engine = self._make_engine()
-        await asyncio.to_thread(METADATA.create_all, self.engine)
+        await asyncio.to_thread(self._create_table)
         await asyncio.to_thread(self._prune)
         self._sqlite = await asyncio.to_thread(self._open_writer)
         self._flusher = asyncio.create_task(self._flush_loop(), name="nuri-conversations-writer")
@@ -569,6 +582,22 @@ class DatabaseStore(_Base):
                 self._sqlite = None
             self.engine.dispose()
             self.engine = None
+
+    def _create_table(self) -> None:
+        """The table and its index, if missing. Workers and replicas start together: a check for
+        the table and then its creation let two of them both see it missing, and the second
+        creation failed its gateway's start-up; `IF NOT EXISTS` leaves the check to the database.
+        (PostgreSQL can still refuse one of two simultaneous creations: if the table is there
+        after all, that is not an error.)"""
+        assert self.engine is not None
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(CreateTable(TABLE, if_not_exists=True))
+                for index in TABLE.indexes:
+                    conn.execute(CreateIndex(index, if_not_exists=True))
+        except Exception:
+            if not inspect(self.engine).has_table(TABLE.name):
+                raise
 
     def _prune(self) -> None:
         assert self.engine is not None
