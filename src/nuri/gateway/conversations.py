@@ -552,11 +552,14 @@ class DatabaseStore(_Base):
         path = make_url(self.url).database
         if not path or path == ":memory:" or path.startswith("file:"):
             return None
-        # no busy wait at rest: a write on the event loop must not sleep there waiting for a lock
-        # (`_write_on_thread` waits, on its thread)
-        conn = sqlite3.connect(path, timeout=0, check_same_thread=False)
+        # set up waiting for a lock as any start-up does (another gateway starting on the same file
+        # may hold it a moment: reading the page size needs the file's header) ...
+        conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
         conn.execute("PRAGMA synchronous=NORMAL")
         checkpoint_by_size(conn)
+        # ... then no busy wait at rest: a write on the event loop must not sleep there waiting for
+        # a lock (`_write_on_thread` waits, on its thread)
+        conn.execute("PRAGMA busy_timeout=0")
         return conn
 
     async def start(self) -> None:
