@@ -288,15 +288,17 @@ class Redactor:
             return True
         if kind is not dict:
             return True
-        if _binary(node):
+        part = node.get("type")                 # `_binary`, inline: once for every object
+        if type(part) is str and part in _BINARY_TYPES:
+            return False
+        # the keys at once (most are the protocol's), one by one only when some are not
+        if not _COMMON_KEYS.issuperset(node) and not all(type(k) is str and _plain_key(k) for k in node):
             return False
         own = self.own
         for k, v in node.items():
-            if k not in _COMMON_KEYS and (type(k) is not str or not _plain_key(k)):
-                return False
             vk = type(v)
             if vk is str:
-                if v in own or k in _WORD_KEYS and _is_word(v):
+                if v in own or k in _WORD_KEYS and (v in _COMMON_WORDS or _WORD.fullmatch(v) is not None):
                     continue
                 if not self._known_clean(v):
                     return False
@@ -308,20 +310,14 @@ class Redactor:
         """Whether a stored form (`stored_form`) is stored as it is, as `clean` tells, but for the
         response's keys in `made`: their values were built by Nuri (a translated turn's status,
         token counts and fixed fields), so they are not walked. They are a third of a short turn's
-        response; every other key is walked."""
+        response; every other key is walked, by `clean` itself on a copy without them."""
         response = body.get("response")
-        if not self.made or type(response) is not dict or _binary(response):
+        if not self.made or type(response) is not dict:
             return self.clean(body)
-        for k, v in body.items():
-            if k != "response" and not self.clean(v, k):
-                return False
-        made = self.made
-        for k, v in response.items():
-            if k in made:
-                continue
-            if k not in _COMMON_KEYS and (type(k) is not str or not _plain_key(k)) or not self.clean(v, k):
-                return False
-        return True
+        rest = response.copy()
+        for k in self.made:
+            rest.pop(k, None)
+        return self.clean({**body, "response": rest})
 
     def _keeps(self, key: Any, value: str) -> bool:
         """Whether a string is stored as it is, known without a scan."""

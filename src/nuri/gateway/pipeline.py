@@ -28,7 +28,7 @@ from nuri.gateway.recording import CLIENT_GONE, Trail
 from nuri.gateway.replies import ReplyRules
 from nuri.gateway.reply import ReplyPrivacy
 from nuri.gateway.request import ParsedRequest, parse_request
-from nuri.gateway.responses import JSONResponse, error_event, error_response
+from nuri.gateway.responses import JSONResponse, ObjectAnswer, error_event, error_response
 from nuri.gateway.responses_relay import chat_usage, label_response, relay_responses
 from nuri.gateway.state import Gateway
 from nuri.gateway.wire import read_json_body
@@ -56,9 +56,9 @@ async def handle(request: Request, endpoint: str, body: dict[str, Any] | None = 
     the principal it authenticated, and its clock started then. Else both come from here.
     `on_classified` is handed the walked request and its classification once they are known, so
     the caller can reuse the scan (the Responses API redacts its stored state with it). With
-    `as_objects`, a streamed chat answer's body yields each chunk as an object, None for `[DONE]`
-    and the error object for a failure, for an API that translates the stream in process: the
-    bytes would only be parsed back."""
+    `as_objects`, for an API that translates the answer in process (the bytes would only be parsed
+    back): a whole answer is an `ObjectAnswer`, its reply not rendered; a streamed chat answer's
+    body yields each chunk as an object, None for `[DONE]` and the error object for a failure."""
     gw: Gateway = request.app.state.gateway
     authenticated = trail is not None
     if trail is None:
@@ -103,6 +103,8 @@ async def handle(request: Request, endpoint: str, body: dict[str, Any] | None = 
             error = await trail.finish(status, error) or error
     if error is not None:
         return error_response(error, headers=ctx.headers())
+    if as_objects and reply is not None:
+        return ObjectAnswer(reply, ctx.headers(), trail)
     answer = JSONResponse(reply, headers=ctx.headers())
     answer.trail = trail
     return answer
