@@ -120,7 +120,9 @@ def count_instructions(src: Path, upstream: str, tmp: Path, api: str, stream: bo
     data = Path(tempfile.mkdtemp(dir=tmp))
     cfg = data / "nuri.yaml"
     cfg.write_text(yaml.safe_dump(config(upstream)))
-    env = {**os.environ, "PYTHONPATH": str(src), "PYTHONHASHSEED": "0"}
+    # one BLAS thread fewer: numpy's OpenBLAS starts a thread that spins a while for work that never
+    # comes here, and under valgrind how long it spins moved a count by up to 40 k a request
+    env = {**os.environ, "PYTHONPATH": str(src), "PYTHONHASHSEED": "0", "OPENBLAS_NUM_THREADS": "1"}
     key = subprocess.run([sys.executable, "-m", "nuri", "keys", "create", "--team", "bench", "--config", str(cfg),
                           "--data-dir", str(data)], env=env, capture_output=True, text=True)
     if key.returncode != 0:
