@@ -168,3 +168,43 @@ def test_a_translated_turns_own_fields_are_not_walked_and_every_other_field_is(s
     passed_through = Counting(scanner)
     body = Redactor(passed_through, scans=known, own=own).encode(Stored([], response))
     assert odd in passed_through.seen and PHONE not in body and json.loads(body)["response"]["metadata"] == {"note": "메모"}
+
+
+def test_a_follow_up_keeps_the_stored_ids_it_continues_and_still_redacts_its_new_input(scanner: Scanner) -> None:
+    """A follow-up turn continues stored items, whose ids Nuri or the deployment gave earlier turns,
+    and a stored response's id. Neither is sent upstream, so the request's classification never saw
+    them; they were checked when they were stored, and are kept as stored. A follow-up with nothing
+    to redact is then written as it is, without a scan (it used to be copied and its ids scanned,
+    every turn); a value in its new input is redacted as in any turn."""
+    import asyncio
+
+    from nuri.gateway.api_responses import Turn, input_items, to_chat
+
+    history = [{"type": "message", "role": "user", "content": "배송 문의드립니다."},
+               {"id": "msg_" + "c3" * 24, "type": "message", "status": "completed", "role": "assistant",
+                "content": [{"type": "output_text", "text": "네, 확인하겠습니다.", "annotations": [], "logprobs": []}]}]
+    reply_text = "반품 절차를 안내해 드리겠습니다."
+    reply = {"model": "kr", "usage": {"prompt_tokens": 20, "completion_tokens": 8},
+             "choices": [{"message": {"role": "assistant", "content": reply_text}, "finish_reason": "stop"}]}
+
+    def follow_up(text: str) -> tuple[Counting, Stored]:
+        counting = Counting(scanner)
+        store = MemoryStore(7, counting, 100)
+        body = {"model": "default", "input": text, "previous_response_id": "resp_" + "d4" * 24}
+        turn = Turn(body, input_items(body["input"]), history, "team", store)
+        texts, unscanned = walk(to_chat(body, history, turn.items))        # what the pipeline classifies
+        turn.known = Known.of(texts, classify_texts(texts, unscanned, scanner))
+        turn.scans = {reply_text: scanner.scan(reply_text)}                # the reply guard's scan
+        asyncio.run(turn.save(turn.from_chat(reply)))
+        stored = asyncio.run(store.load(turn.id, "team"))
+        assert stored is not None
+        return counting, stored
+
+    counting, stored = follow_up("반품은 어떻게 하나요?")
+    assert counting.seen == []                                             # nothing scanned again
+    assert stored.items[1]["id"] == "msg_" + "c3" * 24
+    assert stored.response["previous_response_id"] == "resp_" + "d4" * 24
+    counting, stored = follow_up(f"제 번호는 {PHONE} 입니다.")
+    assert PHONE not in json.dumps(stored, ensure_ascii=False)
+    assert stored.items[2]["content"] == "제 번호는 <PHONE_REDACTED> 입니다."
+    assert "msg_" + "c3" * 24 not in counting.seen                         # the stored ids still kept as they were

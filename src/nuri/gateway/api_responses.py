@@ -391,8 +391,12 @@ class Turn:
         # the ids Nuri made and the deployment's id (set by the pipeline) are not personal data:
         # kept without a scan (an upstream's ids are scanned)
         made = [] if self.native else [i.get("id") for i in output]
-        # so is the AI notice: policy's words (an upstream's `nuri` would not be the same string)
-        own = frozenset(v for v in (self.id, response.get("model"), self.notice, *made) if isinstance(v, str))
+        # so is the AI notice: policy's words (an upstream's `nuri` would not be the same string);
+        # and so are the stored response this turn continues and its items' ids, as they were stored
+        # (redacted then; they are not sent upstream, so the request's classification never saw
+        # them): without them every follow-up turn would be copied and scanned for nothing
+        earlier = [self.body.get("previous_response_id"), *(i.get("id") for i in self.history)] if self.history else []
+        own = frozenset(v for v in (self.id, response.get("model"), self.notice, *made, *earlier) if isinstance(v, str))
         try:
             await self.store.save(self.id, self.team, Stored([*self.history, *self.items, *output], response),
                                   self.known, self.scans, own, frozenset() if self.native else MADE_FIELDS)
