@@ -17,7 +17,11 @@ writer) is counted; under valgrind a request takes ~20× longer, so timers fire 
 request than in a real gateway, on both sides alike.
 
     .venv/bin/python bench/instructions.py [--baseline REV] [--current REV]
-        [--apis chat,responses,responses-nostore,messages] [--stream] [--requests 200] [--warm 30]
+        [--apis chat,responses,responses-nostore,messages,responses-chain] [--stream] [--requests 200] [--warm 30]
+
+`responses-chain` sends stored Responses requests in conversations of five turns, each turn after
+the first continuing the previous one (`previous_response_id`): the cost of a follow-up turn, whose
+history is stored, loaded and stored again.
 
 Prints, per API, the baseline's and the current tree's instructions per request and their ratio,
 and each API's ratio to chat completions on each side; writes bench/results/instructions.json.
@@ -44,6 +48,10 @@ from common import ROOT, korean_prompt, numbered, upstream_process, worktrees, w
 
 _IREFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 _SMALL = 20                 # requests after the warm-up in the shorter of the two runs
+# `--apis responses-chain`: stored Responses turns in conversations of CHAIN_TURNS turns, each turn
+# after the first continuing the one before it (`previous_response_id`), as an agent's are
+CHAIN = "responses-chain"
+CHAIN_TURNS = 5
 
 
 def config(upstream: str) -> dict[str, Any]:
@@ -73,19 +81,27 @@ async def drive(config_path: Path, data_dir: Path, token: str, api: str, stream:
     started = await outbox.get()
     if started["type"] != "lifespan.startup.complete":
         raise RuntimeError(f"start-up failed: {started}")
-    path, body = endpoint_bodies(korean_prompt(1.0), stream)[api]
+    chain = api == CHAIN
+    path, body = endpoint_bodies(korean_prompt(1.0), stream)["responses" if chain else api]
     with_number = numbered(body)
     headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
                (b"authorization", f"Bearer {token}".encode())]
+    previous = b""
     for number in range(count):
+        request = with_number(number)
+        if chain and number % CHAIN_TURNS:       # a follow-up of the chain's previous response
+            request = b'{"previous_response_id": "' + previous + b'", ' + request[1:]
         # each request in a task of its own, as a server runs it (the key's in-flight slot is the task's)
-        await asyncio.create_task(_request(app, "/v1" + path, headers, with_number(number)))
+        answer = await asyncio.create_task(_request(app, "/v1" + path, headers, request))
+        if chain:
+            at = answer.index(b'"id":"') + 6
+            previous = answer[at:answer.index(b'"', at)]
     await inbox.put({"type": "lifespan.shutdown"})
     await outbox.get()
     await lifespan
 
 
-async def _request(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+async def _request(app: Any, path: str, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
              "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
              "headers": [*headers, (b"content-length", str(len(body)).encode())],
@@ -93,6 +109,7 @@ async def _request(app: Any, path: str, headers: list[tuple[bytes, bytes]], body
     sent = False
     finished = asyncio.Event()
     status: list[int] = []
+    answer: list[bytes] = []
 
     async def receive() -> dict[str, Any]:
         nonlocal sent
@@ -105,12 +122,15 @@ async def _request(app: Any, path: str, headers: list[tuple[bytes, bytes]], body
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             status.append(message["status"])
-        elif message["type"] == "http.response.body" and not message.get("more_body"):
-            finished.set()
+        elif message["type"] == "http.response.body":
+            answer.append(message.get("body", b""))
+            if not message.get("more_body"):
+                finished.set()
 
     await app(scope, receive, send)
     if status != [200]:
         raise RuntimeError(f"{path}: HTTP {status}")
+    return b"".join(answer)
 
 
 # --- the parent: keys, runs under valgrind, differences --------------------------------------------
@@ -149,7 +169,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--baseline", default="HEAD", help="git revision to compare against (default HEAD)")
     parser.add_argument("--current", default=None, help="git revision for the other side (default: this tree)")
-    parser.add_argument("--apis", default="chat", help="comma-separated: chat,responses,responses-nostore,messages")
+    parser.add_argument("--apis", default="chat", help="comma-separated: chat,responses,responses-nostore,messages,responses-chain")
     parser.add_argument("--stream", action="store_true", help="streamed requests instead of whole answers")
     parser.add_argument("--requests", type=int, default=200, help="requests between the two runs' counts")
     parser.add_argument("--warm", type=int, default=30, help="requests before them, in both runs")
