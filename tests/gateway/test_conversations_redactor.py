@@ -170,27 +170,29 @@ def test_a_translated_turns_own_fields_are_not_walked_and_every_other_field_is(s
     assert odd in passed_through.seen and PHONE not in body and json.loads(body)["response"]["metadata"] == {"note": "메모"}
 
 
-def test_a_follow_up_keeps_the_stored_ids_it_continues_and_still_redacts_its_new_input(scanner: Scanner) -> None:
-    """A follow-up turn continues stored items, whose ids Nuri or the deployment gave earlier turns,
-    and a stored response's id. Neither is sent upstream, so the request's classification never saw
-    them; they were checked when they were stored, and are kept as stored. A follow-up with nothing
-    to redact is then written as it is, without a scan (it used to be copied and its ids scanned,
-    every turn); a value in its new input is redacted as in any turn."""
+def test_a_follow_up_keeps_its_stored_history_as_it_was_and_still_redacts_its_new_input(scanner: Scanner) -> None:
+    """A follow-up turn continues stored items and a stored response. Their ids and any field that is
+    not sent upstream (here an item's note) the request's classification never sees; they were
+    checked when they were stored. When the classification finds nothing in any text, the history
+    is kept as it was stored, not walked or scanned again (it used to be copied and its ids
+    scanned, every turn); when it finds a value, in the new input here, the value is redacted and
+    the history is checked again, string by string, as any other. New items are always walked."""
     import asyncio
 
     from nuri.gateway.api_responses import Turn, input_items, to_chat
 
-    history = [{"type": "message", "role": "user", "content": "배송 문의드립니다."},
-               {"id": "msg_" + "c3" * 24, "type": "message", "status": "completed", "role": "assistant",
+    reply_id, earlier_id = "msg_" + "c3" * 24, "resp_" + "d4" * 24
+    history = [{"type": "message", "role": "user", "content": "배송 문의드립니다.", "note": "메모"},
+               {"id": reply_id, "type": "message", "status": "completed", "role": "assistant",
                 "content": [{"type": "output_text", "text": "네, 확인하겠습니다.", "annotations": [], "logprobs": []}]}]
     reply_text = "반품 절차를 안내해 드리겠습니다."
     reply = {"model": "kr", "usage": {"prompt_tokens": 20, "completion_tokens": 8},
              "choices": [{"message": {"role": "assistant", "content": reply_text}, "finish_reason": "stop"}]}
 
-    def follow_up(text: str) -> tuple[Counting, Stored]:
+    def follow_up(new_input: Any) -> tuple[Counting, Stored]:
         counting = Counting(scanner)
         store = MemoryStore(7, counting, 100)
-        body = {"model": "default", "input": text, "previous_response_id": "resp_" + "d4" * 24}
+        body = {"model": "default", "input": new_input, "previous_response_id": earlier_id}
         turn = Turn(body, input_items(body["input"]), history, "team", store)
         texts, unscanned = walk(to_chat(body, history, turn.items))        # what the pipeline classifies
         turn.known = Known.of(texts, classify_texts(texts, unscanned, scanner))
@@ -202,9 +204,14 @@ def test_a_follow_up_keeps_the_stored_ids_it_continues_and_still_redacts_its_new
 
     counting, stored = follow_up("반품은 어떻게 하나요?")
     assert counting.seen == []                                             # nothing scanned again
-    assert stored.items[1]["id"] == "msg_" + "c3" * 24
-    assert stored.response["previous_response_id"] == "resp_" + "d4" * 24
+    assert stored.items[:2] == history and stored.response["previous_response_id"] == earlier_id
     counting, stored = follow_up(f"제 번호는 {PHONE} 입니다.")
     assert PHONE not in json.dumps(stored, ensure_ascii=False)
     assert stored.items[2]["content"] == "제 번호는 <PHONE_REDACTED> 입니다."
-    assert "msg_" + "c3" * 24 not in counting.seen                         # the stored ids still kept as they were
+    assert "메모" in counting.seen                                          # the history checked again
+    assert reply_id not in counting.seen and earlier_id not in counting.seen   # its ids kept as stored
+    assert stored.items[:2] == history
+    # a new item's field that is not sent upstream is walked and scanned, whatever the history
+    counting, stored = follow_up([{"type": "message", "role": "user", "content": "반품 문의", "note": f"연락처 {PHONE}"}])
+    assert PHONE not in json.dumps(stored, ensure_ascii=False) and f"연락처 {PHONE}" in counting.seen
+    assert stored.items[:2] == history          # (the copy that redacts it walks the history too)

@@ -398,7 +398,8 @@ class Turn:
         earlier = [self.body.get("previous_response_id"), *(i.get("id") for i in self.history)] if self.history else []
         own = frozenset(v for v in (self.id, response.get("model"), self.notice, *made, *earlier) if isinstance(v, str))
         try:
-            await self.store.save(self.id, self.team, Stored([*self.history, *self.items, *output], response),
+            await self.store.save(self.id, self.team,
+                                  Stored([*self.history, *self.items, *output], response, len(self.history)),
                                   self.known, self.scans, own, frozenset() if self.native else MADE_FIELDS)
         except Exception as exc:
             log.error("response %s not stored: %s", self.id, type(exc).__name__)

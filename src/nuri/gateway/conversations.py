@@ -96,6 +96,7 @@ class Stored(NamedTuple):
 
     items: list[dict[str, Any]]
     response: dict[str, Any]
+    settled: int = 0        # leading items loaded from the store as they were stored (a follow-up's history)
 
 
 def kept_output(response: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -127,17 +128,18 @@ class Known:
     complete classification is reused: none when policy is off (nothing was scanned) or when the
     request went over `privacy.max_scan_chars` (only a prefix was)."""
 
-    __slots__ = ("by_text",)
+    __slots__ = ("by_text", "nothing_found")
 
-    def __init__(self, by_text: dict[str, list[Entity]]) -> None:
+    def __init__(self, by_text: dict[str, list[Entity]], nothing_found: bool = False) -> None:
         self.by_text = by_text
+        self.nothing_found = nothing_found      # the classification found nothing in any text
 
     @classmethod
     def of(cls, texts: list[tuple[fields.Path, str]], classification: Classification) -> Known | None:
         if OVER_SCAN_LIMIT in classification.unscanned:
             return None
         if not classification.entities:     # most requests: every text is known to hold nothing
-            return cls(dict.fromkeys([text for _path, text in texts], _NOTHING))
+            return cls(dict.fromkeys([text for _path, text in texts], _NOTHING), nothing_found=True)
         by_path: dict[fields.Path, list[Entity]] = {}
         for e in classification.entities:
             by_path.setdefault(e.path, []).append(e)
@@ -306,11 +308,20 @@ class Redactor:
                 return False
         return True
 
-    def clean_form(self, body: dict[str, Any]) -> bool:
+    def clean_form(self, body: dict[str, Any], settled: int = 0) -> bool:
         """Whether a stored form (`stored_form`) is stored as it is, as `clean` tells, but for the
         response's keys in `made`: their values were built by Nuri (a translated turn's status,
         token counts and fixed fields), so they are not walked. They are a third of a short turn's
-        response; every other key is walked, by `clean` itself on a copy without them."""
+        response; every other key is walked, by `clean` itself on a copy without them.
+
+        Nor are the first `settled` items (a follow-up's history, as it was stored) when the
+        request's classification found nothing in any text: each of their strings was either
+        classified with this request (what was sent upstream, a value split between them and the
+        new input included) or checked when it was stored (ids, statuses). A long conversation
+        then costs the check its new items only, not its whole history every turn."""
+        if settled and self.known is not None and self.known.nothing_found:
+            key = "input" if "input" in body else "items"
+            body = {**body, key: body[key][settled:]}
         response = body.get("response")
         if not self.made or type(response) is not dict:
             return self.clean(body)
@@ -397,7 +408,7 @@ class Redactor:
     def encode(self, stored: Stored) -> str:
         """The stored form: redacted, as JSON text."""
         body = stored_form(stored)
-        if not self.clean_form(body):
+        if not self.clean_form(body, stored.settled):
             body = self.copy(body)
             self.scan_later()
         return orjson.dumps(body).decode()
@@ -434,7 +445,7 @@ class _Base:
         megabytes does not stall other requests."""
         redactor = Redactor(self.scanner, known, scans, own, made)
         body = stored_form(stored)
-        if redactor.clean_form(body):       # nothing to redact or scan: written as it is
+        if redactor.clean_form(body, stored.settled):       # nothing to redact or scan: written as it is
             return orjson.dumps(body)
         body = redactor.copy(body)
         if redactor.later_chars > INLINE_SCAN_CHARS:
