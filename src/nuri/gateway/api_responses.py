@@ -310,6 +310,7 @@ def output_items(message: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+_is_str = str.__instancecheck__           # as a filter: the strings of a tuple, in C
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 # The keys of a translated turn's Response object (`Turn.response`) whose values Nuri builds: fixed
 # fields, status words, token counts, and numbers (`max_output_tokens` is checked to be one; the
@@ -336,6 +337,7 @@ class Turn:
     scans: dict[str, list[Entity]] | None = None   # the reply guard's scans of a whole reply, reused likewise
     native: bool = False                   # passed through to a deployment that speaks Responses
     notice: str | None = None              # the AI notice the pipeline labelled the reply with
+    _shape: dict[str, Any] | None = field(default=None, repr=False)   # see `_parameters`
 
     @property
     def stored(self) -> bool:
@@ -349,29 +351,44 @@ class Turn:
     def response(self, status: str, output: list[dict[str, Any]], usage: dict[str, Any] | None = None,
                  model: str | None = None, finish: str | None = None,
                  error: dict[str, Any] | None = None) -> dict[str, Any]:
-        b = self.body
-        text = b.get("text") if isinstance(b.get("text"), dict) else {}
+        """The Response object as it stands: the request's parameters (built once per turn, as a
+        stream's first and last snapshots share them) with this snapshot's status and output."""
         reason = _INCOMPLETE.get(finish or "")
         if reason is not None and status == "completed":
             status = "incomplete"
-        out = {
-            "id": self.id, "object": "response", "created_at": self.created_at, "status": status,
-            "background": False, "error": error,
-            "incomplete_details": {"reason": reason} if status == "incomplete" else None,
-            "instructions": b.get("instructions"), "max_output_tokens": b.get("max_output_tokens"),
-            "model": model or b.get("model", "default"), "output": output,
-            "parallel_tool_calls": b.get("parallel_tool_calls", True),
-            "previous_response_id": b.get("previous_response_id"),
-            "reasoning": {"effort": None, "summary": None}, "service_tier": "default",
-            "store": bool(b.get("store", True)), "temperature": b.get("temperature", 1.0),
-            "text": {"format": (text or {}).get("format") or {"type": "text"}},
-            "tool_choice": b.get("tool_choice", "auto"), "tools": b.get("tools") or [],
-            "top_p": b.get("top_p", 1.0), "truncation": "disabled", "usage": usage,
-            "user": b.get("user"), "metadata": b.get("metadata") or {},
-        }
+        out = (self._shape or self._parameters()).copy()
+        out["status"] = status
+        out["error"] = error
+        if status == "incomplete":
+            out["incomplete_details"] = {"reason": reason}
+        if model:
+            out["model"] = model
+        out["output"] = output
+        out["usage"] = usage
         if self.nuri:
             out["nuri"] = dict(self.nuri)
         return out
+
+    def _parameters(self) -> dict[str, Any]:
+        """Every key of the Response object in the API's order, the request's parameters filled in."""
+        get = self.body.get
+        text = get("text")
+        fmt = text.get("format") if type(text) is dict else None
+        self._shape = {
+            "id": self.id, "object": "response", "created_at": self.created_at, "status": None,
+            "background": False, "error": None, "incomplete_details": None,
+            "instructions": get("instructions"), "max_output_tokens": get("max_output_tokens"),
+            "model": get("model", "default"), "output": [],
+            "parallel_tool_calls": get("parallel_tool_calls", True),
+            "previous_response_id": get("previous_response_id"),
+            "reasoning": {"effort": None, "summary": None}, "service_tier": "default",
+            "store": bool(get("store", True)), "temperature": get("temperature", 1.0),
+            "text": {"format": fmt or {"type": "text"}},
+            "tool_choice": get("tool_choice", "auto"), "tools": get("tools") or [],
+            "top_p": get("top_p", 1.0), "truncation": "disabled", "usage": None,
+            "user": get("user"), "metadata": get("metadata") or {},
+        }
+        return self._shape
 
     def from_chat(self, reply: dict[str, Any]) -> dict[str, Any]:
         choices = reply.get("choices") or [{}]
@@ -395,8 +412,9 @@ class Turn:
         # and so are the stored response this turn continues and its items' ids, as they were stored
         # (redacted then; they are not sent upstream, so the request's classification never saw
         # them): without them every follow-up turn would be copied and scanned for nothing
-        earlier = [self.body.get("previous_response_id"), *(i.get("id") for i in self.history)] if self.history else []
-        own = frozenset(v for v in (self.id, response.get("model"), self.notice, *made, *earlier) if isinstance(v, str))
+        earlier = ([self.body.get("previous_response_id"), *(i.get("id") for i in self.history)]
+                   if self.history else ())
+        own = frozenset(filter(_is_str, (self.id, response.get("model"), self.notice, *made, *earlier)))
         try:
             await self.store.save(self.id, self.team,
                                   Stored([*self.history, *self.items, *output], response, len(self.history)),
@@ -533,6 +551,7 @@ class _StreamWriter:
         self.finish_reason: str | None = None
         self.model: str | None = None
         self._closing: list[bytes] = []
+        self._where: tuple[str, int, int] = ("", 0, 0)   # the open part: its item's id, output and content index
 
     def _event(self, kind: str, payload: dict[str, Any]) -> bytes:
         body = {"type": kind, "sequence_number": self.seq, **payload}
@@ -550,30 +569,46 @@ class _StreamWriter:
         return out
 
     def chunk(self, chunk: dict[str, Any]) -> bytes:
+        """The events one chat chunk makes (most chunks: one text delta)."""
+        get = chunk.get
+        if usage := get("usage"):
+            self.usage = _usage(usage)
+        nuri = get("nuri")
+        if nuri is not None and type(nuri) is dict:
+            self.turn.nuri = {**(self.turn.nuri or {}), **nuri}
+        model = get("model")
+        if type(model) is str:
+            self.model = model
         out: list[bytes] = []
-        if chunk.get("usage"):
-            self.usage = _usage(chunk["usage"])
-        if isinstance(chunk.get("nuri"), dict):
-            self.turn.nuri = {**(self.turn.nuri or {}), **chunk["nuri"]}
-        if isinstance(chunk.get("model"), str):
-            self.model = chunk["model"]
-        for choice in chunk.get("choices") or []:
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+        for choice in get("choices") or ():
+            if type(choice) is not dict or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta") or {}
-            if isinstance(delta.get("content"), str) and delta["content"]:
-                out += self._text("output_text", delta["content"])
-            if isinstance(delta.get("refusal"), str) and delta["refusal"]:
-                out += self._text("refusal", delta["refusal"])
-            for call in delta.get("tool_calls") or []:
-                if isinstance(call, dict):
+            content = delta.get("content")
+            if content and type(content) is str:
+                out += self._text("output_text", content)
+            refusal = delta.get("refusal")
+            if refusal and type(refusal) is str:
+                out += self._text("refusal", refusal)
+            for call in delta.get("tool_calls") or ():
+                if type(call) is dict:
                     out += self._call(call)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
+            if finish := choice.get("finish_reason"):
+                self.finish_reason = finish
         return b"".join(out)
 
     def _text(self, kind: str, delta: str) -> list[bytes]:
         out: list[bytes] = []
+        part = self.part
+        if part is None or part["type"] != kind:
+            part = self._open_part(kind, out)
+        part["text" if kind == "output_text" else "refusal"] += delta
+        out.append(self._delta(kind, delta))
+        return out
+
+    def _open_part(self, kind: str, out: list[bytes]) -> dict[str, Any]:
+        """A new content part of `kind`, in the open message item (opened first if there is none);
+        the events that open them go to `out`."""
         if self.message is None:
             self.message = len(self.output)
             item: dict[str, Any] = {"id": _id("msg_"), "type": "message", "status": "in_progress",
@@ -581,29 +616,29 @@ class _StreamWriter:
             self.output.append(item)
             out.append(self._event("response.output_item.added", {"output_index": self.message, "item": item}))
         item = self.output[self.message]
-        if self.part is None or self.part["type"] != kind:
-            out += self._close_part()
-            self.part = ({"type": "output_text", "text": "", "annotations": [], "logprobs": []}
-                         if kind == "output_text" else {"type": "refusal", "refusal": ""})
-            item["content"].append(self.part)
-            out.append(self._event("response.content_part.added", {
-                "item_id": item["id"], "output_index": self.message, "content_index": len(item["content"]) - 1,
-                "part": self.part}))
-        self.part[kind if kind == "refusal" else "text"] += delta
-        out.append(self._delta(item, kind, delta))
-        return out
+        out += self._close_part()
+        part = ({"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+                if kind == "output_text" else {"type": "refusal", "refusal": ""})
+        item["content"].append(part)
+        self.part = part
+        self._where = (item["id"], self.message, len(item["content"]) - 1)
+        out.append(self._event("response.content_part.added", {
+            "item_id": item["id"], "output_index": self.message, "content_index": len(item["content"]) - 1,
+            "part": part}))
+        return part
 
-    def _delta(self, item: dict[str, Any], kind: str, delta: str) -> bytes:
-        """A text or refusal delta of the open message `item`: the event a stream sends most,
-        built in one step."""
-        name = "response.output_text.delta" if kind == "output_text" else "response.refusal.delta"
-        body: dict[str, Any] = {"type": name, "sequence_number": self.seq, "item_id": item["id"],
-                                "output_index": self.message, "content_index": len(item["content"]) - 1,
-                                "delta": delta}
+    def _delta(self, kind: str, delta: str) -> bytes:
+        """A text or refusal delta of the open part: the event a stream sends most, built in one step."""
+        item_id, output_index, content_index = self._where
+        seq = self.seq
+        self.seq = seq + 1
         if kind == "output_text":
-            body["logprobs"] = []
-        self.seq += 1
-        return sse(name, body)
+            return sse("response.output_text.delta", {
+                "type": "response.output_text.delta", "sequence_number": seq, "item_id": item_id,
+                "output_index": output_index, "content_index": content_index, "delta": delta, "logprobs": []})
+        return sse("response.refusal.delta", {
+            "type": "response.refusal.delta", "sequence_number": seq, "item_id": item_id,
+            "output_index": output_index, "content_index": content_index, "delta": delta})
 
     def _close_part(self) -> list[bytes]:
         if self.part is None or self.message is None:

@@ -30,8 +30,9 @@ import logging
 import re
 import sqlite3
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping
+from itertools import repeat
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -326,8 +327,7 @@ class Redactor:
         if not self.made or type(response) is not dict:
             return self.clean(body)
         rest = response.copy()
-        for k in self.made:
-            rest.pop(k, None)
+        deque(map(rest.pop, self.made, repeat(None)), maxlen=0)    # each `rest.pop(k, None)`, in C
         return self.clean({**body, "response": rest})
 
     def _keeps(self, key: Any, value: str) -> bool:
