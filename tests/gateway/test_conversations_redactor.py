@@ -170,6 +170,36 @@ def test_a_translated_turns_own_fields_are_not_walked_and_every_other_field_is(s
     assert odd in passed_through.seen and PHONE not in body and json.loads(body)["response"]["metadata"] == {"note": "메모"}
 
 
+def test_a_parameter_the_client_sent_is_walked_and_one_it_did_not_send_holds_nuris_default(scanner: Scanner) -> None:
+    """A translated turn's Response object repeats the request's parameters (`DEFAULTED_FIELDS`).
+    Those the client sent are walked before storing (metadata is never sent upstream, so only this
+    check sees it); one the client did not send holds Nuri's default and is not. Here a defaulted
+    field is changed after the fact to show which are walked: in a real turn it is a constant."""
+    import asyncio
+
+    from nuri.gateway.api_responses import Turn, input_items
+
+    reply = {"model": "kr", "choices": [{"message": {"role": "assistant", "content": "네."}, "finish_reason": "stop"}]}
+    odd = f"연락처 {PHONE}"
+
+    def stored_response(body: dict[str, Any], change: dict[str, Any]) -> tuple[Counting, dict[str, Any]]:
+        counting = Counting(scanner)
+        store = MemoryStore(7, counting, 100)
+        turn = Turn(body, input_items(body["input"]), [], "team", store)
+        turn.known = Known({"안녕하세요": []}, nothing_found=True)
+        turn.scans = {"네.": []}
+        asyncio.run(turn.save({**turn.from_chat(reply), **change}))
+        stored = asyncio.run(store.load(turn.id, "team"))
+        assert stored is not None
+        return counting, stored.response
+
+    sent = {"model": "default", "input": "안녕하세요", "metadata": {"note": odd}}
+    counting, response = stored_response(sent, {})
+    assert odd in counting.seen and response["metadata"] == {"note": "연락처 <PHONE_REDACTED>"}
+    counting, response = stored_response({"model": "default", "input": "안녕하세요"}, {"metadata": {"note": odd}})
+    assert counting.seen == [] and response["metadata"] == {"note": odd}      # not walked: Nuri's default
+
+
 def test_a_follow_up_keeps_its_stored_history_as_it_was_and_still_redacts_its_new_input(scanner: Scanner) -> None:
     """A follow-up turn continues stored items and a stored response. Their ids and any field that is
     not sent upstream (here an item's note) the request's classification never sees; they were

@@ -318,6 +318,10 @@ _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"
 # a passed-through response is the upstream's, and is walked whole.
 MADE_FIELDS = frozenset({"object", "created_at", "status", "background", "incomplete_details", "max_output_tokens",
                          "reasoning", "service_tier", "store", "truncation", "usage"})
+# The request parameters a translated turn's Response object repeats. One the client did not send
+# holds Nuri's default there (`Turn._parameters`), and is not walked either; one it sent is.
+DEFAULTED_FIELDS = frozenset({"instructions", "parallel_tool_calls", "previous_response_id", "temperature", "text",
+                              "tool_choice", "tools", "top_p", "user", "metadata"})
 
 
 @dataclass
@@ -407,18 +411,19 @@ class Turn:
         output = kept_output(response)
         # the ids Nuri made and the deployment's id (set by the pipeline) are not personal data:
         # kept without a scan (an upstream's ids are scanned)
-        made = [] if self.native else [i.get("id") for i in output]
+        made_ids = [] if self.native else [i.get("id") for i in output]
         # so is the AI notice: policy's words (an upstream's `nuri` would not be the same string);
         # and so are the stored response this turn continues and its items' ids, as they were stored
         # (redacted then; they are not sent upstream, so the request's classification never saw
         # them): without them every follow-up turn would be copied and scanned for nothing
         earlier = ([self.body.get("previous_response_id"), *(i.get("id") for i in self.history)]
                    if self.history else ())
-        own = frozenset(filter(_is_str, (self.id, response.get("model"), self.notice, *made, *earlier)))
+        own = frozenset(filter(_is_str, (self.id, response.get("model"), self.notice, *made_ids, *earlier)))
+        built = frozenset() if self.native else MADE_FIELDS.union(DEFAULTED_FIELDS.difference(self.body))
         try:
             await self.store.save(self.id, self.team,
                                   Stored([*self.history, *self.items, *output], response, len(self.history)),
-                                  self.known, self.scans, own, frozenset() if self.native else MADE_FIELDS)
+                                  self.known, self.scans, own, built)
         except Exception as exc:
             log.error("response %s not stored: %s", self.id, type(exc).__name__)
 
