@@ -344,11 +344,11 @@ class NamesTagger:
         self._make_room(len(toks))
         ids = self._ids
         rows: list[int | None] = [*_HEAD, *map(ids.get, toks), *_TAIL]
-        if None in rows:
-            for k, row in enumerate(rows):
-                if row is None:
-                    tok = toks[k - len(_HEAD)]
-                    rows[k] = ids[tok] if tok in ids else self._id(tok)
+        k = -1
+        for _ in range(rows.count(None)):      # each new piece found by a scan in C (most texts have one)
+            k = rows.index(None, k + 1)
+            tok = toks[k - len(_HEAD)]
+            rows[k] = ids[tok] if tok in ids else self._id(tok)
         return cast("list[int]", rows)
 
     def _window_exp(self, padded: list[int], i: int) -> list[float]:

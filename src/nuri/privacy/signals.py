@@ -140,6 +140,8 @@ _MARKINGS: list[tuple[re.Pattern[str], str, str, tuple[str, ...]]] = [
     (re.compile(r"(?<![A-Za-z_])(?:FOR OFFICIAL USE ONLY|FOUO|INTERNAL ONLY)(?![A-Za-z_])"), "FOUO", "S", ("FOUO", "ONLY")),
 ]
 _GRADE_RANK = {"O": 0, "S": 1, "C": 2}
+# Any marking's hint, in one scan: most texts hold none, and then no pattern is tried
+_ANY_HINT = re.compile("|".join(sorted({re.escape(h) for *_, hints in _MARKINGS for h in hints}, key=len, reverse=True)))
 
 # Script shares from UTF-8 lead bytes: bytes.count runs at memchr speed, where a character-class
 # regex costs more than the whole scan on Korean text. Lead bytes 0xEA–0xED are U+A000–U+DFFF
@@ -166,10 +168,11 @@ def markings(text: str, extra: Mapping[str, str] | None = None) -> tuple[str, li
     """(highest grade, markings found); `extra` maps a literal marking to a grade C/S/O."""
     found: list[str] = []
     grade = "O"
-    for rx, label, g, hint in _MARKINGS:
-        if label not in found and any(h in text for h in hint) and rx.search(text):
-            found.append(label)
-            grade = higher(grade, g)
+    if _ANY_HINT.search(text) is not None:
+        for rx, label, g, hint in _MARKINGS:
+            if label not in found and any(map(text.__contains__, hint)) and rx.search(text):
+                found.append(label)
+                grade = higher(grade, g)
     for marking, g in (extra or {}).items():
         g = str(g).upper()
         if marking and g in _GRADE_RANK and marking in text:

@@ -239,14 +239,17 @@ class PersonDetector:
         return False
 
     def _korean(self, text: str, m: re.Match[str], two_syllable_surname: bool) -> Hit | None:
+        name = m.group("name")
+        kind = m.lastgroup
+        s_len = 2 if two_syllable_surname else 1
+        three = len(name) >= s_len + 2
+        if not three and (kind == "bare" or kind == "part") and name[-1] != "모":
+            return None         # most matches: a two-syllable word with nothing beside it (주문, 배송)
         start = m.start()
         if two_syllable_surname and start and "가" <= text[start - 1] <= "힣":
             return None
-        name = m.group("name")
         if name in STOP:
             return None
-        kind = m.lastgroup
-        s_len = 2 if two_syllable_surname else 1
         end = start + len(name)
         title = m.group(kind) if kind in ("title", "title_b") else None
         if name in HISTORICAL and title not in _PERSONAL_TITLES:
@@ -255,7 +258,6 @@ class PersonDetector:
             if kind in ("title", "title_b", "age") or (kind == "bare" and text.startswith("(", end)):
                 return Hit("PERSON", start, start + s_len, 0.6, Evidence.CONTEXT)
             return None                                       # 추모, 부모님께: a word, not a name
-        three = len(name) >= s_len + 2
         if title:
             if not three and title not in _PERSONAL_TITLES:
                 return None
