@@ -12,6 +12,7 @@ import re
 import time
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -57,7 +58,7 @@ class AuditRecord:
         This is a last line of defence: if a caller put a raw value where a keyed hash belongs,
         the value is replaced by its keyed hash before anything is stored.
         """
-        body = {name: getattr(self, name) for name in _FIELDS}   # shallow: asdict deep-copies (slow)
+        body = dict(zip(_FIELDS, _FIELD_VALUES(self), strict=True))   # shallow: asdict deep-copies (slow)
         body["classification"] = dict(self.classification)
         body["categories"] = list(self.categories)
         body["rule_ids"] = list(self.rule_ids)
@@ -82,6 +83,7 @@ class AuditRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(AuditRecord))
+_FIELD_VALUES = attrgetter(*_FIELDS)      # every field's value at once, in C
 
 
 def iso_time(ts: float) -> str:

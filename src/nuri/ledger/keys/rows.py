@@ -86,12 +86,15 @@ def hash_secret(salt: str, secret: str) -> str:
     return hashlib.sha256(bytes.fromhex(salt) + secret.encode("utf-8")).hexdigest()
 
 
+_LOWER_HEX = frozenset("0123456789abcdef")
+
+
 def split_key(key: str) -> tuple[str, str] | None:
     """(key_id, secret) from `nuri-<key_id>-<secret>`, or None when it is not shaped like one."""
     if not key.startswith(PREFIX) or len(key) < len(PREFIX) + KEY_ID_LEN + 2:
         return None
     key_id = key[len(PREFIX): len(PREFIX) + KEY_ID_LEN]
-    if key[len(PREFIX) + KEY_ID_LEN] != "-" or not all(c in "0123456789abcdef" for c in key_id):
+    if key[len(PREFIX) + KEY_ID_LEN] != "-" or not _LOWER_HEX.issuperset(key_id):
         return None
     return key_id, key[len(PREFIX) + KEY_ID_LEN + 1:]
 
