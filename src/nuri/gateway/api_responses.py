@@ -579,7 +579,7 @@ class _StreamWriter:
         if usage := get("usage"):
             self.usage = _usage(usage)
         nuri = get("nuri")
-        if nuri is not None and type(nuri) is dict:
+        if type(nuri) is dict:
             self.turn.nuri = {**(self.turn.nuri or {}), **nuri}
         model = get("model")
         if type(model) is str:
@@ -626,10 +626,9 @@ class _StreamWriter:
                 if kind == "output_text" else {"type": "refusal", "refusal": ""})
         item["content"].append(part)
         self.part = part
-        self._where = (item["id"], self.message, len(item["content"]) - 1)
+        item_id, output_index, content_index = self._where = (item["id"], self.message, len(item["content"]) - 1)
         out.append(self._event("response.content_part.added", {
-            "item_id": item["id"], "output_index": self.message, "content_index": len(item["content"]) - 1,
-            "part": part}))
+            "item_id": item_id, "output_index": output_index, "content_index": content_index, "part": part}))
         return part
 
     def _delta(self, kind: str, delta: str) -> bytes:
